@@ -1,0 +1,31 @@
+# The two commands: `make demo` and `make test`. Also `make lint` and `make bench`.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PKG_FILES := $(wildcard */pyproject.toml)
+
+.PHONY: install test lint demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements-dev.txt $(PKG_FILES)
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+test: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy sandbox/sandbox $(wildcard fortnox-client/fortnox_client) $(wildcard moment-client/moment_client)
+
+demo: install
+	$(BIN)/python scripts/demo.py
+
+clean:
+	rm -rf $(VENV) .meltano output .pytest_cache
