@@ -4,6 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PKG_FILES := $(wildcard */pyproject.toml)
+# Every folder with a pyproject.toml is one of the project's packages; one pip call installs them
+# all (editable), so local dependencies such as fortnox-client resolve from the repo, not PyPI.
+PKG_DIRS  := $(patsubst %/pyproject.toml,%,$(PKG_FILES))
 
 .PHONY: install test lint demo bench clean
 
@@ -13,7 +16,7 @@ $(STAMP): requirements-dev.txt $(PKG_FILES)
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt $(foreach d,$(PKG_DIRS),-e ./$(d))
 	touch $(STAMP)
 
 test: install
@@ -22,7 +25,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy sandbox/sandbox $(wildcard fortnox-client/fortnox_client) $(wildcard moment-client/moment_client)
+	$(BIN)/mypy sandbox/sandbox $(wildcard fortnox-client/fortnox_client moment-client/moment_client sync-common/sync_common)
 
 demo: install
 	$(BIN)/python scripts/demo.py
