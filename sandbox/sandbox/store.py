@@ -59,7 +59,8 @@ class Filter:
         if self.op == "notnull":
             return f"{column} IS NOT NULL", params
         if self.op == "like":
-            return f"lower({column}) LIKE ?", [*params, f"%{str(self.value).lower()}%"]
+            # SQLite's lower() only folds ASCII; ``casefold`` (registered below) handles å, ä, ö.
+            return f"casefold({column}) LIKE ?", [*params, f"%{str(self.value).casefold()}%"]
         if self.op == "in":
             values = list(self.value)
             if not values:
@@ -81,6 +82,9 @@ class Store:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.create_function(
+            "casefold", 1, lambda v: v.casefold() if isinstance(v, str) else v, deterministic=True
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
