@@ -1,0 +1,121 @@
+"""`make demo`: both sandboxes seeded with demo data, both jobs run with `meltano run`, the result shown.
+
+Everything lives under output/demo/ (sandbox databases, Meltano state, token store, run summaries), so the
+second `make demo` continues where the first stopped and transfers nothing new; delete that folder to
+start over. In a terminal the sandboxes stay up until Ctrl-C so you can look around; otherwise (CI, a pipe)
+they stop as soon as the jobs are done. Either way no process is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+from base64 import b64encode
+from pathlib import Path
+from typing import Any
+
+from sandbox.launcher import SandboxProcess
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "output" / "demo"
+JOBS = ("moment-to-fortnox", "fortnox-expenses-to-moment")
+PLUGINS = ("tap-moment", "target-fortnox", "tap-fortnox-expenses", "target-moment")
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> Any:
+    req = urllib.request.Request(url, headers={"Accept": "application/json", **(headers or {})})
+    with urllib.request.urlopen(req, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def show_sandboxes(fortnox: SandboxProcess, moment: SandboxProcess) -> None:
+    """Print what the seeded sandboxes hold, read through their public APIs."""
+    basic = "Basic " + b64encode(b"apikey:sandbox-key").decode()
+    base = f"{moment.url}/api/1.0/companies/demo"
+    print(f"\nMoment sandbox   {moment.url}  (company demo, API key sandbox-key)")
+    for entity in ("customers", "projects", "invoices", "projectExpenses"):
+        page = _get(f"{base}/{entity}?size=1", {"Authorization": basic})["page"]
+        print(f"  {entity:<18} {page['totalElements']:>6}")
+    print(f"Fortnox sandbox  {fortnox.url}  (OAuth client sandbox-client / sandbox-secret)")
+    counts = fortnox.admin("GET", "counts")
+    for entity, count in counts.items():
+        print(f"  {entity:<18} {count:>6}")
+
+
+def meltano_env(fortnox: SandboxProcess, moment: SandboxProcess) -> dict[str, str]:
+    env = {**os.environ, "MELTANO_ENVIRONMENT": "dev"}
+    env["MELTANO_STATE_BACKEND_URI"] = (DEMO / "state").as_uri()
+    env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    token_store = str(DEMO / "fortnox-token.json")
+    results = str(DEMO / "results")
+    for plugin in ("TARGET_FORTNOX", "TAP_FORTNOX_EXPENSES"):
+        env[f"{plugin}_API_URL"] = f"{fortnox.url}/3"
+        env[f"{plugin}_TOKEN_URL"] = f"{fortnox.url}/oauth-v1/token"
+        env[f"{plugin}_TOKEN_STORE_PATH"] = token_store
+        env[f"{plugin}_RESULTS_DIR"] = results
+    for plugin in ("TAP_MOMENT", "TARGET_MOMENT"):
+        env[f"{plugin}_API_URL"] = f"{moment.url}/api/1.0"
+    env["TARGET_MOMENT_RESULTS_DIR"] = results
+    if not Path(token_store).exists():
+        # Stands in for the one-time browser consent (`meltano invoke target-fortnox:authorize`):
+        # the sandbox mints the first refresh token, the token store rotates it from then on.
+        minted = fortnox.admin("POST", "refresh-tokens", {})
+        for plugin in ("TARGET_FORTNOX", "TAP_FORTNOX_EXPENSES"):
+            env[f"{plugin}_REFRESH_TOKEN"] = minted["refresh_token"]
+    return env
+
+
+def meltano(*args: str, env: dict[str, str]) -> int:
+    exe = shutil.which("meltano", path=str(Path(sys.executable).parent)) or "meltano"
+    print(f"\n$ meltano {' '.join(args)}", flush=True)
+    return subprocess.call([exe, *args], cwd=ROOT, env=env)
+
+
+def show_results() -> None:
+    from sync_common import load_runs, render_runs_table
+
+    runs = load_runs(DEMO / "results")
+    if runs:
+        print("\nWhat moved (this run):")
+        print(render_runs_table(runs[-len(PLUGINS) :]))
+
+
+def pipelines_present() -> list[str]:
+    return [p for p in PLUGINS if (ROOT / p / "pyproject.toml").exists()]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--no-wait", action="store_true", help="stop the sandboxes when done")
+    args = parser.parse_args()
+    DEMO.mkdir(parents=True, exist_ok=True)
+    with (
+        SandboxProcess("fortnox", DEMO / "fortnox.db", seed=1, port=8081) as fortnox,
+        SandboxProcess("moment", DEMO / "moment.db", seed=1, port=8082) as moment,
+    ):
+        show_sandboxes(fortnox, moment)
+        status = 0
+        if len(pipelines_present()) == len(PLUGINS):
+            env = meltano_env(fortnox, moment)
+            status = meltano("install", env=env) or meltano("run", *JOBS, env=env)
+            show_results()
+            show_sandboxes(fortnox, moment)
+        else:
+            print("\n(pipelines not built yet: showing the seeded sandboxes only)")
+        if status == 0 and sys.stdin.isatty() and not args.no_wait:
+            print("\nSandboxes running. Press Ctrl-C to stop them.", flush=True)
+            try:
+                fortnox.process.wait() if fortnox.process else None
+            except KeyboardInterrupt:
+                pass
+        print("Stopping the sandboxes.")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
