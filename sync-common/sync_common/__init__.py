@@ -1,0 +1,38 @@
+"""What every Moment/Fortnox plugin shares and no API owns.
+
+Run summaries (``RunSummary``), replayable dead letters (``DeadLetters``), the failure e-mail
+(``FailureMailer``), secret redaction in logs (``install_secret_redaction``, ``redact``) and
+progress lines (``ProgressReporter``). Standard library only.
+"""
+
+from sync_common.dead_letters import DeadLetter, DeadLetters, dead_letters_path
+from sync_common.mailer import FailureMailer, SmtpSettings, failure_report
+from sync_common.progress import ProgressReporter
+from sync_common.redaction import SecretRedactingFilter, install_secret_redaction, redact
+from sync_common.run_summary import (
+    OUTCOMES,
+    RecordIssue,
+    RunSummary,
+    StreamCounts,
+    load_runs,
+    render_runs_table,
+)
+
+__all__ = [
+    "OUTCOMES",
+    "DeadLetter",
+    "DeadLetters",
+    "FailureMailer",
+    "ProgressReporter",
+    "RecordIssue",
+    "RunSummary",
+    "SecretRedactingFilter",
+    "SmtpSettings",
+    "StreamCounts",
+    "dead_letters_path",
+    "failure_report",
+    "install_secret_redaction",
+    "load_runs",
+    "redact",
+    "render_runs_table",
+]

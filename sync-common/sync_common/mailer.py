@@ -1,0 +1,205 @@
+"""Failure e-mail: one plain-text message per run that had failed records.
+
+Owns the SMTP settings (``notify_email``, ``smtp_host``, ``smtp_port``, ``smtp_username``,
+``smtp_password``, ``smtp_from``, ``smtp_starttls``; DESIGN §4), composing the message from a
+``RunSummary`` (failures per stream with keys and messages, where the run JSON and the dead-letter
+file are, how to replay) and sending it. Sending never raises: an e-mail that cannot be delivered
+must not fail a sync whose data already went through; the error is logged, password masked.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from itertools import groupby
+from typing import Any, Final
+
+from sync_common.dead_letters import dead_letters_path
+from sync_common.redaction import redact
+from sync_common.run_summary import OUTCOMES, RunSummary
+
+logger = logging.getLogger(__name__)
+
+PORT_WITH_STARTTLS: Final = 587
+PORT_WITHOUT_STARTTLS: Final = 25
+DEFAULT_SENDER: Final = "moment-fortnox-sync@localhost"
+DEFAULT_TIMEOUT_SECONDS: Final = 30.0
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off", ""})
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where and how to send; ``recipients`` empty means e-mail is off."""
+
+    recipients: tuple[str, ...]
+    host: str | None = None
+    port: int = PORT_WITH_STARTTLS
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    sender: str = DEFAULT_SENDER
+    starttls: bool = True
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"setting {name}={value!r} is not a boolean: use true or false")
+
+
+def _recipients(value: Any) -> tuple[str, ...]:
+    if not value:
+        return ()
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    return tuple(address.strip() for address in items if str(address).strip())
+
+
+class FailureMailer:
+    """Sends the failure e-mail of a run; a no-op when ``notify_email`` is not set."""
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> FailureMailer:
+        """Read the notify/SMTP settings of a plugin config; raises ValueError on a bad value."""
+        starttls = _as_bool("smtp_starttls", config.get("smtp_starttls", True))
+        port_value = config.get("smtp_port")
+        default_port = PORT_WITH_STARTTLS if starttls else PORT_WITHOUT_STARTTLS
+        try:
+            port = int(port_value) if port_value not in (None, "") else default_port
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"setting smtp_port={port_value!r} is not a port number: use e.g. 587 or 25"
+            ) from None
+        username = config.get("smtp_username") or None
+        sender = config.get("smtp_from") or (
+            username if username and "@" in username else DEFAULT_SENDER
+        )
+        return cls(
+            SmtpSettings(
+                recipients=_recipients(config.get("notify_email")),
+                host=config.get("smtp_host") or None,
+                port=port,
+                username=username,
+                password=config.get("smtp_password") or None,
+                sender=sender,
+                starttls=starttls,
+                timeout=float(config.get("smtp_timeout") or DEFAULT_TIMEOUT_SECONDS),
+            )
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.settings.recipients)
+
+    def send_if_failed(self, summary: RunSummary) -> bool:
+        """Send one e-mail if the run had failures and ``notify_email`` is set; True if sent."""
+        if not summary.has_failures or not self.enabled:
+            return False
+        if not self.settings.host:
+            logger.error(
+                "%s: %d failed record(s), but no failure e-mail sent: notify_email is set and "
+                "smtp_host is not; set smtp_host (and smtp_port, smtp_username, smtp_password)",
+                summary.plugin,
+                summary.failure_count,
+            )
+            return False
+        return self.send(self.compose(summary))
+
+    def compose(self, summary: RunSummary) -> EmailMessage:
+        """The failure e-mail for ``summary`` (plain text)."""
+        message = EmailMessage()
+        message["Subject"] = (
+            f"[{summary.plugin}] {summary.failure_count} failed record(s) in run {summary.run_id}"
+        )
+        message["From"] = self.settings.sender
+        message["To"] = ", ".join(self.settings.recipients)
+        message["Date"] = formatdate(localtime=False)
+        message["Message-ID"] = make_msgid(domain="moment-fortnox-sync")
+        message.set_content(failure_report(summary))
+        return message
+
+    def send(self, message: EmailMessage) -> bool:
+        """Deliver ``message``; log (password masked) and return False on any SMTP/network error."""
+        s = self.settings
+        assert s.host is not None  # send_if_failed checks this with a clear message
+        try:
+            with smtplib.SMTP(s.host, s.port, timeout=s.timeout) as smtp:
+                smtp.ehlo()
+                if s.starttls:
+                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.ehlo()
+                if s.username:
+                    smtp.login(s.username, s.password or "")
+                refused = smtp.send_message(message)
+        except (smtplib.SMTPException, OSError) as exc:
+            logger.error(
+                "failure e-mail to %s via %s:%d not sent: %s; check smtp_host, smtp_port, "
+                "smtp_starttls and the SMTP credentials",
+                ", ".join(s.recipients),
+                s.host,
+                s.port,
+                redact(f"{type(exc).__name__}: {exc}", [s.password]),
+            )
+            return False
+        if refused:
+            logger.warning("failure e-mail refused for: %s", ", ".join(sorted(refused)))
+        logger.info("failure e-mail sent to %s", ", ".join(s.recipients))
+        return True
+
+
+def failure_report(summary: RunSummary) -> str:
+    """The body of the failure e-mail: what failed, where the files are, how to replay."""
+    data = summary.to_dict()
+    plugin = summary.plugin
+    lines = [
+        f"{plugin}: {summary.failure_count} record(s) failed in run {summary.run_id}.",
+        f"Started {data['started_at']}, ended {data['ended_at'] or '(not finished)'}, "
+        f"{data['duration_seconds']:.1f} s.",
+        "",
+        "Per stream:",
+    ]
+    for name, counts in data["streams"].items():
+        lines.append(f"  {name}: " + " ".join(f"{o}={counts[o]}" for o in OUTCOMES))
+    for title, issues, not_kept in (
+        ("Failed records", summary.failures, summary.failures_not_kept),
+        ("Conflicts (not overwritten)", summary.conflicts, summary.conflicts_not_kept),
+    ):
+        if not issues:
+            continue
+        lines += ["", f"{title}:"]
+        for stream, group in groupby(
+            sorted(issues, key=lambda i: i.stream), key=lambda i: i.stream
+        ):
+            lines.append(f"  {stream}:")
+            lines += [f"    - key {i.key or '(none)'}: {i.message}" for i in group]
+        if not_kept:
+            lines.append(f"  ... and {not_kept} more (counted, not listed)")
+    # Absolute paths: results_dir is often relative (output/) to a directory the reader can't guess.
+    dead_path = dead_letters_path(summary.results_dir, plugin).absolute()
+    lines += ["", "Files:"]
+    run_file = summary.path.absolute() if summary.path else "(not written: run not finished)"
+    lines.append(f"  run summary:   {run_file}")
+    if dead_path.exists():
+        lines += [
+            f"  dead letters:  {dead_path}",
+            "",
+            "The next run retries the dead letters first. To replay them now, fix the cause",
+            "(the messages above say what to do), then pipe the file into the target:",
+            f"  cat {dead_path} | {plugin} --config <config.json>",
+            "or, in the Meltano project:",
+            f"  meltano invoke {plugin} < {dead_path}",
+        ]
+    return "\n".join(lines) + "\n"

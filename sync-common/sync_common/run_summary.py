@@ -1,0 +1,384 @@
+"""Run summaries: what one plugin run did, per stream, written as JSON under ``results_dir``.
+
+Owns the counting of outcomes (created, updated, unchanged, skipped per reason, failed, conflict),
+the bounded list of failures and conflicts (key and message, for the failure e-mail), the request
+figures the API clients report, the file ``results_dir/runs/<UTC timestamp>-<plugin>.json``, the
+one-line log summary and the readable tables (one run; the last N runs for a ``report`` command).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+OUTCOMES: Final = ("created", "updated", "unchanged", "skipped", "failed", "conflict")
+# Enough to act on; a run with more failures than this has one cause worth fixing first, and an
+# unbounded list would make the JSON and the e-mail grow with the size of the data.
+MAX_KEPT_ISSUES: Final = 1000
+RUNS_DIRNAME: Final = "runs"
+# Sortable, filesystem-safe on every OS (no colons), microseconds so two runs never collide.
+_FILE_TIMESTAMP: Final = "%Y%m%dT%H%M%S%fZ"
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RecordIssue:
+    """A failed or conflicting record: which stream, which key, what went wrong and when."""
+
+    stream: str
+    key: str | None
+    message: str
+    time: str
+
+
+@dataclass
+class StreamCounts:
+    """Outcome counts for one stream; ``skipped_reasons`` splits ``skipped`` by reason."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    failed: int = 0
+    conflict: int = 0
+    skipped_reasons: dict[str, int] = field(default_factory=dict)
+
+    def add(self, outcome: str, n: int = 1) -> None:
+        setattr(self, outcome, getattr(self, outcome) + n)
+
+    def total(self) -> int:
+        return sum(getattr(self, outcome) for outcome in OUTCOMES)
+
+
+@dataclass
+class RequestCounts:
+    """HTTP figures reported by the API clients: requests sent, 429 answers, retries."""
+
+    requests: int = 0
+    rate_limited: int = 0
+    retries: int = 0
+
+
+class RunSummary:
+    """Collects what one run of a plugin did and writes it when the run ends.
+
+    Use one per run: ``record``/``skip``/``fail`` while records flow, ``add_requests`` with the
+    client's figures, then ``finish()`` once. Safe to call from several threads.
+    """
+
+    def __init__(
+        self,
+        plugin: str,
+        results_dir: str | os.PathLike[str],
+        *,
+        clock: Clock = _utc_now,
+        max_kept_issues: int = MAX_KEPT_ISSUES,
+        log: logging.Logger | None = None,
+    ) -> None:
+        if not plugin or "/" in plugin or "\\" in plugin:
+            raise ValueError(f"plugin name {plugin!r} must be a non-empty name without slashes")
+        self.plugin = plugin
+        self.results_dir = Path(results_dir)
+        self._clock = clock
+        self._max_kept = max_kept_issues
+        self._log = log or logger
+        self._lock = threading.Lock()
+        self.started_at = clock()
+        self.ended_at: datetime | None = None
+        self.streams: dict[str, StreamCounts] = {}
+        self.requests = RequestCounts()
+        self.failures: list[RecordIssue] = []
+        self.conflicts: list[RecordIssue] = []
+        # How many issues were counted but not kept because the lists were full.
+        self.failures_not_kept = 0
+        self.conflicts_not_kept = 0
+        self.path: Path | None = None
+
+    @property
+    def run_id(self) -> str:
+        """The run's identity: its UTC start time, as used in the file name."""
+        return self.started_at.astimezone(UTC).strftime(_FILE_TIMESTAMP)
+
+    @property
+    def has_failures(self) -> bool:
+        return any(counts.failed for counts in self.streams.values())
+
+    @property
+    def failure_count(self) -> int:
+        return sum(counts.failed for counts in self.streams.values())
+
+    @property
+    def conflict_count(self) -> int:
+        return sum(counts.conflict for counts in self.streams.values())
+
+    def add_stream(self, stream: str) -> StreamCounts:
+        """Register a stream so it shows (with zeros) even when no record came through."""
+        with self._lock:
+            return self._stream(stream)
+
+    def record(
+        self,
+        stream: str,
+        outcome: str,
+        key: str | int | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Count one outcome; ``detail``: the reason (skipped) or message (failed, conflict)."""
+        if outcome not in OUTCOMES:
+            raise ValueError(
+                f"unknown outcome {outcome!r} for stream {stream!r}: "
+                f"use one of {', '.join(OUTCOMES)}"
+            )
+        if outcome == "skipped":
+            self.skip(stream, detail or "unspecified", key)
+        elif outcome == "failed":
+            self.fail(stream, key, detail or "failed without a message")
+        elif outcome == "conflict":
+            self._add_issue(stream, "conflict", key, detail or "conflict without a message")
+        else:
+            with self._lock:
+                self._stream(stream).add(outcome)
+
+    def skip(self, stream: str, reason: str, key: str | int | None = None) -> None:
+        """Count a skipped record under ``reason`` (e.g. ``unknown project``)."""
+        with self._lock:
+            counts = self._stream(stream)
+            counts.add("skipped")
+            counts.skipped_reasons[reason] = counts.skipped_reasons.get(reason, 0) + 1
+
+    def fail(self, stream: str, key: str | int | None, error_message: str) -> None:
+        """Count a failed record and keep its key and message for the summary and the e-mail."""
+        self._add_issue(stream, "failed", key, error_message)
+
+    def add_requests(self, *, requests: int = 0, rate_limited: int = 0, retries: int = 0) -> None:
+        """Add HTTP figures (call once per client at the end, or as they happen)."""
+        with self._lock:
+            self.requests.requests += requests
+            self.requests.rate_limited += rate_limited
+            self.requests.retries += retries
+
+    def duration_seconds(self) -> float:
+        end = self.ended_at or self._clock()
+        return round((end - self.started_at).total_seconds(), 3)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run as JSON-ready data: the format of the file ``finish()`` writes."""
+        with self._lock:
+            streams = {name: asdict(counts) for name, counts in self.streams.items()}
+            totals = {outcome: sum(c[outcome] for c in streams.values()) for outcome in OUTCOMES}
+            return {
+                "plugin": self.plugin,
+                "run_id": self.run_id,
+                "started_at": self.started_at.isoformat(),
+                "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+                "duration_seconds": self.duration_seconds(),
+                "streams": streams,
+                "totals": totals,
+                "requests": asdict(self.requests),
+                "failures": [asdict(issue) for issue in self.failures],
+                "failures_not_kept": self.failures_not_kept,
+                "conflicts": [asdict(issue) for issue in self.conflicts],
+                "conflicts_not_kept": self.conflicts_not_kept,
+            }
+
+    def summary_line(self) -> str:
+        """One line for the log, e.g. ``target-fortnox run: customers created=3 updated=1 ...``."""
+        with self._lock:
+            parts = [
+                f"{name} " + " ".join(f"{o}={getattr(c, o)}" for o in OUTCOMES)
+                for name, c in self.streams.items()
+            ] or ["no records"]
+            r = self.requests
+        return (
+            f"{self.plugin} run: {'; '.join(parts)}; requests={r.requests} 429s={r.rate_limited} "
+            f"retries={r.retries} duration={self.duration_seconds():.1f}s"
+        )
+
+    def table(self) -> str:
+        """The run as a readable table: one row per stream, then totals and skip reasons."""
+        data = self.to_dict()
+        rows = [
+            [name, *(str(counts[o]) for o in OUTCOMES)] for name, counts in data["streams"].items()
+        ]
+        rows.append(["total", *(str(data["totals"][o]) for o in OUTCOMES)])
+        lines = [_format_table(["stream", *OUTCOMES], rows)]
+        for name, counts in data["streams"].items():
+            for reason, n in sorted(counts["skipped_reasons"].items()):
+                lines.append(f"  {name} skipped {n}: {reason}")
+        r = data["requests"]
+        lines.append(
+            f"requests={r['requests']} 429s={r['rate_limited']} retries={r['retries']} "
+            f"duration={data['duration_seconds']:.1f}s"
+        )
+        return "\n".join(lines)
+
+    def finish(self) -> Path:
+        """End the run: write the JSON atomically, log the summary line and the table."""
+        self.ended_at = self._clock()
+        if self.path is None:
+            self.path = self.results_dir / RUNS_DIRNAME / f"{self.run_id}-{self.plugin}.json"
+        write_json_atomically(self.path, self.to_dict())
+        self._log.info("%s", self.summary_line())
+        self._log.info("%s run summary (%s):\n%s", self.plugin, self.path, self.table())
+        return self.path
+
+    def _stream(self, stream: str) -> StreamCounts:
+        counts = self.streams.get(stream)
+        if counts is None:
+            counts = self.streams[stream] = StreamCounts()
+        return counts
+
+    def _add_issue(self, stream: str, outcome: str, key: str | int | None, message: str) -> None:
+        issue = RecordIssue(
+            stream=stream,
+            key=None if key is None else str(key),
+            message=message,
+            time=self._clock().isoformat(),
+        )
+        with self._lock:
+            self._stream(stream).add(outcome)
+            kept = self.failures if outcome == "failed" else self.conflicts
+            if len(kept) < self._max_kept:
+                kept.append(issue)
+            elif outcome == "failed":
+                self.failures_not_kept += 1
+            else:
+                self.conflicts_not_kept += 1
+
+
+def write_json_atomically(path: Path, data: Mapping[str, Any]) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    write_text_atomically(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write to a temporary file in the same directory, fsync, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as tmp:
+            tmp.write(text)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def load_runs(
+    results_dir: str | os.PathLike[str],
+    *,
+    limit: int | None = None,
+    plugin: str | None = None,
+) -> list[dict[str, Any]]:
+    """Read run summaries from ``results_dir/runs``, oldest first; the last ``limit`` if given.
+
+    Unreadable files (e.g. hand-edited) are skipped with a warning rather than failing a report.
+    """
+    runs_dir = Path(results_dir) / RUNS_DIRNAME
+    if not runs_dir.is_dir():
+        return []
+    runs: list[dict[str, Any]] = []
+    # File names start with the UTC start time, so name order is time order.
+    for path in sorted(runs_dir.glob("*.json")):
+        try:
+            run = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            logger.warning("skipping unreadable run summary %s: %s", path, exc)
+            continue
+        if not isinstance(run, dict) or "streams" not in run:
+            logger.warning("skipping %s: not a run summary (no 'streams' member)", path)
+            continue
+        if plugin is None or run.get("plugin") == plugin:
+            runs.append(run)
+    if limit is not None:
+        runs = runs[-limit:] if limit > 0 else []
+    return runs
+
+
+RUNS_TABLE_COLUMNS: Final = (
+    "run",
+    "plugin",
+    "stream",
+    "created",
+    "updated",
+    "unchanged",
+    "skipped",
+    "failed",
+    "conflict",
+    "seconds",
+    "429s",
+)
+
+
+def render_runs_table(runs: Iterable[Mapping[str, Any]]) -> str:
+    """The given runs as one table: a row per run and stream; seconds and 429s on its first row."""
+    rows: list[list[str]] = []
+    for run in runs:
+        streams: Mapping[str, Mapping[str, Any]] = run.get("streams") or {}
+        run_cells = [
+            _format_started(run.get("started_at")),
+            str(run.get("plugin", "?")),
+        ]
+        run_figures = [
+            f"{float(run.get('duration_seconds') or 0):.1f}",
+            str((run.get("requests") or {}).get("rate_limited", 0)),
+        ]
+        if not streams:
+            rows.append([*run_cells, "-", *("0" for _ in OUTCOMES), *run_figures])
+            continue
+        for index, (name, counts) in enumerate(streams.items()):
+            first = index == 0
+            rows.append(
+                [
+                    *(run_cells if first else ["", ""]),
+                    name,
+                    *(str(counts.get(o, 0)) for o in OUTCOMES),
+                    *(run_figures if first else ["", ""]),
+                ]
+            )
+    if not rows:
+        return "no runs recorded yet"
+    return _format_table(list(RUNS_TABLE_COLUMNS), rows)
+
+
+def _format_started(value: Any) -> str:
+    if not isinstance(value, str):
+        return "?"
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    except ValueError:
+        return value
+
+
+def _format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Fixed-width text table; the first column left-aligned (names), the rest right (numbers)."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        out = []
+        for i, (cell, width) in enumerate(zip(cells, widths, strict=True)):
+            text_cols = i == 0 or headers[i] in {"plugin", "stream"}
+            out.append(cell.ljust(width) if text_cols else cell.rjust(width))
+        return "  ".join(out).rstrip()
+
+    separator = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), separator, *(line(row) for row in rows)])
