@@ -1,0 +1,33 @@
+"""moment_client: the HTTP client for Moment's public API 1.0 (auth, paging, retries, errors)."""
+
+from moment_client.client import (
+    DEFAULT_API_URL,
+    MAX_PAGE_SIZE,
+    MomentClient,
+    MomentClientStats,
+    MomentSettings,
+)
+from moment_client.errors import (
+    MomentAmbiguousWriteError,
+    MomentAuthError,
+    MomentConflict,
+    MomentDataError,
+    MomentError,
+    MomentNotFound,
+    MomentTransientError,
+)
+
+__all__ = [
+    "DEFAULT_API_URL",
+    "MAX_PAGE_SIZE",
+    "MomentAmbiguousWriteError",
+    "MomentAuthError",
+    "MomentClient",
+    "MomentClientStats",
+    "MomentConflict",
+    "MomentDataError",
+    "MomentError",
+    "MomentNotFound",
+    "MomentSettings",
+    "MomentTransientError",
+]
