@@ -6,13 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from sandbox.launcher import SandboxProcess
 
 
 @pytest.fixture(scope="session")
 def fortnox_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
-    """A seeded Fortnox sandbox (seed 1) with the rate limit off; tests reseed or arm limits as needed."""
+    """A seeded Fortnox sandbox (seed 1), rate limit off; tests reseed or arm limits as needed."""
     db = Path(tmp_path_factory.mktemp("fortnox")) / "fortnox.db"
     with SandboxProcess("fortnox", db, seed=1, extra_args=["--max-requests-per-5s", "0"]) as proc:
         yield proc

@@ -1,14 +1,15 @@
-"""`make demo`: both sandboxes seeded with demo data, both jobs run with `meltano run`, the result shown.
+"""`make demo`: both sandboxes seeded with demo data, both jobs run by `meltano run`, results shown.
 
-Everything lives under output/demo/ (sandbox databases, Meltano state, token store, run summaries), so the
-second `make demo` continues where the first stopped and transfers nothing new; delete that folder to
-start over. In a terminal the sandboxes stay up until Ctrl-C so you can look around; otherwise (CI, a pipe)
-they stop as soon as the jobs are done. Either way no process is left behind.
+Everything lives under output/demo/ (sandbox databases, Meltano state, token store, run summaries),
+so the second `make demo` continues where the first stopped and transfers nothing new; delete that
+folder to start over. In a terminal the sandboxes stay up until Ctrl-C so you can look around;
+otherwise (CI, a pipe) they stop as soon as the jobs are done. No process is left behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -109,10 +110,9 @@ def main() -> int:
             print("\n(pipelines not built yet: showing the seeded sandboxes only)")
         if status == 0 and sys.stdin.isatty() and not args.no_wait:
             print("\nSandboxes running. Press Ctrl-C to stop them.", flush=True)
-            try:
-                fortnox.process.wait() if fortnox.process else None
-            except KeyboardInterrupt:
-                pass
+            with contextlib.suppress(KeyboardInterrupt):
+                if fortnox.process is not None:
+                    fortnox.process.wait()
         print("Stopping the sandboxes.")
     return status
 

@@ -1,8 +1,8 @@
 """End-to-end fixtures: real `meltano run` processes against fresh sandboxes.
 
-Meltano installs the plugins once per test session (uv backend, editable installs from this repo). Each
-test module gets its own pair of sandboxes and its own state backend, token store and results folder, so
-"run 1 creates everything" starts from nothing.
+Meltano installs the plugins once per test session (uv backend, editable installs from this
+repo). Each test module gets its own pair of sandboxes and its own state backend, token store and
+results folder, so "run 1 creates everything" starts from nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 from filelock import FileLock
-
 from sandbox.launcher import SandboxProcess
 
 ROOT = Path(__file__).resolve().parents[1]

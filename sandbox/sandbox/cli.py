@@ -18,7 +18,9 @@ def _parser() -> argparse.ArgumentParser:
     def common(sub: argparse.ArgumentParser, port: int) -> None:
         sub.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
         sub.add_argument("--port", type=int, default=port, help=f"port ({port}; 0 = any free port)")
-        sub.add_argument("--db", required=True, help="SQLite file; data and tokens survive restarts")
+        sub.add_argument(
+            "--db", required=True, help="SQLite file; data and tokens survive restarts"
+        )
         sub.add_argument(
             "--seed",
             type=int,

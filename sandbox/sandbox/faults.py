@@ -6,16 +6,18 @@ only, never to ``/_sandbox/`` itself. Kinds:
 - ``status``: answer ``count`` requests with ``status`` (e.g. 429 or 503) instead of handling them;
   with ``rate`` (0..1) instead of ``count``, answer that share of requests at random (seeded).
 - ``latency``: sleep ``seconds`` before handling ``count`` requests (or every request while armed).
-- ``drop_after_commit``: handle the request (the write is committed) and then close the connection
-  without an answer: the ambiguous failure a client must resolve by looking the record up.
+- ``drop_after_commit``: handle the request (the write is committed) and then close the
+  connection without an answer: the ambiguous failure a client resolves by looking the record up.
 - ``drop``: close the connection without handling the request (the server is unreachable);
   ``seconds`` arms it for a period instead of a number of requests.
 
-Every fault may be narrowed by ``method`` and by ``path`` (a regular expression searched in the path).
+Every fault may be narrowed by ``method`` and by ``path`` (a regular expression searched for in
+the path).
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import socket
@@ -173,10 +175,8 @@ def shut_connection() -> None:
     """
     sock = request.environ.get("werkzeug.socket")
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 def install(app: Flask, error_response: Any, identity: Any = None) -> tuple[Faults, RequestLog]:

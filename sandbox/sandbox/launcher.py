@@ -53,7 +53,8 @@ class SandboxProcess:
         ready = threading.Event()
 
         def pump() -> None:
-            assert self.process and self.process.stdout
+            assert self.process is not None
+            assert self.process.stdout is not None
             for line in self.process.stdout:
                 self._output.append(line)
                 if line.startswith(READY):

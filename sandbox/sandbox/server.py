@@ -25,7 +25,7 @@ def serve(app: Flask, host: str, port: int, name: str) -> None:
     """Serve ``app``; print one ready line with the real URL (port 0 picks a free port)."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
-    server.daemon_threads = True
+    server.daemon_threads = True  # type: ignore[attr-defined]
     url = f"http://{host}:{server.server_port}"
     stop = threading.Event()
 

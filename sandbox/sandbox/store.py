@@ -8,6 +8,7 @@ the servers are threaded, SQLite serialises writers anyway, and WAL keeps reader
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
@@ -44,7 +45,7 @@ class Filter:
     ``field`` may be ``"modified"`` to use the indexed column instead of the JSON body.
     """
 
-    _OPS = {"=", "!=", ">=", "<=", ">", "<", "like", "in", "null", "notnull"}
+    _OPS = frozenset({"=", "!=", ">=", "<=", ">", "<", "like", "in", "null", "notnull"})
 
     def __init__(self, field: str, op: str, value: Any = None) -> None:
         if op not in self._OPS:
@@ -134,7 +135,8 @@ class Store:
             self._execute(
                 """
                 INSERT INTO documents (entity, key, seq, modified, data)
-                VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM documents WHERE entity = ?), ?, ?)
+                VALUES (?, ?,
+                        (SELECT COALESCE(MAX(seq), 0) + 1 FROM documents WHERE entity = ?), ?, ?)
                 ON CONFLICT (entity, key) DO UPDATE SET modified = excluded.modified,
                                                         data = excluded.data
                 """,
@@ -149,7 +151,8 @@ class Store:
 
     def count(self, entity: str, filters: Sequence[Filter] = ()) -> int:
         where, params = self._where(entity, filters)
-        return int(self._execute(f"SELECT COUNT(*) FROM documents WHERE {where}", params).fetchone()[0])
+        sql = f"SELECT COUNT(*) FROM documents WHERE {where}"  # noqa: S608 (values are bound)
+        return int(self._execute(sql, params).fetchone()[0])
 
     def list(
         self,
@@ -160,7 +163,7 @@ class Store:
         descending: bool = False,
         limit: int | None = None,
         offset: int = 0,
-    ) -> list[Document]:
+    ) -> builtins.list[Document]:
         """Documents matching every filter, ordered by ``seq``, ``modified`` or a JSON field."""
         where, params = self._where(entity, filters)
         if order_by in ("seq", "modified"):
@@ -169,13 +172,14 @@ class Store:
             order = "json_extract(data, ?)"
             params.append(f"$.{order_by}")
         direction = "DESC" if descending else "ASC"
-        sql = f"SELECT data FROM documents WHERE {where} ORDER BY {order} {direction}, seq {direction}"
+        # Only column expressions of our own go into the SQL text; every value is a bound parameter.
+        sql = f"SELECT data FROM documents WHERE {where} ORDER BY {order} {direction}, seq {direction}"  # noqa: S608, E501
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"
             params += [limit, offset]
         return [json.loads(row[0]) for row in self._execute(sql, params).fetchall()]
 
-    def keys(self, entity: str) -> list[str]:
+    def keys(self, entity: str) -> builtins.list[str]:
         rows = self._execute("SELECT key FROM documents WHERE entity = ? ORDER BY seq", (entity,))
         return [row[0] for row in rows.fetchall()]
 
@@ -185,8 +189,9 @@ class Store:
             self._execute("DELETE FROM kv")
 
     @staticmethod
-    def _where(entity: str, filters: Sequence[Filter]) -> tuple[str, list[Any]]:
-        clauses, params = ["entity = ?"], [entity]
+    def _where(entity: str, filters: Sequence[Filter]) -> tuple[str, builtins.list[Any]]:
+        clauses: builtins.list[str] = ["entity = ?"]
+        params: builtins.list[Any] = [entity]
         for condition in filters:
             clause, values = condition.sql()
             clauses.append(clause)

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-
 from sandbox.launcher import SandboxProcess
 
 AUTH = ("apikey", "sandbox-key")
@@ -26,7 +25,9 @@ def customers_url(sandbox: SandboxProcess) -> str:
 
 def test_status_fault_answers_n_requests_then_clears(moment: SandboxProcess) -> None:
     moment.admin("POST", "faults", {"kind": "status", "status": 429, "count": 2})
-    codes = [requests.get(customers_url(moment), auth=AUTH, timeout=10).status_code for _ in range(3)]
+    codes = [
+        requests.get(customers_url(moment), auth=AUTH, timeout=10).status_code for _ in range(3)
+    ]
     assert codes == [429, 429, 200]
     assert moment.admin("GET", "faults")["faults"] == []
 
@@ -35,7 +36,9 @@ def test_status_fault_narrowed_by_method_and_path(moment: SandboxProcess) -> Non
     moment.admin("POST", "faults", {"kind": "status", "status": 503, "count": 1, "method": "POST"})
     assert requests.get(customers_url(moment), auth=AUTH, timeout=10).status_code == 200
     moment.admin("DELETE", "faults")
-    moment.admin("POST", "faults", {"kind": "status", "status": 502, "count": 1, "path": "projects"})
+    moment.admin(
+        "POST", "faults", {"kind": "status", "status": 502, "count": 1, "path": "projects"}
+    )
     assert requests.get(customers_url(moment), auth=AUTH, timeout=10).status_code == 200
     projects = customers_url(moment).replace("customers", "projects")
     assert requests.get(projects, auth=AUTH, timeout=10).status_code == 502
@@ -43,7 +46,9 @@ def test_status_fault_narrowed_by_method_and_path(moment: SandboxProcess) -> Non
 
 def test_error_rate_is_seeded_and_partial(moment: SandboxProcess) -> None:
     moment.admin("POST", "faults", {"kind": "status", "status": 500, "rate": 0.5, "seed": 7})
-    codes = [requests.get(customers_url(moment), auth=AUTH, timeout=10).status_code for _ in range(40)]
+    codes = [
+        requests.get(customers_url(moment), auth=AUTH, timeout=10).status_code for _ in range(40)
+    ]
     assert 5 < codes.count(500) < 35
     assert set(codes) == {200, 500}
 

@@ -6,7 +6,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from sandbox.store import Filter, Store
 
 
@@ -44,9 +43,13 @@ def test_filters_paging_and_count(store: Store) -> None:
 
 
 def test_transaction_rolls_back_on_error(store: Store) -> None:
-    with pytest.raises(RuntimeError), store.transaction():
-        store.put("items", "a", {"a": 1})
-        raise RuntimeError("boom")
+    def write_then_fail() -> None:
+        with store.transaction():
+            store.put("items", "a", {"a": 1})
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        write_then_fail()
     assert store.get("items", "a") is None
 
 
