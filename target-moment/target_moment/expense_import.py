@@ -1,0 +1,285 @@
+"""One run of importing Fortnox project expenses into Moment: lookups, upserts, outcomes.
+
+``ExpenseImport`` owns what lives for exactly one run: the Moment client, the cache of Moment
+projects by number, the Fortnox projects seen without a start date, the run summary, the dead
+letters and (in dry run) the plan. The sinks hand it records; it decides with ``expense_plan``
+and writes through ``moment_client`` — never HTTP directly.
+
+Error policy (DESIGN §6): a record's data problem (contract, Moment 4xx, no start date) is a
+failure in the summary plus a dead letter, and the run goes on; ``MomentAuthError`` and
+``MomentTransientError`` propagate and fail the run before the target emits state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from moment_client import (
+    MomentAmbiguousWriteError,
+    MomentAuthError,
+    MomentClient,
+    MomentConflict,
+    MomentError,
+    MomentTransientError,
+)
+from sync_common import DeadLetters, RunSummary
+
+from target_moment.contract import PROJECT_EXPENSES, PROJECTS, ContractError, check_record
+from target_moment.dry_run import DryRunPlan
+from target_moment.expense_plan import ExpenseAction, ExpenseDecision, decide, desired_expense
+
+EXPENSES_ENTITY = "projectExpenses"
+UNKNOWN_PROJECT = "project unknown in Moment"
+# A create is tried again only after a lookup proved the earlier attempt left nothing behind.
+MAX_CREATE_ATTEMPTS = 3
+
+logger = logging.getLogger("target_moment")
+
+# What each decision counts as in the run summary (RunSummary outcome names).
+_OUTCOMES = {
+    ExpenseAction.CREATE: "created",
+    ExpenseAction.UPDATE: "updated",
+    ExpenseAction.UNCHANGED: "unchanged",
+    ExpenseAction.CONFLICT: "conflict",
+}
+
+
+class ExpenseFailure(Exception):
+    """A record that cannot be imported as it is; the message says what to fix."""
+
+
+@dataclass
+class ImportSettings:
+    """The run-level choices taken from the target's config."""
+
+    default_billable: bool = True
+    dry_run: bool = False
+
+
+@dataclass
+class FortnoxProjects:
+    """Start dates of the Fortnox projects seen on the ``projects`` stream this run."""
+
+    start_dates: dict[str, str | None] = field(default_factory=dict)
+
+    def add(self, project_number: str, start_date: str | None) -> None:
+        self.start_dates[project_number] = start_date
+
+    def lacks_start_date(self, project_number: str) -> bool:
+        """True only for a project the tap sent with no start date.
+
+        A project the tap did not send (e.g. a dead-letter file replayed on its own) is not held
+        back: Moment itself would accept the expense, and Fortnox already holds the cost.
+        """
+        return project_number in self.start_dates and not self.start_dates[project_number]
+
+
+class MomentProjects:
+    """Moment projects by project number, looked up once per run (unknown ones too)."""
+
+    def __init__(self, client: MomentClient) -> None:
+        self._client = client
+        self._by_number: dict[str, dict[str, Any] | None] = {}
+
+    def find(self, project_number: str) -> dict[str, Any] | None:
+        if project_number not in self._by_number:
+            self._by_number[project_number] = self._client.find_one(
+                "projects", projectNumber=project_number
+            )
+        return self._by_number[project_number]
+
+
+class ExpenseImport:
+    """Imports ``project_expenses`` records into Moment for one run."""
+
+    def __init__(
+        self,
+        client: MomentClient,
+        summary: RunSummary,
+        dead_letters: DeadLetters,
+        settings: ImportSettings,
+        plan: DryRunPlan | None = None,
+    ) -> None:
+        self.client = client
+        self.summary = summary
+        self.dead_letters = dead_letters
+        self.settings = settings
+        self.plan = plan if plan is not None else DryRunPlan()
+        self.fortnox_projects = FortnoxProjects()
+        self.moment_projects = MomentProjects(client)
+        # Expenses this run wrote or read, by source key: a key repeated in one batch (or in a
+        # retried dead letter and the fresh input) is compared against it without another lookup.
+        self._known: dict[str, dict[str, Any]] = {}
+        self._dead_letters_retried = False
+        summary.add_stream(PROJECT_EXPENSES)
+
+    # projects ---------------------------------------------------------------------------------
+    def add_fortnox_project(self, record: Mapping[str, Any]) -> None:
+        """Remember a Fortnox project's start date (the tap sends projects before expenses)."""
+        check_record(PROJECTS, dict(record))
+        start_date = record.get("start_date")
+        self.fortnox_projects.add(str(record["project_number"]), str(start_date or "") or None)
+
+    # expenses ---------------------------------------------------------------------------------
+    def retry_dead_letters(self) -> None:
+        """Retry the expenses earlier runs could not import, once per run, before new records."""
+        if self._dead_letters_retried:
+            return
+        self._dead_letters_retried = True
+        letters = self.dead_letters.pending(PROJECT_EXPENSES)
+        if letters:
+            logger.info("Retrying %d dead-lettered expense(s) from earlier runs", len(letters))
+        for letter in letters:
+            self.import_expense(letter.record, letter.schema, letter.key_properties)
+
+    def import_expense(
+        self,
+        record: Mapping[str, Any],
+        schema: Mapping[str, Any],
+        key_properties: Sequence[str],
+    ) -> str:
+        """Import one expense; return the outcome counted in the summary.
+
+        Raises only for run-level errors (auth, retries exhausted).
+        """
+        key = str(record.get("source_key") or "")
+        try:
+            decision, outcome, detail = self._import(record, key)
+        except (MomentAuthError, MomentTransientError):
+            raise
+        except (ContractError, ExpenseFailure, MomentError) as exc:
+            return self._fail(record, schema, key_properties, key, str(exc))
+        if outcome == "skipped":
+            self.summary.skip(PROJECT_EXPENSES, detail or UNKNOWN_PROJECT, key)
+        elif decision is not None and decision.action is ExpenseAction.CONFLICT:
+            self.summary.record(PROJECT_EXPENSES, outcome, key, detail)
+        else:
+            self.summary.record(PROJECT_EXPENSES, outcome, key)
+        if not self.settings.dry_run:
+            self.dead_letters.resolve(PROJECT_EXPENSES, key)
+        return outcome
+
+    def _import(
+        self, record: Mapping[str, Any], key: str
+    ) -> tuple[ExpenseDecision | None, str, str | None]:
+        check_record(PROJECT_EXPENSES, dict(record))
+        number = str(record["project_number"])
+        if self.fortnox_projects.lacks_start_date(number):
+            raise ExpenseFailure(
+                f"Expense {key} is on Fortnox project {number}, which has no start date, so it "
+                f"is not imported into Moment. Set a start date on project {number} in Fortnox; "
+                "the next run imports the expense."
+            )
+        project = self.moment_projects.find(number)
+        if project is None:
+            self.plan.add_skip(key, number, UNKNOWN_PROJECT)
+            return None, "skipped", UNKNOWN_PROJECT
+        desired = desired_expense(record, project, self.settings.default_billable)
+        existing = self._existing(key)
+        decision = decide(desired, existing)
+        if self.settings.dry_run:
+            self.plan.add(key, number, decision)
+            return decision, _OUTCOMES[decision.action], _conflict_detail(key, decision)
+        if decision.action is ExpenseAction.CREATE:
+            decision = self._create(key, desired)
+        elif decision.action is ExpenseAction.UPDATE:
+            assert existing is not None
+            self._known[key] = self.client.patch(
+                EXPENSES_ENTITY, existing["id"], decision.patch_body()
+            )
+        return decision, _OUTCOMES[decision.action], _conflict_detail(key, decision)
+
+    def _existing(self, key: str) -> dict[str, Any] | None:
+        if key not in self._known:
+            found = self.client.find_one(EXPENSES_ENTITY, externalReference=key)
+            if found is None:
+                return None
+            self._known[key] = found
+        return self._known[key]
+
+    def _create(self, key: str, desired: dict[str, Any]) -> ExpenseDecision:
+        """POST the expense without ever creating it twice.
+
+        After a 409 (the reference exists) or an ambiguous failure (the POST may have landed),
+        look it up: found → compare and update if needed; not found after an ambiguous failure →
+        the earlier POST left nothing, so trying again is safe.
+        """
+        last_error: MomentError | None = None
+        for _ in range(MAX_CREATE_ATTEMPTS):
+            try:
+                self._known[key] = self.client.create(EXPENSES_ENTITY, desired)
+                return ExpenseDecision(ExpenseAction.CREATE)
+            except MomentConflict as exc:
+                existing = self.client.find_one(EXPENSES_ENTITY, externalReference=key)
+                if existing is None:
+                    raise ExpenseFailure(
+                        f"Moment refused expense {key} as a duplicate (409) but has no expense "
+                        f"with externalReference {key}: {exc}"
+                    ) from exc
+                return self._reconcile(key, desired, existing)
+            except MomentAmbiguousWriteError as exc:
+                last_error = exc
+                existing = self.client.find_one(EXPENSES_ENTITY, externalReference=key)
+                if existing is not None:
+                    logger.info("Expense %s was created by the unanswered POST", key)
+                    decision = self._reconcile(key, desired, existing)
+                    if decision.action is ExpenseAction.UNCHANGED:
+                        return ExpenseDecision(ExpenseAction.CREATE)
+                    return decision
+                logger.warning("Expense %s: POST unanswered and not in Moment; trying again", key)
+        raise MomentTransientError(
+            f"Could not create expense {key} in Moment after {MAX_CREATE_ATTEMPTS} attempts "
+            f"(each unanswered, none landed): {last_error}. Re-run later.",
+            path=EXPENSES_ENTITY,
+        )
+
+    def _reconcile(
+        self, key: str, desired: dict[str, Any], existing: dict[str, Any]
+    ) -> ExpenseDecision:
+        self._known[key] = existing
+        decision = decide(desired, existing)
+        if decision.action is ExpenseAction.UPDATE:
+            self._known[key] = self.client.patch(
+                EXPENSES_ENTITY, existing["id"], decision.patch_body()
+            )
+        return decision
+
+    def _fail(
+        self,
+        record: Mapping[str, Any],
+        schema: Mapping[str, Any],
+        key_properties: Sequence[str],
+        key: str,
+        message: str,
+    ) -> str:
+        logger.error("project_expenses %s failed: %s", key or "(no source_key)", message)
+        self.summary.fail(PROJECT_EXPENSES, key or None, message)
+        if self.settings.dry_run:
+            self.plan.add_failure(key, str(record.get("project_number") or ""), message)
+        else:
+            self.dead_letters.add(
+                PROJECT_EXPENSES, schema, key_properties, _json_ready(record), key, message
+            )
+        return "failed"
+
+
+def _conflict_detail(key: str, decision: ExpenseDecision) -> str | None:
+    if decision.action is not ExpenseAction.CONFLICT:
+        return None
+    fields = ", ".join(sorted(decision.changes))
+    return (
+        f"Expense {key} is already invoiced in Moment and differs from Fortnox in {fields}; it "
+        "is left unchanged. Correct it in Moment (e.g. with a credit) if the change is real."
+    )
+
+
+def _json_ready(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The record as JSON text would carry it (the SDK parses dates into objects)."""
+    ready: dict[str, Any] = {}
+    for name, value in record.items():
+        isoformat = getattr(value, "isoformat", None)
+        ready[name] = isoformat() if callable(isoformat) else value
+    return ready

@@ -1,0 +1,155 @@
+"""target-moment: the Singer target's settings, stream-to-sink routing and run lifecycle.
+
+Settings are DESIGN §4's (names fixed). A run: secrets are redacted from logging at start; records
+flow through the sinks into one ``ExpenseImport``; at end of input the dead letters are retried
+(if no expense arrived to trigger that earlier), the sinks drain and the SDK emits state; then the
+run summary is written, the dead letters saved, the failure e-mail sent, and in dry run the plan
+written and printed. A run-level error (auth, retries exhausted) writes the summary and e-mail
+too, then fails the run before any state is emitted.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from moment_client import DEFAULT_API_URL, MomentClient, MomentSettings
+from singer_sdk import typing as th
+from singer_sdk.sinks import Sink
+from singer_sdk.target_base import Target
+from sync_common import DeadLetters, FailureMailer, RunSummary, install_secret_redaction
+
+from target_moment.contract import PROJECT_EXPENSES, PROJECTS
+from target_moment.dry_run import PLUGIN
+from target_moment.expense_import import ExpenseImport, ImportSettings
+from target_moment.sinks import FortnoxProjectsSink, IgnoredStreamSink, ProjectExpenseSink
+
+
+class TargetMoment(Target):
+    """Writes Fortnox project expenses into Moment, idempotently (upsert by Fortnox source key)."""
+
+    name = PLUGIN
+    default_sink_class = IgnoredStreamSink
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "api_url",
+            th.StringType,
+            default=DEFAULT_API_URL,
+            description="Moment API base URL, up to and including /api/1.0.",
+        ),
+        th.Property(
+            "company_code",
+            th.StringType,
+            required=True,
+            description="Your Moment company code: the part after app.moment.team/ in your URL.",
+        ),
+        th.Property(
+            "api_key",
+            th.StringType,
+            required=True,
+            secret=True,
+            description="Moment API key (Company > API keys); sent as HTTP Basic apikey:<key>.",
+        ),
+        th.Property(
+            "default_billable",
+            th.BooleanType,
+            default=True,
+            description=(
+                "Whether imported expenses are billable when the Moment project's price model "
+                "does not say (priceModel.expensesBillable null)."
+            ),
+        ),
+        th.Property(
+            "results_dir",
+            th.StringType,
+            default="output/",
+            description="Where run summaries, dead letters and dry-run plans are written.",
+        ),
+        th.Property(
+            "dry_run",
+            th.BooleanType,
+            default=False,
+            description=(
+                "Plan only: write and print what would be created/updated/unchanged/in "
+                "conflict, and write nothing to Moment."
+            ),
+        ),
+        th.Property(
+            "notify_email",
+            th.StringType,
+            description="E-mail address(es), comma separated, that get one message per failing run.",
+        ),
+        th.Property("smtp_host", th.StringType, description="SMTP server for the failure e-mail."),
+        th.Property("smtp_port", th.IntegerType, description="SMTP port (587 with STARTTLS)."),
+        th.Property("smtp_username", th.StringType, description="SMTP user name."),
+        th.Property("smtp_password", th.StringType, secret=True, description="SMTP password."),
+        th.Property("smtp_from", th.StringType, description="Sender address of the e-mail."),
+        th.Property(
+            "smtp_starttls", th.BooleanType, description="Use STARTTLS on the SMTP connection."
+        ),
+    ).to_dict()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Before any request or log line that could carry them.
+        install_secret_redaction([self.config.get("api_key"), self.config.get("smtp_password")])
+        self._run_ended = False
+
+    def get_sink_class(self, stream_name: str) -> type[Sink]:
+        if stream_name == PROJECTS:
+            return FortnoxProjectsSink
+        if stream_name == PROJECT_EXPENSES:
+            return ProjectExpenseSink
+        return IgnoredStreamSink
+
+    @cached_property
+    def expense_import(self) -> ExpenseImport:
+        """The run's importer; created on first use so ``--about`` needs no results dir."""
+        results_dir = self.config.get("results_dir") or "output/"
+        return ExpenseImport(
+            client=MomentClient(MomentSettings.from_config(self.config)),
+            summary=RunSummary(plugin=PLUGIN, results_dir=results_dir),
+            dead_letters=DeadLetters(results_dir, PLUGIN),
+            settings=ImportSettings(
+                default_billable=bool(self.config.get("default_billable", True)),
+                dry_run=bool(self.config.get("dry_run", False)),
+            ),
+        )
+
+    def process_endofpipe(self) -> None:
+        try:
+            # Dead letters are retried even when no new expense came (e.g. an empty window).
+            self.expense_import.retry_dead_letters()
+            super().process_endofpipe()
+        except BaseException as exc:
+            self.end_run(fatal=exc)
+            raise
+        self.end_run()
+
+    def end_run(self, fatal: BaseException | None = None) -> None:
+        """Write the summary (and the plan in dry run), save dead letters, e-mail on failure.
+
+        Called once: at end of input, or by a sink when a run-level error stops the run.
+        """
+        if self._run_ended:
+            return
+        self._run_ended = True
+        run = self.expense_import
+        try:
+            if fatal is not None:
+                run.summary.fail(
+                    PROJECT_EXPENSES, None, f"run stopped, no state emitted: {fatal}"
+                )
+            stats = run.client.stats
+            run.summary.add_requests(requests=stats.requests, retries=stats.retries)
+            if run.settings.dry_run:
+                path = run.plan.write(self.config.get("results_dir") or "output/")
+                run.plan.print()
+                self.logger.info("Dry-run plan written to %s", path)
+            else:
+                run.dead_letters.save()
+            run.summary.finish()
+        finally:
+            FailureMailer.from_config(self.config).send_if_failed(run.summary)
+            run.client.close()
