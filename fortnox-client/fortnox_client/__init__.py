@@ -1,0 +1,43 @@
+"""Fortnox REST v3 client: OAuth2 token store, rate limiter, retries, errors, envelopes, paging.
+
+The public names below are the contract the Fortnox plugins build on; add, don't rename.
+"""
+
+from fortnox_client.client import RESOURCES, ClientStats, FortnoxClient
+from fortnox_client.errors import (
+    AmbiguousWriteError,
+    FortnoxAuthError,
+    FortnoxDataError,
+    FortnoxError,
+    FortnoxNotFound,
+    FortnoxTokenUnavailable,
+    FortnoxTransientError,
+    classify,
+    parse_error_information,
+)
+from fortnox_client.formats import date_param, lastmodified_param, parse_fortnox_datetime
+from fortnox_client.rate_limiter import RateLimiter
+from fortnox_client.settings import FortnoxSettings, SettingsError
+from fortnox_client.token_store import TokenStore
+
+__all__ = [
+    "RESOURCES",
+    "AmbiguousWriteError",
+    "ClientStats",
+    "FortnoxAuthError",
+    "FortnoxClient",
+    "FortnoxDataError",
+    "FortnoxError",
+    "FortnoxNotFound",
+    "FortnoxSettings",
+    "FortnoxTokenUnavailable",
+    "FortnoxTransientError",
+    "RateLimiter",
+    "SettingsError",
+    "TokenStore",
+    "classify",
+    "date_param",
+    "lastmodified_param",
+    "parse_error_information",
+    "parse_fortnox_datetime",
+]

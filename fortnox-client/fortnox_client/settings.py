@@ -1,0 +1,142 @@
+"""The Fortnox connection settings (DESIGN §4) as one typed, validated value.
+
+Owns the defaults, the validation and the only place a plugin's config mapping is read for
+Fortnox. Secrets are excluded from ``repr`` so that a logged settings object leaks nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_API_URL = "https://api.fortnox.se/3"
+DEFAULT_TOKEN_URL = "https://apps.fortnox.se/oauth-v1/token"
+DEFAULT_TOKEN_STORE_PATH = ".secrets/fortnox-token.json"
+DEFAULT_MAX_REQUESTS_PER_5S = 25
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 60.0
+
+REQUIRED = ("client_id", "client_secret")
+
+
+class SettingsError(ValueError):
+    """A Fortnox setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class FortnoxSettings:
+    """What :class:`FortnoxClient` and :class:`TokenStore` need to reach one Fortnox tenant."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    api_url: str = DEFAULT_API_URL
+    token_url: str = DEFAULT_TOKEN_URL
+    # Only the initial seed: once the token store holds a chain, the store wins (tokens rotate).
+    refresh_token: str | None = field(default=None, repr=False)
+    # Set for a client-credentials service account (no refresh token at all).
+    tenant_id: str | None = None
+    token_store_path: Path = Path(DEFAULT_TOKEN_STORE_PATH)
+    max_requests_per_5s: int = DEFAULT_MAX_REQUESTS_PER_5S
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    # Retry budget for transient errors on idempotent requests (tries, total seconds, first wait).
+    max_tries: int = 8
+    max_retry_seconds: float = 60.0
+    retry_base_seconds: float = 0.5
+
+    @property
+    def uses_client_credentials(self) -> bool:
+        return bool(self.tenant_id)
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        """``(connect, read)`` as requests expects it."""
+        return (self.connect_timeout, self.read_timeout)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> FortnoxSettings:
+        """Build from a plugin config with DESIGN §4 keys; unknown keys are ignored.
+
+        ``timeout`` may be one number (read timeout, seconds) or ``[connect, read]``.
+        """
+        missing = [k for k in REQUIRED if not _text(config.get(k))]
+        if missing:
+            raise SettingsError(
+                "Missing required Fortnox setting(s): "
+                + ", ".join(missing)
+                + ". Set them in meltano.yml / .env (e.g. TARGET_FORTNOX_CLIENT_ID) from the app's "
+                "page in Fortnox's developer portal."
+            )
+        connect, read = _timeouts(config.get("timeout"))
+        return cls(
+            client_id=str(config["client_id"]).strip(),
+            client_secret=str(config["client_secret"]),
+            api_url=(_text(config.get("api_url")) or DEFAULT_API_URL).rstrip("/"),
+            token_url=_text(config.get("token_url")) or DEFAULT_TOKEN_URL,
+            refresh_token=_text(config.get("refresh_token")),
+            tenant_id=_text(config.get("tenant_id")),
+            token_store_path=Path(
+                _text(config.get("token_store_path")) or DEFAULT_TOKEN_STORE_PATH
+            ).expanduser(),
+            max_requests_per_5s=_int(
+                config, "max_requests_per_5s", DEFAULT_MAX_REQUESTS_PER_5S, minimum=0
+            ),
+            connect_timeout=connect,
+            read_timeout=read,
+            max_tries=_int(config, "max_tries", 8, minimum=1),
+            max_retry_seconds=_float(config, "max_retry_seconds", 60.0),
+            retry_base_seconds=_float(config, "retry_base_seconds", 0.5),
+        )
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _int(config: Mapping[str, Any], key: str, default: int, *, minimum: int) -> int:
+    raw = config.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise SettingsError(f"Fortnox setting {key} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"Fortnox setting {key} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(config: Mapping[str, Any], key: str, default: float) -> float:
+    raw = config.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise SettingsError(f"Fortnox setting {key} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise SettingsError(f"Fortnox setting {key} must not be negative, got {value}")
+    return value
+
+
+def _timeouts(raw: Any) -> tuple[float, float]:
+    if raw is None or raw == "":
+        return DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
+    try:
+        if isinstance(raw, list | tuple):
+            connect, read = (float(v) for v in raw)
+        else:
+            read = float(raw)
+            connect = min(DEFAULT_CONNECT_TIMEOUT, read)
+    except (TypeError, ValueError):
+        raise SettingsError(
+            f"Fortnox setting timeout must be seconds or [connect, read], got {raw!r}"
+        ) from None
+    if connect <= 0 or read <= 0:
+        raise SettingsError(f"Fortnox setting timeout must be positive, got {raw!r}")
+    return connect, read
