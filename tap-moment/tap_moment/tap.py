@@ -1,0 +1,73 @@
+"""TapMoment: the tap's settings, its Moment client and its streams (Moment → Singer)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from moment_client import DEFAULT_API_URL, MAX_PAGE_SIZE, MomentClient, MomentSettings
+from singer_sdk import Tap
+from singer_sdk import typing as th
+
+from tap_moment import streams
+
+
+class TapMoment(Tap):
+    """Singer tap for Moment: customers, projects and finalised invoices, incremental."""
+
+    name = "tap-moment"
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "api_url",
+            th.StringType,
+            default=DEFAULT_API_URL,
+            description="Moment API base URL, up to and including /api/1.0",
+        ),
+        th.Property(
+            "company_code",
+            th.StringType,
+            required=True,
+            description="Moment company code: the first path part of your Moment URL",
+        ),
+        th.Property(
+            "api_key",
+            th.StringType,
+            required=True,
+            secret=True,
+            description="Moment API key (Company > API keys), sent as HTTP Basic apikey:<key>",
+        ),
+        th.Property(
+            "start_date",
+            th.DateTimeType,
+            description="Read records modified from this instant on when there is no bookmark",
+        ),
+        th.Property(
+            "page_size",
+            th.IntegerType(minimum=1, maximum=MAX_PAGE_SIZE),
+            default=MAX_PAGE_SIZE,
+            description=f"Records per list request (1-{MAX_PAGE_SIZE})",
+        ),
+        th.Property(
+            "lookback_minutes",
+            th.IntegerType(minimum=0),
+            default=5,
+            description="Re-read this many minutes before the bookmark, so no late write is missed",
+        ),
+    ).to_dict()
+
+    @cached_property
+    def moment_client(self) -> MomentClient:
+        """One client per run; built on first use, so discovery makes no request."""
+        return MomentClient(MomentSettings.from_config(self.config))
+
+    def discover_streams(self) -> list[streams.MomentStream]:
+        # The order is the sync order: a target needs customers before projects before invoices.
+        return [
+            streams.CustomersStream(self),
+            streams.ProjectsStream(self),
+            streams.InvoicesStream(self),
+        ]
+
+
+if __name__ == "__main__":
+    TapMoment.cli()
