@@ -1,0 +1,1 @@
+"""target-fortnox: a Singer target that upserts Moment customers, projects and invoices into Fortnox."""

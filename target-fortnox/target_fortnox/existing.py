@@ -1,0 +1,152 @@
+"""What already exists in Fortnox, read with as few requests as possible.
+
+Owns: ``ExistingRecords`` — one per stream per run — which answers "is this number in Fortnox, and
+with which values?" either from one listing of the whole register (500 a page) or from single GETs,
+whichever costs fewer requests for the batch at hand; and ``FingerprintLedger``, the local memory of
+fields a Fortnox list does not carry (a customer's CountryCode, an invoice's rows).
+
+Why both: a no-change run over 10,000 customers must cost list pages plus a handful of requests
+(DESIGN §7), so unchanged records are recognised from the list alone. Fields missing from the list
+are compared through the ledger: when the fingerprint of what we would send equals the one stored
+after the last successful write or check, the record is unchanged; otherwise one single GET reads
+the full record before deciding. The ledger is only a cache: Fortnox stays the truth for every field
+the list carries, and a lost ledger costs one GET per record once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 500
+
+
+class FortnoxReader(Protocol):
+    """The part of ``fortnox_client.FortnoxClient`` this module reads with."""
+
+    def get(self, resource: str, key: str) -> dict[str, Any] | None: ...
+
+    def list(
+        self, resource: str, params: dict[str, Any] | None = None
+    ) -> Iterable[dict[str, Any]]: ...
+
+    def get_path(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]: ...
+
+
+class ExistingRecords:
+    """The Fortnox records of one register (customers, projects, invoices), keyed by number.
+
+    ``prepare(keys)`` before a batch decides how to learn about those keys: if the register has
+    fewer list pages than the batch has unknown keys, list it once (and keep it for the rest of the
+    run); otherwise GET each key. ``find(key)`` then answers from memory.
+    """
+
+    def __init__(self, client: FortnoxReader, resource: str, key_field: str) -> None:
+        self.client, self.resource, self.key_field = client, resource, key_field
+        # key -> (record, is_full): list rows are summaries, single GETs are full records.
+        self._known: dict[str, tuple[dict[str, Any] | None, bool]] = {}
+        self._listed = False
+
+    @property
+    def listed(self) -> bool:
+        return self._listed
+
+    def prepare(self, keys: Iterable[str]) -> None:
+        unknown = [key for key in dict.fromkeys(keys) if not self.is_known(key)]
+        if not unknown:
+            return
+        if len(unknown) > 1 and self._list_pages() < len(unknown):
+            self._list_all()
+            return
+        for key in unknown:
+            self._known[key] = (self.client.get(self.resource, key), True)
+
+    def is_known(self, key: str) -> bool:
+        return self._listed or key in self._known
+
+    def find(self, key: str) -> dict[str, Any] | None:
+        """The record for ``key`` (a summary when it came from the list), or None if absent."""
+        if not self.is_known(key):
+            self.prepare([key])
+        record, _ = self._known.get(key, (None, True))
+        return record
+
+    def full(self, key: str) -> dict[str, Any] | None:
+        """The full record for ``key``: one GET when only the list summary is known."""
+        if key in self._known and self._known[key][1]:
+            return self._known[key][0]
+        if self._listed and key not in self._known:
+            return None  # the listing showed it absent
+        return self.refresh(key)
+
+    def refresh(self, key: str) -> dict[str, Any] | None:
+        """GET ``key`` again (e.g. after an ambiguous write) and keep the answer."""
+        record = self.client.get(self.resource, key)
+        self._known[key] = (record, True)
+        return record
+
+    def remember(self, key: str, record: dict[str, Any] | None, *, full: bool = True) -> None:
+        """Keep what a write returned, so later batches of the run see it without a request."""
+        self._known[key] = (record, full)
+
+    def _list_pages(self) -> int:
+        """Pages a full listing costs, from one cheap probe (limit=1 reads the total)."""
+        answer = self.client.get_path(self.resource, {"limit": 1})
+        meta = answer.get("MetaInformation") or {}
+        total = int(meta.get("@TotalResources", 0))
+        return math.ceil(total / PAGE_SIZE)
+
+    def _list_all(self) -> None:
+        count = 0
+        for row in self.client.list(self.resource):
+            key = str(row.get(self.key_field))
+            # A single GET made earlier in the run is fuller than the list row: keep it.
+            if key not in self._known or not self._known[key][1]:
+                self._known[key] = (row, False)
+            count += 1
+        self._listed = True
+        logger.info("%s: listed %d existing Fortnox records", self.resource, count)
+
+
+class FingerprintLedger:
+    """Fingerprints of what was last written to (or verified in) Fortnox, per stream and key.
+
+    Stored as JSON under ``results_dir/state/``; written atomically at the end of the run.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._prints: dict[str, dict[str, str]] = {}
+        self._dirty = False
+        if self.path.exists():
+            try:
+                self._prints = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                # A damaged ledger only costs single GETs: start afresh rather than fail the run.
+                logger.warning("fingerprint ledger %s unreadable; starting a new one", self.path)
+
+    def matches(self, stream: str, key: str, fingerprint: str) -> bool:
+        return self._prints.get(stream, {}).get(key) == fingerprint
+
+    def put(self, stream: str, key: str, fingerprint: str) -> None:
+        if self._prints.setdefault(stream, {}).get(key) != fingerprint:
+            self._prints[stream][key] = fingerprint
+            self._dirty = True
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".ledger-")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(self._prints, out, sort_keys=True)
+        os.replace(tmp, self.path)
+        self._dirty = False

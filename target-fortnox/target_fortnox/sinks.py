@@ -1,0 +1,398 @@
+"""Per-stream behaviour: how customers, projects and invoices are upserted into Fortnox.
+
+Owns: batching (BatchSink, 500 records: the size of one Fortnox list page, so that a batch can
+decide between one listing and single GETs), per-record validation against the input contract,
+the create / update-what-changed / unchanged / conflict decision, the never-blind-retry rule for
+creates, and per-record failure handling (dead letters, run summary). Talks to Fortnox only through
+``fortnox_client``; the mapping itself lives in ``mapping``.
+
+Why BatchSink rather than RecordSink: a RecordSink sees one record at a time and cannot know
+whether listing a register (N/500 pages) is cheaper than one GET per record; a batch can. Batches
+are drained in stream order (customers, projects, invoices) so that an invoice never goes before
+the customer it needs; see ``FortnoxSink.process_batch``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import jsonschema
+from fortnox_client import AmbiguousWriteError, FortnoxDataError
+from singer_sdk.sinks import BatchSink
+
+from target_fortnox.existing import ExistingRecords
+from target_fortnox.mapping import (
+    CUSTOMER_FIELDS,
+    PROJECT_FIELDS,
+    MappedRecord,
+    MappingError,
+    changed_fields,
+    fingerprint,
+    invoice_differences,
+    map_customer,
+    map_invoice,
+    map_project,
+    to_json_body,
+)
+
+if TYPE_CHECKING:
+    from target_fortnox.target import TargetFortnox
+
+RESERVED_CUSTOMER_NUMBER = 2000637
+BATCH_SIZE = 500
+
+
+class RecordRejected(Exception):
+    """The target itself refuses a record (e.g. its customer is missing); the message says why."""
+
+
+@cache
+def contract_schema(stream: str) -> dict[str, Any]:
+    """The input contract (JSON Schema) the target validates ``stream``'s records against."""
+    text = resources.files("target_fortnox").joinpath("schemas", f"{stream}.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def jsonable_record(record: dict[str, Any]) -> dict[str, Any]:
+    """The record as plain JSON (the SDK parsed date-times into datetime objects)."""
+
+    def default(value: Any) -> Any:
+        if isinstance(value, datetime | date):
+            return value.isoformat()
+        if isinstance(value, Decimal):
+            return float(value)
+        raise TypeError(f"not JSON: {type(value).__name__}")
+
+    result: dict[str, Any] = json.loads(json.dumps(record, default=default))
+    return result
+
+
+class FortnoxSink(BatchSink):
+    """Upserts one stream into one Fortnox register, a batch of up to 500 records at a time."""
+
+    MAX_SIZE_DEFAULT = BATCH_SIZE
+    resource: ClassVar[str]
+    fortnox_key: ClassVar[str]
+    moment_key: ClassVar[str]
+
+    def __init__(
+        self,
+        target: TargetFortnox,
+        stream_name: str,
+        schema: dict[str, Any],
+        key_properties: Sequence[str] | None,
+    ) -> None:
+        super().__init__(target, stream_name, schema, key_properties)
+        self.fortnox_target = target
+        self._validator = (
+            None  # replaced by the contract check in process_batch (see get_validator)
+        )
+
+    def get_validator(self) -> None:  # type: ignore[override]
+        """No SDK validation: an invalid record must fail alone, not stop the run (the SDK raises
+        or, when told not to, passes it on anyway). ``process_batch`` checks the contract."""
+        return
+
+    @property
+    def existing(self) -> ExistingRecords:
+        return self.fortnox_target.existing(self.resource, self.fortnox_key)
+
+    # --- the batch -----------------------------------------------------------------------------
+
+    def process_batch(self, context: dict[str, Any]) -> None:
+        # Upstream streams first: their pending records may be what this batch refers to.
+        self.fortnox_target.drain_streams_before(self.stream_name)
+        latest: dict[str, dict[str, Any]] = {}
+        for record in context.get("records", []):
+            key = str(record.get(self.moment_key))
+            if key in latest:
+                self.tally_duplicate_merged()
+            latest[key] = record  # the later version of a record wins
+        mapped: list[tuple[dict[str, Any], MappedRecord]] = []
+        for key, record in latest.items():
+            try:
+                mapped.append((record, self.map_record(record)))
+            except (jsonschema.ValidationError, MappingError) as exc:
+                self.fail(record, key, self.describe_invalid(key, exc))
+        self.existing.prepare(self.lookup_keys([item for _, item in mapped]))
+        for record, item in mapped:
+            for warning in item.warnings:
+                self.logger.warning(warning)
+            try:
+                outcome, detail = self.upsert(item)
+            except RecordRejected as exc:
+                self.fail(record, item.key, str(exc))
+                continue
+            except FortnoxDataError as exc:
+                self.fail(record, item.key, self.describe_refusal(item, exc))
+                continue
+            self.succeed(item.key, outcome, detail)
+
+    def map_record(self, record: dict[str, Any]) -> MappedRecord:
+        plain = jsonable_record(record)
+        jsonschema.validate(plain, contract_schema(self.stream_name))
+        return self.mapper_function(plain)
+
+    def mapper_function(self, record: dict[str, Any]) -> MappedRecord:
+        raise NotImplementedError
+
+    def lookup_keys(self, items: list[MappedRecord]) -> list[str]:
+        return [item.key for item in items]
+
+    def upsert(self, item: MappedRecord) -> tuple[str, str | None]:
+        raise NotImplementedError
+
+    def describe_invalid(self, key: str, exc: Exception) -> str:
+        if isinstance(exc, jsonschema.ValidationError):
+            where = ".".join(str(p) for p in exc.absolute_path) or "(record)"
+            return (
+                f"{self.stream_name} {key}: field {where!r} is invalid: {exc.message}; "
+                "correct it in Moment"
+            )
+        return str(exc)
+
+    def describe_refusal(self, item: MappedRecord, exc: FortnoxDataError) -> str:
+        field = f" (field {exc.field})" if getattr(exc, "field", None) else ""
+        return f"{self.stream_name} {item.key}: Fortnox refused the record{field}: {exc}"
+
+    # --- outcomes ------------------------------------------------------------------------------
+
+    def succeed(self, key: str, outcome: str, detail: str | None = None) -> None:
+        target = self.fortnox_target
+        if target.dry_run:
+            target.summary.skip(self.stream_name, f"dry run: would be {outcome}", key)
+            return
+        if outcome == "conflict":
+            self.logger.warning("%s %s: conflict: %s", self.stream_name, key, detail)
+        target.summary.record(self.stream_name, outcome, key, detail)
+        # A conflict is reported, not retried: re-sending cannot resolve it.
+        target.dead_letters.resolve(self.stream_name, key)
+
+    def fail(self, record: dict[str, Any], key: str, message: str) -> None:
+        target = self.fortnox_target
+        self.logger.error(message)
+        target.failed_keys.setdefault(self.stream_name, set()).add(key)
+        if target.dry_run:
+            target.plan.add(self.stream_name, key, "failed", detail=message)
+            return
+        target.summary.fail(self.stream_name, key, message)
+        target.dead_letters.add(
+            self.stream_name,
+            self.schema,
+            list(self.key_properties or [self.moment_key]),
+            jsonable_record(record),
+            key,
+            message,
+        )
+
+    # --- shared write steps --------------------------------------------------------------------
+
+    def create(self, item: MappedRecord, fields: Sequence[str]) -> tuple[str, str | None]:
+        """POST the record; after an ambiguous failure look it up, and POST again only if absent."""
+        target = self.fortnox_target
+        body = to_json_body(item.payload)
+        if target.dry_run:
+            target.plan.add(self.stream_name, item.key, "create", to_json_body(item.payload))
+            return "created", None
+        try:
+            created = target.client.create(self.resource, body)
+        except AmbiguousWriteError:
+            self.logger.warning(
+                "%s %s: the create may or may not have reached Fortnox; looking it up before any "
+                "retry",
+                self.stream_name,
+                item.key,
+            )
+            found = self.existing.refresh(item.key)
+            if found is None:
+                created = target.client.create(self.resource, body)
+            else:
+                return self.update_if_changed(item, found, fields, outcome_if_same="created")
+        self.existing.remember(item.key, created)
+        target.ledger.put(self.stream_name, item.key, fingerprint(item.payload))
+        return "created", None
+
+    def update_if_changed(
+        self,
+        item: MappedRecord,
+        existing: dict[str, Any],
+        fields: Sequence[str],
+        *,
+        outcome_if_same: str = "unchanged",
+    ) -> tuple[str, str | None]:
+        """PUT only the fields that differ; no request at all when nothing does.
+
+        Fields the list row lacks are checked through the fingerprint ledger, and read with one
+        single GET only when the record may have changed.
+        """
+        target = self.fortnox_target
+        print_ = fingerprint(item.payload)
+        if any(name not in existing for name in fields) and not target.ledger.matches(
+            self.stream_name, item.key, print_
+        ):
+            existing = self.existing.full(item.key) or existing
+        changes = changed_fields(item.payload, existing, [f for f in fields if f in existing])
+        if not changes:
+            if not target.dry_run:
+                target.ledger.put(self.stream_name, item.key, print_)
+            else:
+                target.plan.add(self.stream_name, item.key, "unchanged")
+            return outcome_if_same, None
+        if target.dry_run:
+            target.plan.add(
+                self.stream_name, item.key, "update", to_json_body(changes, drop_empty=False)
+            )
+            return "updated", None
+        updated = target.client.update(
+            self.resource, item.key, to_json_body(changes, drop_empty=False)
+        )
+        self.existing.remember(item.key, updated)
+        target.ledger.put(self.stream_name, item.key, print_)
+        return "updated", ", ".join(sorted(changes))
+
+
+class CustomerSink(FortnoxSink):
+    """Moment customers → Fortnox customers, by CustomerNumber."""
+
+    resource = "customers"
+    fortnox_key = "CustomerNumber"
+    moment_key = "customerNumber"
+
+    def mapper_function(self, record: dict[str, Any]) -> MappedRecord:
+        return map_customer(record)
+
+    def upsert(self, item: MappedRecord) -> tuple[str, str | None]:
+        existing = self.existing.find(item.key)
+        if existing is None:
+            return self.create(item, CUSTOMER_FIELDS)
+        return self.update_if_changed(item, existing, CUSTOMER_FIELDS)
+
+    def describe_refusal(self, item: MappedRecord, exc: FortnoxDataError) -> str:
+        if exc.code == RESERVED_CUSTOMER_NUMBER:
+            return (
+                f"customers {item.key}: Fortnox refuses customer number {item.key} because it is "
+                f"taken or reserved by a deleted Fortnox customer (error {RESERVED_CUSTOMER_NUMBER}). "
+                f"Give the customer another number in Moment, or ask Fortnox support to free "
+                f"number {item.key}."
+            )
+        return super().describe_refusal(item, exc)
+
+
+class ProjectSink(FortnoxSink):
+    """Moment projects → Fortnox projects, by ProjectNumber."""
+
+    resource = "projects"
+    fortnox_key = "ProjectNumber"
+    moment_key = "projectNumber"
+
+    def mapper_function(self, record: dict[str, Any]) -> MappedRecord:
+        return map_project(record)
+
+    def upsert(self, item: MappedRecord) -> tuple[str, str | None]:
+        existing = self.existing.find(item.key)
+        if existing is None:
+            return self.create(item, PROJECT_FIELDS)
+        return self.update_if_changed(item, existing, PROJECT_FIELDS)
+
+
+class InvoiceSink(FortnoxSink):
+    """Moment invoices and credit notes → Fortnox invoices, by DocumentNumber; never overwritten.
+
+    A booked invoice is law: an invoice already in Fortnox is either identical (unchanged) or a
+    conflict that is reported, never a PUT.
+    """
+
+    resource = "invoices"
+    fortnox_key = "DocumentNumber"
+    moment_key = "invoiceNumber"
+
+    def mapper_function(self, record: dict[str, Any]) -> MappedRecord:
+        return map_invoice(record)
+
+    def upsert(self, item: MappedRecord) -> tuple[str, str | None]:
+        target = self.fortnox_target
+        customer = item.customer_number or ""
+        if customer in target.failed_keys.get("customers", set()):
+            raise _customer_error(item, customer, "failed in this run (see its error)")
+        existing = self.existing.find(item.key)
+        if existing is not None:
+            return self.compare_existing(item, existing)
+        customers = target.existing("customers", "CustomerNumber")
+        # Only when already known (no extra request): else Fortnox's own refusal says it.
+        if customers.is_known(customer) and customers.find(customer) is None:
+            raise _customer_error(item, customer, "does not exist in Fortnox")
+        try:
+            return self.create(item, ())
+        except FortnoxDataError as exc:
+            if "customer" in f"{exc.field} {exc}".lower():
+                raise _customer_error(
+                    item, customer, f"was not accepted by Fortnox ({exc})"
+                ) from exc
+            raise
+
+    def compare_existing(
+        self, item: MappedRecord, existing: dict[str, Any]
+    ) -> tuple[str, str | None]:
+        target = self.fortnox_target
+        print_ = fingerprint(item.payload)
+        differences = invoice_differences(item.payload, existing)
+        if not differences and "InvoiceRows" not in existing:
+            if target.ledger.matches(self.stream_name, item.key, print_):
+                return self._same(item, print_)
+            full = self.existing.full(item.key) or existing
+            differences = invoice_differences(item.payload, full)
+        if differences:
+            detail = (
+                f"invoice {item.key} already exists in Fortnox with different content and is "
+                f"never overwritten: {'; '.join(differences)}. Correct it with a credit note in "
+                "Moment, or align the Fortnox invoice by hand"
+            )
+            if target.dry_run:
+                target.plan.add(self.stream_name, item.key, "conflict", detail=detail)
+            return "conflict", detail
+        return self._same(item, print_)
+
+    def _same(self, item: MappedRecord, print_: str) -> tuple[str, str | None]:
+        target = self.fortnox_target
+        if target.dry_run:
+            target.plan.add(self.stream_name, item.key, "unchanged")
+        else:
+            target.ledger.put(self.stream_name, item.key, print_)
+        return "unchanged", None
+
+
+class SkippedStreamSink(BatchSink):
+    """Any stream the target does not push (unknown streams, or invoices with push_invoices off):
+    counted as skipped, never an error, so that the target composes with other taps."""
+
+    MAX_SIZE_DEFAULT = BATCH_SIZE
+
+    def __init__(
+        self,
+        target: TargetFortnox,
+        stream_name: str,
+        schema: dict[str, Any],
+        key_properties: Sequence[str] | None,
+    ) -> None:
+        super().__init__(target, stream_name, schema, key_properties)
+        self.fortnox_target = target
+
+    def process_batch(self, context: dict[str, Any]) -> None:
+        reason = self.fortnox_target.skip_reason(self.stream_name)
+        for _ in context.get("records", []):
+            self.fortnox_target.summary.skip(self.stream_name, reason)
+
+
+def _customer_error(item: MappedRecord, customer: str, why: str) -> RecordRejected:
+    return RecordRejected(
+        f"invoices {item.key}: needs Fortnox customer {customer}, which {why}. Fix customer "
+        f"{customer} in Moment (failed customers are retried from the dead letters); the invoice "
+        "is retried on the next run"
+    )

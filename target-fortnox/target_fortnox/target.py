@@ -1,0 +1,287 @@
+"""target-fortnox: settings, sinks per stream, and what happens around a run.
+
+Owns: the settings contract (DESIGN §4), which sink handles which stream, the per-run objects the
+sinks share (Fortnox client, existing-record indexes, fingerprint ledger, run summary, dead letters,
+dry-run plan), replaying dead letters before new input, draining streams in dependency order, and
+the end of a run (summary, failure e-mail, plan). Fatal errors (auth, transient errors after
+retries) propagate out of the drain, which is before the SDK writes STATE, so the bookmark never
+passes a record that was not written.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import IO, Any
+
+from fortnox_client import FortnoxClient, FortnoxSettings
+from singer_sdk import typing as th
+from singer_sdk.sinks import Sink
+from singer_sdk.target_base import Target
+from sync_common import DeadLetters, FailureMailer, RunSummary, install_secret_redaction
+
+from target_fortnox.existing import ExistingRecords, FingerprintLedger
+from target_fortnox.plan import Plan
+from target_fortnox.sinks import CustomerSink, InvoiceSink, ProjectSink, SkippedStreamSink
+
+PLUGIN = "target-fortnox"
+# Fortnox references run one way: invoices need customers (and projects), so drain in this order.
+STREAM_ORDER = ("customers", "projects", "invoices")
+SECRET_SETTINGS = ("client_secret", "refresh_token", "smtp_password")
+SINKS: dict[str, type[Sink]] = {
+    "customers": CustomerSink,
+    "projects": ProjectSink,
+    "invoices": InvoiceSink,
+}
+
+
+class TargetFortnox(Target):
+    """Upserts Moment customers, projects and invoices into Fortnox; Moment is master."""
+
+    name = PLUGIN
+    default_sink_class = SkippedStreamSink
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "api_url",
+            th.StringType,
+            default="https://api.fortnox.se/3",
+            description="Fortnox REST API base URL.",
+        ),
+        th.Property(
+            "token_url",
+            th.StringType,
+            default="https://apps.fortnox.se/oauth-v1/token",
+            description="Fortnox OAuth2 token endpoint.",
+        ),
+        th.Property(
+            "client_id", th.StringType, required=True, description="Fortnox app client id."
+        ),
+        th.Property(
+            "client_secret",
+            th.StringType,
+            required=True,
+            secret=True,
+            description="Fortnox app client secret.",
+        ),
+        th.Property(
+            "refresh_token",
+            th.StringType,
+            secret=True,
+            description="Initial refresh token (seed only; rotated tokens live in the token store).",
+        ),
+        th.Property(
+            "tenant_id",
+            th.StringType,
+            description="Fortnox DatabaseNumber for a client-credentials service account "
+            "(no refresh token needed).",
+        ),
+        th.Property(
+            "token_store_path",
+            th.StringType,
+            default=".secrets/fortnox-token.json",
+            description="File holding the rotating token pair, shared with tap-fortnox-expenses.",
+        ),
+        th.Property(
+            "max_requests_per_5s",
+            th.IntegerType,
+            default=25,
+            description="Client-side rate limit per client and tenant (Fortnox allows 25 per 5 s).",
+        ),
+        th.Property("notify_email", th.StringType, description="Where the failure e-mail goes."),
+        th.Property("smtp_host", th.StringType, description="SMTP server for the failure e-mail."),
+        th.Property("smtp_port", th.IntegerType, description="SMTP port (587 with STARTTLS)."),
+        th.Property("smtp_username", th.StringType, description="SMTP user name."),
+        th.Property("smtp_password", th.StringType, secret=True, description="SMTP password."),
+        th.Property("smtp_from", th.StringType, description="Sender address of the e-mail."),
+        th.Property(
+            "smtp_starttls", th.BooleanType, default=True, description="Use STARTTLS for SMTP."
+        ),
+        th.Property(
+            "results_dir",
+            th.StringType,
+            default="output/",
+            description="Run summaries, dead letters, dry-run plans and the fingerprint ledger.",
+        ),
+        th.Property(
+            "dry_run",
+            th.BooleanType,
+            default=False,
+            description="Plan without writing: reads only, the plan goes to "
+            "results_dir/plan-<timestamp>.json, and no STATE is emitted.",
+        ),
+        th.Property(
+            "push_invoices",
+            th.BooleanType,
+            default=True,
+            description="Create Moment invoices in Fortnox (off: invoices are counted skipped).",
+        ),
+    ).to_dict()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # One sink at a time, in STREAM_ORDER: an invoice batch must not race its customers.
+        self.max_parallelism = 1
+        self.failed_keys: dict[str, set[str]] = {}
+        self._indexes: dict[tuple[str, str], ExistingRecords] = {}
+        self._stream_sinks: dict[str, Sink] = {}
+
+    # --- settings ------------------------------------------------------------------------------
+
+    @property
+    def dry_run(self) -> bool:
+        return bool(self.config.get("dry_run", False))
+
+    @property
+    def push_invoices(self) -> bool:
+        return bool(self.config.get("push_invoices", True))
+
+    @property
+    def results_dir(self) -> Path:
+        return Path(self.config.get("results_dir") or "output/")
+
+    # --- per-run objects -----------------------------------------------------------------------
+
+    @cached_property
+    def client(self) -> FortnoxClient:
+        return FortnoxClient(FortnoxSettings.from_config(self.config))
+
+    @cached_property
+    def summary(self) -> RunSummary:
+        summary = RunSummary(plugin=PLUGIN, results_dir=self.results_dir)
+        for stream in STREAM_ORDER:
+            summary.add_stream(stream)
+        return summary
+
+    @cached_property
+    def dead_letters(self) -> DeadLetters:
+        return DeadLetters(self.results_dir, PLUGIN)
+
+    @cached_property
+    def ledger(self) -> FingerprintLedger:
+        return FingerprintLedger(self.results_dir / "state" / f"{PLUGIN}-fingerprints.json")
+
+    @cached_property
+    def plan(self) -> Plan:
+        return Plan(self.results_dir)
+
+    def existing(self, resource: str, key_field: str) -> ExistingRecords:
+        """The run's one index of a Fortnox register (shared by sinks, kept across batches)."""
+        index = self._indexes.get((resource, key_field))
+        if index is None:
+            index = self._indexes[(resource, key_field)] = ExistingRecords(
+                self.client, resource, key_field
+            )
+        return index
+
+    # --- sinks ---------------------------------------------------------------------------------
+
+    def get_sink_class(self, stream_name: str) -> type[Sink]:
+        if stream_name == "invoices" and not self.push_invoices:
+            return SkippedStreamSink
+        return SINKS.get(stream_name, SkippedStreamSink)
+
+    def skip_reason(self, stream_name: str) -> str:
+        if stream_name == "invoices":
+            return "push_invoices is off"
+        return f"stream {stream_name!r} is not pushed to Fortnox"
+
+    def add_sink(
+        self, stream_name: str, schema: dict[str, Any], key_properties: Any = None
+    ) -> Sink:
+        sink = super().add_sink(stream_name, schema, key_properties)
+        self._stream_sinks[stream_name] = sink
+        return sink
+
+    def drain_streams_before(self, stream_name: str) -> None:
+        """Drain the sinks of streams that ``stream_name`` refers to, before its own batch.
+
+        A full invoices batch is drained by the SDK on its own (``drain_one``), possibly while
+        customers still wait in their sink; draining those first keeps references valid.
+        """
+        if stream_name not in STREAM_ORDER:
+            return
+        for upstream in STREAM_ORDER[: STREAM_ORDER.index(stream_name)]:
+            sink = self._stream_sinks.get(upstream)
+            if sink is not None and sink.current_size:
+                self.drain_one(sink)
+
+    # --- the run -------------------------------------------------------------------------------
+
+    def listen(self, file_input: IO[str] | None = None) -> None:
+        """Replay dead letters first, then the input; finish the run even when it fails."""
+        install_secret_redaction(
+            str(self.config[name]) for name in SECRET_SETTINGS if self.config.get(name)
+        )
+        source = file_input if file_input is not None else self.message_reader.default_input
+        lines = itertools.chain(self._dead_letter_lines(), source)
+        try:
+            super().listen(_LineSource(lines))
+        except BaseException as exc:
+            self.summary.fail("run", None, f"the run stopped: {exc}")
+            self._finish()
+            raise
+        self._finish()
+
+    def _dead_letter_lines(self) -> Iterator[str]:
+        """SCHEMA + RECORD lines for the pending dead letters, in stream order, when not dry."""
+        if self.dry_run:
+            return
+        letters = self.dead_letters.pending()
+        if letters:
+            self.logger.info("retrying %d dead letter(s) before new records", len(letters))
+        order = {stream: index for index, stream in enumerate(STREAM_ORDER)}
+        for letter in sorted(letters, key=lambda item: order.get(item.stream, len(order))):
+            yield json.dumps(
+                {
+                    "type": "SCHEMA",
+                    "stream": letter.stream,
+                    "schema": letter.schema,
+                    "key_properties": letter.key_properties,
+                }
+            )
+            yield json.dumps({"type": "RECORD", "stream": letter.stream, "record": letter.record})
+
+    def _write_state_message(self, state: dict[str, Any]) -> None:
+        # A dry run wrote nothing, so the bookmark must not move past its records.
+        if self.dry_run:
+            self.logger.info("dry run: STATE not emitted")
+            return
+        super()._write_state_message(state)
+
+    def _finish(self) -> None:
+        stats = self.__dict__.get("client") and self.client.stats
+        if stats:
+            self.summary.add_requests(
+                requests=stats.requests, rate_limited=stats.rate_limited, retries=stats.retries
+            )
+        if self.dry_run:
+            path = self.plan.write()
+            print(self.plan.render(), file=sys.stderr)
+            print(f"plan written to {path}", file=sys.stderr)
+        else:
+            self.dead_letters.save()
+            self.ledger.save()
+        self.summary.finish()
+        FailureMailer.from_config(self.config).send_if_failed(self.summary)
+
+
+class _LineSource:
+    """An iterable of input lines that the SDK reader accepts in place of a file."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+
+    def __iter__(self) -> Iterator[str]:
+        return self._lines
+
+    def __bool__(self) -> bool:
+        return True
+
+
+if __name__ == "__main__":
+    TargetFortnox.cli()
