@@ -46,6 +46,33 @@ class SmtpSettings:
     starttls: bool = True
     timeout: float = DEFAULT_TIMEOUT_SECONDS
 
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> SmtpSettings:
+        """The notify/SMTP settings of a plugin config; ValueError names a bad setting."""
+        starttls = _as_bool("smtp_starttls", config.get("smtp_starttls", True))
+        port_value = config.get("smtp_port")
+        default_port = PORT_WITH_STARTTLS if starttls else PORT_WITHOUT_STARTTLS
+        try:
+            port = int(port_value) if port_value not in (None, "") else default_port
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"setting smtp_port={port_value!r} is not a port number: use e.g. 587 or 25"
+            ) from None
+        username = config.get("smtp_username") or None
+        sender = config.get("smtp_from") or (
+            username if username and "@" in username else DEFAULT_SENDER
+        )
+        return cls(
+            recipients=_recipients(config.get("notify_email")),
+            host=config.get("smtp_host") or None,
+            port=port,
+            username=username,
+            password=config.get("smtp_password") or None,
+            sender=sender,
+            starttls=starttls,
+            timeout=float(config.get("smtp_timeout") or DEFAULT_TIMEOUT_SECONDS),
+        )
+
 
 def _as_bool(name: str, value: Any) -> bool:
     if isinstance(value, bool):
@@ -73,32 +100,14 @@ class FailureMailer:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> FailureMailer:
-        """Read the notify/SMTP settings of a plugin config; raises ValueError on a bad value."""
-        starttls = _as_bool("smtp_starttls", config.get("smtp_starttls", True))
-        port_value = config.get("smtp_port")
-        default_port = PORT_WITH_STARTTLS if starttls else PORT_WITHOUT_STARTTLS
+        """Read the notify/SMTP settings of a plugin config. Never raises: with a bad value the
+        mailer is off and the error, naming the setting, is logged (use
+        ``SmtpSettings.from_config`` in a pre-flight check to fail on it instead)."""
         try:
-            port = int(port_value) if port_value not in (None, "") else default_port
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"setting smtp_port={port_value!r} is not a port number: use e.g. 587 or 25"
-            ) from None
-        username = config.get("smtp_username") or None
-        sender = config.get("smtp_from") or (
-            username if username and "@" in username else DEFAULT_SENDER
-        )
-        return cls(
-            SmtpSettings(
-                recipients=_recipients(config.get("notify_email")),
-                host=config.get("smtp_host") or None,
-                port=port,
-                username=username,
-                password=config.get("smtp_password") or None,
-                sender=sender,
-                starttls=starttls,
-                timeout=float(config.get("smtp_timeout") or DEFAULT_TIMEOUT_SECONDS),
-            )
-        )
+            return cls(SmtpSettings.from_config(config))
+        except ValueError as exc:
+            logger.error("failure e-mail is off: %s", exc)
+            return cls(SmtpSettings(recipients=()))
 
     @property
     def enabled(self) -> bool:

@@ -71,7 +71,8 @@ def _authenticator(inbox: Inbox) -> Callable[..., AuthResult]:
         )
         if ok:
             inbox.logins.append(data.login.decode())
-        return AuthResult(success=ok)
+        # handled=False: aiosmtpd then answers 535 itself (handled=True would leave it silent).
+        return AuthResult(success=ok, handled=False)
 
     return check
 
@@ -98,14 +99,19 @@ def smtp_server() -> Iterator[SmtpServer]:
     yield from _serve(StoringHandler(inbox), inbox)
 
 
-@pytest.fixture
-def smtp_auth_server() -> Iterator[SmtpServer]:
-    """An SMTP server requiring AUTH LOGIN/PLAIN with SMTP_USER/SMTP_PASSWORD (no TLS)."""
+@pytest.fixture(params=["LOGIN", "PLAIN"])
+def smtp_auth_server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
+    """An SMTP server requiring AUTH (only LOGIN, or only PLAIN) with SMTP_USER/SMTP_PASSWORD.
+
+    No TLS: aiosmtpd allows AUTH over plain text only with ``auth_require_tls=False``.
+    """
     inbox = Inbox()
+    other = {"LOGIN": "PLAIN", "PLAIN": "LOGIN"}[request.param]
     yield from _serve(
         StoringHandler(inbox),
         inbox,
         with_auth=True,
+        auth_exclude_mechanism=[other],
         authenticator=_authenticator(inbox),
         auth_required=True,
         auth_require_tls=False,
