@@ -1,0 +1,1 @@
+"""Singer tap ``tap-fortnox-expenses``: project expenses booked on Fortnox supplier invoices."""

@@ -1,0 +1,307 @@
+"""Which rows of a Fortnox supplier invoice are project expenses, and the record each one becomes.
+
+Owns the qualification rules of DESIGN §5 (booked, approved, not cancelled, carries a project, not
+a payables or VAT row, passes the ``account_numbers``/``include_projects`` filters), the reason a
+row is left out (counted per reason in the run summary) and the ``project_expenses`` record of the
+Singer contract with target-moment. Pure functions over the JSON Fortnox returns: no HTTP, no state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+STOCKHOLM: Final = ZoneInfo("Europe/Stockholm")
+BOOK_CURRENCY: Final = "SEK"
+CENT: Final = Decimal("0.01")
+
+# Why a row is not emitted; these strings are the keys of the run summary's skipped_reasons.
+UNBOOKED: Final = "unbooked"
+CANCELLED: Final = "cancelled"
+NOT_APPROVED: Final = "not approved"
+NO_PROJECT: Final = "no project"
+FILTERED_ACCOUNT: Final = "filtered account"
+FILTERED_PROJECT: Final = "filtered project"
+SKIP_REASONS: Final = (
+    UNBOOKED,
+    CANCELLED,
+    NOT_APPROVED,
+    NO_PROJECT,
+    FILTERED_ACCOUNT,
+    FILTERED_PROJECT,
+)
+
+# Payables (the supplier debt, TOT) and input VAT (VAT) are the other side of the entry, not costs.
+NON_EXPENSE_CODES: Final = frozenset({"TOT", "VAT"})
+
+
+@dataclass(frozen=True)
+class ExpenseFilters:
+    """The ``account_numbers`` and ``include_projects`` settings; ``None`` lets all through."""
+
+    account_numbers: frozenset[int] | None = None
+    project_numbers: frozenset[str] | None = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ExpenseFilters:
+        accounts = config.get("account_numbers")
+        projects = config.get("include_projects")
+        return cls(
+            account_numbers=frozenset(int(a) for a in accounts) if accounts else None,
+            project_numbers=frozenset(str(p).strip() for p in projects) if projects else None,
+        )
+
+
+@dataclass(frozen=True)
+class RowOutcome:
+    """One cost row of a supplier invoice: its record, or the reason it is not an expense."""
+
+    given_number: int
+    row_index: int
+    record: dict[str, Any] | None
+    skip_reason: str | None
+
+    @property
+    def source_key(self) -> str:
+        return source_key(self.given_number, self.row_index)
+
+
+def source_key(given_number: int, row_index: int) -> str:
+    """The Fortnox source key target-moment writes to Moment's ``externalReference``."""
+    return f"fortnox-si-{given_number}-{row_index}"
+
+
+def flag(value: Any) -> bool:
+    """Fortnox booleans arrive as JSON booleans, and in some payloads as ``"true"``/``"false"``."""
+    if isinstance(value, str):
+        return value.strip().lower() in {"true", "1", "yes"}
+    return bool(value)
+
+
+def decimal_or_none(value: Any) -> Decimal | None:
+    """Amounts come as numbers or strings (SupplierInvoice ``Total``/``VAT``); ``""`` is none."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        return Decimal(str(value).replace(",", ".").replace(" ", ""))
+    except InvalidOperation:
+        return None
+
+
+def parse_fortnox_timestamp(value: Any) -> datetime | None:
+    """A zone-less Fortnox time stamp (``2024-05-01 13:45[:00]``) as Stockholm time (DESIGN §9)."""
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace(" ", "T", 1))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=STOCKHOLM)
+    return parsed
+
+
+def parse_fortnox_date(value: Any) -> date | None:
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        return date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        return None
+
+
+def invoice_skip_reason(invoice: Mapping[str, Any]) -> str | None:
+    """Why no row of this supplier invoice is an expense, or ``None`` when it qualifies.
+
+    Cancelled wins over unbooked (a cancelled invoice is never booked later), and an invoice still
+    waiting for approval ("attest") is not an expense even when it is booked.
+    """
+    # Single GETs carry ``Cancelled``; list items call it ``Cancel`` (fortnox-api.md §4.5).
+    if flag(invoice.get("Cancelled")) or flag(invoice.get("Cancel")):
+        return CANCELLED
+    if not flag(invoice.get("Booked")):
+        return UNBOOKED
+    if approval_pending(invoice):
+        return NOT_APPROVED
+    return None
+
+
+def approval_pending(invoice: Mapping[str, Any]) -> bool:
+    """True while the invoice waits for approval of its bookkeeping ("attest").
+
+    Fortnox reports the state as ``ApprovalStatus``/``AuthorizationStatus`` on newer payloads and
+    as a pending flag on older ones; any of them saying "pending" or "not approved" holds the
+    invoice back.
+    """
+    for key in ("AuthorizePending", "AuthorizationPending", "ApprovalPending"):
+        if flag(invoice.get(key)):
+            return True
+    for key in ("ApprovalStatus", "AuthorizationStatus", "ApprovalState"):
+        status = invoice.get(key)
+        if isinstance(status, str) and status.strip().upper() in {
+            "PENDING",
+            "NOTAPPROVED",
+            "NOT_APPROVED",
+            "AUTHORIZEPENDING",
+            "WAITING",
+            "REJECTED",
+        }:
+            return True
+    return False
+
+
+def is_cost_row(row: Mapping[str, Any]) -> bool:
+    return str(row.get("Code") or "").strip().upper() not in NON_EXPENSE_CODES
+
+
+def _uses_invoice_currency(invoice: Mapping[str, Any]) -> bool:
+    """Foreign-currency invoices carry row amounts in their own currency in ``DebitCurrency``."""
+    currency = str(invoice.get("Currency") or BOOK_CURRENCY).upper()
+    return currency != BOOK_CURRENCY
+
+
+def row_amount(row: Mapping[str, Any], *, invoice_currency: bool) -> Decimal:
+    """Debit − Credit of a row, in the invoice currency when it is not SEK and Fortnox gives it."""
+    if invoice_currency and (
+        row.get("DebitCurrency") not in (None, "") or row.get("CreditCurrency") not in (None, "")
+    ):
+        debit, credit = row.get("DebitCurrency"), row.get("CreditCurrency")
+    else:
+        debit, credit = row.get("Debit"), row.get("Credit")
+    return (decimal_or_none(debit) or Decimal(0)) - (decimal_or_none(credit) or Decimal(0))
+
+
+def invoice_vat(invoice: Mapping[str, Any], *, invoice_currency: bool) -> Decimal | None:
+    """The invoice's input VAT: its VAT rows when it has them (same basis as the cost rows), else
+    the header ``VAT``; ``None`` when Fortnox gives neither."""
+    rows = [r for r in invoice.get("SupplierInvoiceRows") or [] if _code(r) == "VAT"]
+    if rows:
+        return sum((row_amount(r, invoice_currency=invoice_currency) for r in rows), Decimal(0))
+    return decimal_or_none(invoice.get("VAT"))
+
+
+def _code(row: Mapping[str, Any]) -> str:
+    return str(row.get("Code") or "").strip().upper()
+
+
+def _text_or_none(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _number(value: Decimal) -> float:
+    """JSON number for a money amount, rounded to öre."""
+    return float(value.quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+def project_expense_rows(
+    invoice: Mapping[str, Any],
+    filters: ExpenseFilters | None = None,
+    *,
+    modified: datetime | None = None,
+) -> Iterator[RowOutcome]:
+    """One :class:`RowOutcome` per cost row of a supplier invoice read with its rows (single GET).
+
+    ``row_index`` is the row's 0-based position in ``SupplierInvoiceRows`` (payables and VAT rows
+    keep their positions, so a key never shifts when a row is added at the end). ``modified`` is
+    when Fortnox last changed the invoice, if known (emitted as ``invoice_modified``).
+    """
+    filters = filters or ExpenseFilters()
+    given_number = int(invoice["GivenNumber"])
+    rows: list[Mapping[str, Any]] = list(invoice.get("SupplierInvoiceRows") or [])
+    invoice_reason = invoice_skip_reason(invoice)
+    foreign = _uses_invoice_currency(invoice)
+    cost_rows = [(i, r) for i, r in enumerate(rows) if is_cost_row(r)]
+    total_cost = sum((row_amount(r, invoice_currency=foreign) for _, r in cost_rows), Decimal(0))
+    total_vat = invoice_vat(invoice, invoice_currency=foreign)
+    header_project = _text_or_none(invoice.get("Project"))
+    for index, row in cost_rows:
+        reason = invoice_reason or _row_skip_reason(row, header_project, filters)
+        if reason is not None:
+            yield RowOutcome(given_number, index, None, reason)
+            continue
+        amount = row_amount(row, invoice_currency=foreign)
+        vat: Decimal | None = None
+        if total_vat is not None and total_cost != 0:
+            vat = total_vat * amount / total_cost
+        record = _expense_record(
+            invoice,
+            row,
+            given_number=given_number,
+            row_index=index,
+            project_number=_text_or_none(row.get("Project")) or header_project or "",
+            amount=amount,
+            vat=vat,
+            modified=modified,
+        )
+        yield RowOutcome(given_number, index, record, None)
+
+
+def _row_skip_reason(
+    row: Mapping[str, Any], header_project: str | None, filters: ExpenseFilters
+) -> str | None:
+    project = _text_or_none(row.get("Project")) or header_project
+    if project is None:
+        return NO_PROJECT
+    if filters.project_numbers is not None and project not in filters.project_numbers:
+        return FILTERED_PROJECT
+    if filters.account_numbers is not None:
+        account = row.get("Account")
+        try:
+            if int(account) not in filters.account_numbers:
+                return FILTERED_ACCOUNT
+        except (TypeError, ValueError):
+            return FILTERED_ACCOUNT
+    return None
+
+
+def _expense_record(
+    invoice: Mapping[str, Any],
+    row: Mapping[str, Any],
+    *,
+    given_number: int,
+    row_index: int,
+    project_number: str,
+    amount: Decimal,
+    vat: Decimal | None,
+    modified: datetime | None,
+) -> dict[str, Any]:
+    expense_date = parse_fortnox_date(invoice.get("InvoiceDate"))
+    description = (
+        _text_or_none(row.get("TransactionInformation"))
+        or _text_or_none(row.get("ItemDescription"))
+        or _text_or_none(row.get("AccountDescription"))
+        or _text_or_none(invoice.get("Comments"))
+    )
+    return {
+        "source_key": source_key(given_number, row_index),
+        "given_number": given_number,
+        "row_index": row_index,
+        "project_number": project_number,
+        "expense_date": expense_date.isoformat() if expense_date else None,
+        "account_number": int(row["Account"]),
+        "description": description,
+        "amount": _number(amount),
+        "vat_amount": None if vat is None else _number(vat),
+        "currency": str(invoice.get("Currency") or BOOK_CURRENCY).upper(),
+        "supplier_number": str(invoice.get("SupplierNumber") or ""),
+        "supplier_name": _text_or_none(invoice.get("SupplierName")),
+        "supplier_invoice_number": _text_or_none(invoice.get("InvoiceNumber")),
+        "invoice_modified": modified.isoformat() if modified else None,
+        "booked": flag(invoice.get("Booked")),
+    }
+
+
+def count_reasons(outcomes: Iterable[RowOutcome]) -> dict[str, int]:
+    """Skipped rows per reason, in the order of :data:`SKIP_REASONS` (for logs and tests)."""
+    counts = dict.fromkeys(SKIP_REASONS, 0)
+    for outcome in outcomes:
+        if outcome.skip_reason is not None:
+            counts[outcome.skip_reason] = counts.get(outcome.skip_reason, 0) + 1
+    return {reason: n for reason, n in counts.items() if n}

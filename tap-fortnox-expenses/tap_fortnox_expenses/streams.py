@@ -1,0 +1,231 @@
+"""The tap's two Singer streams: ``projects`` (full table) and ``project_expenses`` (window + late
+postings, re-reading only new or changed supplier invoices).
+
+Owns the Singer semantics: records, the stream's bookmark (see :mod:`tap_fortnox_expenses.window`
+for its shape) and the skip counts. All HTTP goes through the tap's ``FortnoxClient``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, cast
+
+from fortnox_client import FortnoxClient, FortnoxDataError
+from singer_sdk import SchemaDirectory, Stream, StreamSchema
+from sync_common import RunSummary
+
+from tap_fortnox_expenses import schemas
+from tap_fortnox_expenses.expenses import (
+    ExpenseFilters,
+    parse_fortnox_date,
+    parse_fortnox_timestamp,
+    project_expense_rows,
+)
+from tap_fortnox_expenses.window import (
+    FINGERPRINTS_KEY,
+    InvoiceFingerprints,
+    SyncWindow,
+    format_mark,
+    invoice_fingerprint,
+    parse_mark,
+    stockholm_now,
+)
+
+if TYPE_CHECKING:
+    from singer_sdk.helpers import types
+
+    from tap_fortnox_expenses.tap import TapFortnoxExpenses
+
+SCHEMAS = SchemaDirectory(schemas)
+PROJECT_STATUSES = frozenset({"NOTSTARTED", "ONGOING", "COMPLETED"})
+# Time stamp fields Fortnox (and the sandbox) use for "last changed" on a supplier invoice.
+MODIFIED_FIELDS = ("LastModified", "LastModifiedDate", "Modified", "UpdatedAt")
+
+logger = logging.getLogger(__name__)
+
+
+class FortnoxStream(Stream):
+    """A stream reading through the tap's shared client and reporting to its run summary."""
+
+    @property
+    def fortnox_tap(self) -> TapFortnoxExpenses:
+        return cast("TapFortnoxExpenses", self._tap)
+
+    @property
+    def client(self) -> FortnoxClient:
+        return self.fortnox_tap.fortnox
+
+    @property
+    def summary(self) -> RunSummary:
+        return self.fortnox_tap.run_summary
+
+
+class ProjectsStream(FortnoxStream):
+    """Every Fortnox project with its start date: target-moment needs the start date, and a project
+    without one is visible here instead of its expenses being lost silently. Full table: one list
+    of pages, no single GETs."""
+
+    name = "projects"
+    primary_keys = ("project_number",)
+    replication_key = None
+    schema = StreamSchema(SCHEMAS)
+
+    def get_records(self, context: types.Context | None) -> Iterable[dict[str, Any]]:
+        self.summary.add_stream(self.name)
+        for project in self.client.list("projects"):
+            yield project_record(project)
+
+
+def project_record(project: Mapping[str, Any]) -> dict[str, Any]:
+    start, end = (
+        parse_fortnox_date(project.get("StartDate")),
+        parse_fortnox_date(project.get("EndDate")),
+    )
+    status = str(project.get("Status") or "").upper() or None
+    return {
+        "project_number": str(project["ProjectNumber"]),
+        "description": project.get("Description") or None,
+        "start_date": start.isoformat() if start else None,
+        "end_date": end.isoformat() if end else None,
+        "status": status if status in PROJECT_STATUSES else None,
+    }
+
+
+class ProjectExpensesStream(FortnoxStream):
+    """One record per qualifying cost row of the supplier invoices in this run's window.
+
+    Records are not sorted by ``invoice_modified`` (Fortnox lists by number), so the SDK treats the
+    stream as unsorted: it keeps values in ``progress_markers`` and only promotes them to the
+    bookmark when the stream ends, clamped to the signpost. The signpost is this run's planned
+    high-water mark (run start − overlap), and the stream raises the progress to exactly that mark
+    once every invoice was read: the bookmark is then the mark, whatever the records held, and a
+    run that fails part-way emits no final state at all.
+    """
+
+    name = "project_expenses"
+    primary_keys = ("source_key",)
+    replication_key = "invoice_modified"
+    is_sorted = False
+    schema = StreamSchema(SCHEMAS)
+
+    @cached_property
+    def window(self) -> SyncWindow:
+        """Planned once per run, when the SDK asks for the signpost at the start of the sync."""
+        config = self.config
+        start_date = config.get("start_date")
+        previous = None
+        if self.stream_state.get("replication_key") == self.replication_key:
+            # Read the bookmark directly: the SDK's starting value would mix in ``start_date``,
+            # which here is an invoice date for the window, not a modification time.
+            previous = parse_mark(self.stream_state.get("replication_key_value"))
+        return SyncWindow.plan(
+            started_at=stockholm_now(),
+            lookback_days=int(config.get("lookback_days", 30)),
+            start_date=parse_fortnox_date(start_date) if start_date else None,
+            previous_mark=previous,
+        )
+
+    @cached_property
+    def filters(self) -> ExpenseFilters:
+        return ExpenseFilters.from_config(self.config)
+
+    def get_replication_key_signpost(self, context: types.Context | None = None) -> str:
+        # The bookmark may never pass the moment this run started reading (minus the overlap).
+        return format_mark(self.window.high_water_mark)
+
+    def get_records(self, context: types.Context | None) -> Iterable[dict[str, Any]]:
+        window = self.window
+        fingerprints = InvoiceFingerprints.from_state(self.stream_state)
+        reasons: Counter[str] = Counter()
+        listed = changed = emitted = 0
+        self.summary.add_stream(self.name)
+        self.logger.info(
+            "Reading supplier invoices dated %s..%s%s",
+            window.from_date,
+            window.to_date,
+            f" and modified since {window.modified_since.isoformat()}"
+            if window.modified_since
+            else "",
+        )
+        for item in self._listed_invoices(window):
+            listed += 1
+            given_number = str(item["GivenNumber"])
+            fingerprint = invoice_fingerprint(item)
+            if fingerprints.is_unchanged(given_number, fingerprint):
+                fingerprints.remember(given_number, fingerprint)
+                continue
+            changed += 1
+            invoice = self._read_invoice(given_number, item)
+            if invoice is None:
+                # Gone between list and read (deleted draft): nothing to emit, nothing to remember.
+                continue
+            modified = _modified_at(invoice)
+            for outcome in project_expense_rows(invoice, self.filters, modified=modified):
+                if outcome.record is not None:
+                    emitted += 1
+                    yield outcome.record
+                else:
+                    reason = cast("str", outcome.skip_reason)
+                    reasons[reason] += 1
+                    self.summary.skip(self.name, reason, key=outcome.source_key)
+            # Only after its rows went out: a crash before this line re-reads the invoice next run.
+            fingerprints.remember(given_number, fingerprint)
+
+        self._finish_run(fingerprints, context)
+        self.logger.info(
+            "project_expenses: %d supplier invoices listed, %d new or changed read with rows, "
+            "%d unchanged skipped, %d expense rows emitted; rows not emitted by reason: %s",
+            listed,
+            changed,
+            listed - changed,
+            emitted,
+            ", ".join(f"{r}={n}" for r, n in sorted(reasons.items())) or "none",
+        )
+
+    def _listed_invoices(self, window: SyncWindow) -> Iterator[dict[str, Any]]:
+        """The window's invoices, then late postings not already seen; each GivenNumber once."""
+        seen: set[str] = set()
+        queries = [window.window_params()]
+        if (modified := window.modified_params()) is not None:
+            queries.append(modified)
+        for params in queries:
+            for item in self.client.list("supplierinvoices", params=params):
+                given_number = str(item["GivenNumber"])
+                if given_number not in seen:
+                    seen.add(given_number)
+                    yield item
+
+    def _read_invoice(self, given_number: str, item: Mapping[str, Any]) -> dict[str, Any] | None:
+        try:
+            detail = self.client.get("supplierinvoices", given_number)
+        except FortnoxDataError as exc:
+            self.summary.fail(self.name, f"supplier invoice {given_number}", str(exc))
+            # Stop before state: the next run reads this invoice again instead of losing it.
+            exc.add_note(
+                f"while reading supplier invoice {given_number}; the run stops without "
+                "writing state, so the next run retries it"
+            )
+            raise
+        if detail is None:
+            return None
+        # List-only fields (e.g. ``Cancel``, approval state) complete the single GET.
+        return {**item, **detail}
+
+    def _finish_run(self, fingerprints: InvoiceFingerprints, context: types.Context | None) -> None:
+        """Every listed invoice was read: keep the fingerprints, raise the bookmark to the mark."""
+        self.stream_state[FINGERPRINTS_KEY] = fingerprints.to_state()
+        mark = format_mark(self.window.high_water_mark)
+        self.state_manager.increment_state(
+            {self.replication_key: mark}, context=context, replication_key=self.replication_key
+        )
+
+
+def _modified_at(invoice: Mapping[str, Any]) -> datetime | None:
+    for key in MODIFIED_FIELDS:
+        if (value := parse_fortnox_timestamp(invoice.get(key))) is not None:
+            return value
+    return None

@@ -1,0 +1,180 @@
+"""Row qualification and record building on hand-written supplier invoices (no server)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pytest
+from tap_fortnox_expenses.expenses import (
+    CANCELLED,
+    FILTERED_ACCOUNT,
+    FILTERED_PROJECT,
+    NO_PROJECT,
+    NOT_APPROVED,
+    STOCKHOLM,
+    UNBOOKED,
+    ExpenseFilters,
+    count_reasons,
+    invoice_skip_reason,
+    parse_fortnox_timestamp,
+    project_expense_rows,
+)
+
+
+def supplier_invoice(**overrides: Any) -> dict[str, Any]:
+    """A booked SEK invoice: two cost rows (one on a row project), input VAT 25 %, payables."""
+    invoice: dict[str, Any] = {
+        "GivenNumber": 17,
+        "SupplierNumber": 42,
+        "SupplierName": "Åkesson Bygg AB",
+        "InvoiceNumber": "F-9001",
+        "InvoiceDate": "2026-11-02",
+        "Currency": "SEK",
+        "Project": "P100",
+        "Booked": True,
+        "Cancelled": False,
+        "VAT": "300",
+        "Comments": "November",
+        "SupplierInvoiceRows": [
+            {"Account": 2440, "Code": "TOT", "Debit": 0, "Credit": 1500},
+            {
+                "Account": 4010,
+                "Code": "PRD",
+                "Debit": 800,
+                "Credit": 0,
+                "TransactionInformation": "Virke",
+            },
+            {
+                "Account": 5460,
+                "Code": "PRD",
+                "Debit": 400,
+                "Credit": 0,
+                "Project": "P200",
+                "AccountDescription": "Förbrukningsmaterial",
+            },
+            {"Account": 2640, "Code": "VAT", "Debit": 300, "Credit": 0},
+        ],
+    }
+    invoice.update(overrides)
+    return invoice
+
+
+def test_cost_rows_become_records_with_contract_fields() -> None:
+    modified = datetime(2026, 11, 3, 9, 30, tzinfo=STOCKHOLM)
+    outcomes = list(project_expense_rows(supplier_invoice(), modified=modified))
+
+    # TOT (index 0) and VAT (index 3) are not expenses; the cost rows keep their positions.
+    assert [o.row_index for o in outcomes] == [1, 2]
+    first, second = (o.record for o in outcomes)
+    assert first == {
+        "source_key": "fortnox-si-17-1",
+        "given_number": 17,
+        "row_index": 1,
+        "project_number": "P100",  # header project
+        "expense_date": "2026-11-02",
+        "account_number": 4010,
+        "description": "Virke",
+        "amount": 800.0,
+        "vat_amount": 200.0,  # 300 × 800 / 1200
+        "currency": "SEK",
+        "supplier_number": "42",
+        "supplier_name": "Åkesson Bygg AB",
+        "supplier_invoice_number": "F-9001",
+        "invoice_modified": "2026-11-03T09:30:00+01:00",
+        "booked": True,
+    }
+    assert second is not None
+    assert second["project_number"] == "P200"  # the row's project wins over the header's
+    assert second["description"] == "Förbrukningsmaterial"
+    assert second["vat_amount"] == 100.0
+
+
+def test_credit_rows_are_negative_and_vat_follows() -> None:
+    invoice = supplier_invoice(
+        VAT="-50",
+        SupplierInvoiceRows=[
+            {"Account": 2440, "Code": "TOT", "Debit": 250, "Credit": 0},
+            {"Account": 4010, "Code": "PRD", "Debit": 0, "Credit": 200},
+            {"Account": 2640, "Code": "VAT", "Debit": 0, "Credit": 50},
+        ],
+    )
+    (outcome,) = project_expense_rows(invoice)
+    assert outcome.record is not None
+    assert outcome.record["amount"] == -200.0
+    assert outcome.record["vat_amount"] == -50.0
+
+
+def test_foreign_currency_rows_use_invoice_currency_amounts() -> None:
+    invoice = supplier_invoice(
+        Currency="EUR",
+        VAT=None,
+        SupplierInvoiceRows=[
+            {"Account": 4010, "Code": "PRD", "Debit": 1150, "DebitCurrency": 100, "Credit": 0},
+            {"Account": 2640, "Code": "VAT", "Debit": 287.5, "DebitCurrency": 25, "Credit": 0},
+        ],
+    )
+    (outcome,) = project_expense_rows(invoice)
+    assert outcome.record is not None
+    assert (outcome.record["amount"], outcome.record["vat_amount"]) == (100.0, 25.0)
+    assert outcome.record["currency"] == "EUR"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"Booked": False}, UNBOOKED),
+        ({"Cancelled": True}, CANCELLED),
+        ({"Cancel": "true", "Booked": False}, CANCELLED),  # list spelling; cancelled wins
+        ({"AuthorizePending": True}, NOT_APPROVED),
+        ({"ApprovalStatus": "PENDING"}, NOT_APPROVED),
+    ],
+)
+def test_invoice_level_reasons_count_every_cost_row(overrides: dict[str, Any], reason: str) -> None:
+    invoice = supplier_invoice(**overrides)
+    assert invoice_skip_reason(invoice) == reason
+    outcomes = list(project_expense_rows(invoice))
+    assert all(o.record is None for o in outcomes)
+    assert count_reasons(outcomes) == {reason: 2}
+
+
+def test_rows_without_any_project_are_counted() -> None:
+    outcomes = list(project_expense_rows(supplier_invoice(Project="")))
+    # Row 2 has its own project; row 1 has none and the header has none.
+    assert count_reasons(outcomes) == {NO_PROJECT: 1}
+    assert [o.record["project_number"] for o in outcomes if o.record] == ["P200"]
+
+
+def test_account_and_project_filters() -> None:
+    by_account = ExpenseFilters.from_config({"account_numbers": [5460]})
+    outcomes = list(project_expense_rows(supplier_invoice(), by_account))
+    assert count_reasons(outcomes) == {FILTERED_ACCOUNT: 1}
+    assert [o.record["account_number"] for o in outcomes if o.record] == [5460]
+
+    by_project = ExpenseFilters.from_config({"include_projects": ["P100"]})
+    outcomes = list(project_expense_rows(supplier_invoice(), by_project))
+    assert count_reasons(outcomes) == {FILTERED_PROJECT: 1}
+    assert [o.record["project_number"] for o in outcomes if o.record] == ["P100"]
+
+    # Empty lists mean "no filter" (Meltano passes [] for an unset array).
+    assert ExpenseFilters.from_config({"account_numbers": [], "include_projects": []}) == (
+        ExpenseFilters()
+    )
+
+
+def test_vat_is_null_when_the_invoice_gives_none() -> None:
+    rows = [{"Account": 4010, "Code": "PRD", "Debit": 100, "Credit": 0}]
+    (outcome,) = project_expense_rows(supplier_invoice(VAT=None, SupplierInvoiceRows=rows))
+    assert outcome.record is not None
+    assert outcome.record["vat_amount"] is None
+
+
+def test_fortnox_timestamps_are_stockholm_time() -> None:
+    summer = parse_fortnox_timestamp("2026-07-01 12:00:00")
+    winter = parse_fortnox_timestamp("2026-12-01 12:00")
+    assert summer is not None
+    assert winter is not None
+    assert summer.isoformat() == "2026-07-01T12:00:00+02:00"
+    assert winter.isoformat() == "2026-12-01T12:00:00+01:00"
+    assert parse_fortnox_timestamp("") is None
+    assert parse_fortnox_timestamp("not a time") is None
