@@ -1,1 +1,1 @@
-"""target-fortnox: a Singer target that upserts Moment customers, projects and invoices into Fortnox."""
+"""target-fortnox: Singer target upserting Moment customers, projects and invoices into Fortnox."""

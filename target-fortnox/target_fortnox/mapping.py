@@ -341,7 +341,7 @@ def changed_fields(
 def invoice_differences(desired: Mapping[str, Any], existing: Mapping[str, Any]) -> list[str]:
     """Human-readable differences between the invoice we would send and the one in Fortnox.
 
-    OCR is compared only when Moment sends one: with Fortnox's OCR setting on, Fortnox makes its own.
+    OCR is compared only when Moment sends one: with Fortnox's OCR setting on, Fortnox makes one.
     """
     header = [
         f for f in INVOICE_HEADER_FIELDS if f != "OCR" or desired.get("OCR") not in (None, "")
@@ -359,7 +359,8 @@ def invoice_differences(desired: Mapping[str, Any], existing: Mapping[str, Any])
     for index, (want, have) in enumerate(zip(want_rows, have_rows, strict=True)):
         for name in changed_fields(want, have, INVOICE_ROW_FIELDS):
             diffs.append(
-                f"InvoiceRows[{index}].{name}: Moment {want.get(name)!r}, Fortnox {have.get(name)!r}"
+                f"InvoiceRows[{index}].{name}: "
+                f"Moment {want.get(name)!r}, Fortnox {have.get(name)!r}"
             )
     return diffs
 

@@ -278,7 +278,8 @@ class CustomerSink(FortnoxSink):
         if exc.code == RESERVED_CUSTOMER_NUMBER:
             return (
                 f"customers {item.key}: Fortnox refuses customer number {item.key} because it is "
-                f"taken or reserved by a deleted Fortnox customer (error {RESERVED_CUSTOMER_NUMBER}). "
+                "taken or reserved by a deleted Fortnox customer "
+                f"(error {RESERVED_CUSTOMER_NUMBER}). "
                 f"Give the customer another number in Moment, or ask Fortnox support to free "
                 f"number {item.key}."
             )

@@ -72,7 +72,7 @@ class TargetFortnox(Target):
             "refresh_token",
             th.StringType,
             secret=True,
-            description="Initial refresh token (seed only; rotated tokens live in the token store).",
+            description="Initial refresh token (seed only; rotated ones live in the token store).",
         ),
         th.Property(
             "tenant_id",

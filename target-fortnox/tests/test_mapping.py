@@ -1,0 +1,210 @@
+"""Unit tests of the Moment → Fortnox mapping and the field comparison (no server)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from target_fortnox.mapping import (
+    MappingError,
+    changed_fields,
+    fingerprint,
+    fortnox_text,
+    invoice_differences,
+    map_customer,
+    map_invoice,
+    map_project,
+    to_json_body,
+)
+
+CUSTOMER = {
+    "id": 7,
+    "customerNumber": "1001",
+    "name": "Åkesson & Söner AB",
+    "organizationNumber": "556677-8899",
+    "email": "info@akesson.se",
+    "address1": "Storgatan 1",
+    "address2": None,
+    "postalCode": "123 45",
+    "city": "Malmö",
+    "countryCode": "se",
+    "lastModifiedDate": "2026-01-02T10:00:00+01:00",
+}
+
+
+def test_customer_fields_map_to_fortnox_names() -> None:
+    mapped = map_customer(CUSTOMER)
+    assert mapped.key == "1001"
+    assert mapped.payload == {
+        "CustomerNumber": "1001",
+        "Name": "Åkesson & Söner AB",
+        "OrganisationNumber": "556677-8899",
+        "Email": "info@akesson.se",
+        "Address1": "Storgatan 1",
+        "Address2": None,
+        "ZipCode": "123 45",
+        "City": "Malmö",
+        "CountryCode": "SE",
+    }
+    assert mapped.warnings == []
+    assert "Address2" not in to_json_body(mapped.payload)
+
+
+def test_country_code_that_is_not_iso_alpha2_fails_the_record_naming_it() -> None:
+    with pytest.raises(MappingError) as caught:
+        map_customer({**CUSTOMER, "countryCode": "Sweden"})
+    assert caught.value.field == "countryCode"
+    assert "customers 1001" in str(caught.value)
+    assert "ISO 3166-1 alpha-2" in str(caught.value)
+
+
+def test_emoji_are_stripped_with_a_warning_naming_record_and_field() -> None:
+    mapped = map_customer({**CUSTOMER, "name": "Glada 🎉 Gänget", "city": "Muñoz's"})
+    assert mapped.payload["Name"] == "Glada Gänget"
+    assert mapped.payload["City"] == "Munoz’s"
+    assert len(mapped.warnings) == 2
+    assert "customers 1001" in mapped.warnings[0]
+    assert "'name'" in mapped.warnings[0]
+
+
+def test_text_that_is_only_refused_characters_makes_a_required_field_fail() -> None:
+    with pytest.raises(MappingError, match="'name' is required"):
+        map_customer({**CUSTOMER, "name": "🎉🎉"})
+
+
+def test_fortnox_text_keeps_accepted_punctuation_and_newlines() -> None:
+    warnings: list[str] = []
+    text = "Ärende: 50% § 3 – €12,50 (brutto)\nrad två @ kl. 10?"
+    assert fortnox_text(text, stream="s", key="k", field_name="f", warnings=warnings) == text
+    assert warnings == []
+
+
+PROJECT = {
+    "projectNumber": "P-100",
+    "name": "Ombyggnad",
+    "customer": {"id": 7, "customerNumber": "1001"},
+    "startDate": "2026-02-01",
+    "endDate": None,
+    "createdDate": "2026-01-15T23:30:00+00:00",
+    "projectState": "PLANNED",
+}
+
+
+@pytest.mark.parametrize(
+    ("state", "status"),
+    [("PLANNED", "NOTSTARTED"), ("ONGOING", "ONGOING"), ("FINISHED", "COMPLETED")],
+)
+def test_project_state_maps_to_fortnox_status(state: str, status: str) -> None:
+    assert map_project({**PROJECT, "projectState": state}).payload["Status"] == status
+
+
+def test_project_without_start_date_gets_created_date_in_stockholm() -> None:
+    # 23:30 UTC on 15 January is 00:30 on 16 January in Stockholm.
+    mapped = map_project({**PROJECT, "startDate": None})
+    assert mapped.payload["StartDate"] == "2026-01-16"
+    assert "CustomerNumber" not in mapped.payload
+
+
+def test_long_project_name_is_cut_to_50_with_a_warning() -> None:
+    name = "Projekt " + "x" * 60
+    mapped = map_project({**PROJECT, "name": name})
+    assert mapped.payload["Description"] == name[:50]
+    assert len(mapped.warnings) == 1
+    assert "projects P-100" in mapped.warnings[0]
+
+
+INVOICE = {
+    "invoiceNumber": 5001,
+    "invoiceState": "FINALIZED",
+    "customer": {"id": 7, "customerNumber": "1001"},
+    "project": {"id": 3, "projectNumber": "P-100"},
+    "invoiceDate": "2026-03-01",
+    "dueDate": "2026-03-31",
+    "ocr": "500118",
+    "currency": "SEK",
+    "creditedInvoiceNumber": None,
+    "invoiceLines": [
+        {
+            "description": "Konsult",
+            "quantity": 10,
+            "unitPrice": 1200.5,
+            "vatRate": 25,
+            "accountNumber": 3010,
+        },
+    ],
+}
+
+
+def test_invoice_maps_header_and_rows() -> None:
+    mapped = map_invoice(INVOICE)
+    body = to_json_body(mapped.payload)
+    assert body == {
+        "DocumentNumber": "5001",
+        "CustomerNumber": "1001",
+        "Project": "P-100",
+        "InvoiceDate": "2026-03-01",
+        "DueDate": "2026-03-31",
+        "OCR": "500118",
+        "Currency": "SEK",
+        "InvoiceRows": [
+            {
+                "AccountNumber": 3010,
+                "Description": "Konsult",
+                "DeliveredQuantity": 10,
+                "Price": 1200.5,
+                "VAT": 25,
+            }
+        ],
+    }
+    assert mapped.customer_number == "1001"
+
+
+def test_credit_note_refers_to_the_credited_invoice_with_negative_quantities() -> None:
+    credit = {**INVOICE, "invoiceNumber": 5002, "creditedInvoiceNumber": 5001}
+    payload = map_invoice(credit).payload
+    assert payload["CreditInvoiceReference"] == "5001"
+    assert payload["InvoiceRows"][0]["DeliveredQuantity"] == Decimal(-10)
+    # Already negative (Moment's own credit notes): left as they are.
+    negative = {
+        **credit,
+        "invoiceLines": [{**INVOICE["invoiceLines"][0], "quantity": -10}],  # type: ignore[index]
+    }
+    assert map_invoice(negative).payload["InvoiceRows"][0]["DeliveredQuantity"] == Decimal(-10)
+
+
+def test_changed_fields_compares_normalised_values_and_clears_emptied_ones() -> None:
+    desired = map_customer({**CUSTOMER, "email": None}).payload
+    fortnox = {**desired, "Email": "old@x.se", "ZipCode": "123 45 ", "Address2": ""}
+    assert changed_fields(desired, fortnox, ["Email", "ZipCode", "Address2"]) == {"Email": ""}
+
+
+def test_invoice_differences_compare_rows_numerically() -> None:
+    desired = map_invoice(INVOICE).payload
+    same = {
+        **to_json_body(desired),
+        "OCR": "500118",
+        "InvoiceRows": [
+            {
+                "AccountNumber": 3010,
+                "Description": "Konsult",
+                "DeliveredQuantity": "10.00",
+                "Price": 1200.50,
+                "VAT": 25,
+                "RowId": 1,
+            }
+        ],
+    }
+    assert invoice_differences(desired, same) == []
+    other = {**same, "InvoiceRows": [{**same["InvoiceRows"][0], "Price": 1000}]}
+    assert invoice_differences(desired, other) == [
+        "InvoiceRows[0].Price: Moment Decimal('1200.5'), Fortnox 1000"
+    ]
+    assert invoice_differences(desired, {**same, "DueDate": "2026-04-30"})[0].startswith("DueDate")
+
+
+def test_fingerprint_ignores_number_formatting_but_not_values() -> None:
+    a = map_invoice(INVOICE).payload
+    b = map_invoice({**INVOICE, "invoiceLines": [{**INVOICE["invoiceLines"][0], "quantity": 10.0}]})  # type: ignore[index]
+    c = map_invoice({**INVOICE, "ocr": "999"})
+    assert fingerprint(a) == fingerprint(b.payload)
+    assert fingerprint(a) != fingerprint(c.payload)
