@@ -1,4 +1,4 @@
-"""The input contract: the JSON schemas of the streams target-moment writes, and checks against them.
+"""The input contract: JSON schemas of the streams target-moment writes, and checks against them.
 
 The target validates each record against the SCHEMA message its tap sent (singer-sdk does that),
 and then against its own contract here, so a tap that drifts from the agreed fields gets a

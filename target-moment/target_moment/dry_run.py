@@ -39,12 +39,14 @@ class DryRunPlan:
 
     def add_skip(self, key: str, project_number: str, reason: str) -> None:
         self.entries.append(
-            {"source_key": key, "project_number": project_number, "action": "skip", "reason": reason}
+            {"source_key": key, "project_number": project_number, "action": "skip"}
+            | {"reason": reason}
         )
 
     def add_failure(self, key: str, project_number: str, message: str) -> None:
         self.entries.append(
-            {"source_key": key, "project_number": project_number, "action": "fail", "reason": message}
+            {"source_key": key, "project_number": project_number, "action": "fail"}
+            | {"reason": message}
         )
 
     def counts(self) -> dict[str, int]:

@@ -92,12 +92,15 @@ def desired_expense(
     return {
         "projectId": project["id"],
         "expenseDate": _date_text(record["expense_date"]),
-        "description": record.get("description") or fallback_description(record),
-        "supplierName": record.get("supplier_name"),
+        # Moment trims text; sending it trimmed keeps a re-read from looking like a change.
+        "description": _text(record.get("description")) or fallback_description(record),
+        "supplierName": _text(record.get("supplier_name")),
         "amount": money(record["amount"]),
-        "vatAmount": money(record.get("vat_amount")),
+        # No VAT share from Fortnox means none: Moment stores a missing vatAmount as 0.
+        "vatAmount": money(record.get("vat_amount")) or 0.0,
         "currency": record.get("currency") or "SEK",
-        "accountNumber": record["account_number"],
+        # Moment's account numbers are text ("7799"), as in its financialAccounts.
+        "accountNumber": str(record["account_number"]),
         "billable": resolve_billable(project, default_billable),
         "externalReference": record["source_key"],
     }
@@ -159,6 +162,12 @@ def _normalised(name: str, value: Any) -> Any:
     if name in {"projectId", "accountNumber"}:
         return str(value)
     return value
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(value).strip() or None
 
 
 def _date_text(value: Any) -> str:

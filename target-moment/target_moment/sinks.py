@@ -1,6 +1,6 @@
 """Per-stream behaviour: what each incoming stream means to target-moment.
 
-- ``FortnoxProjectsSink`` (``projects``): remembers each Fortnox project's start date; writes nothing.
+- ``FortnoxProjectsSink`` (``projects``): keeps each Fortnox project's start date; writes nothing.
 - ``ProjectExpenseSink`` (``project_expenses``): retries dead letters first, then imports each
   expense through the run's ``ExpenseImport`` (which calls ``moment_client``).
 - ``IgnoredStreamSink``: any other stream a composed tap may send; counted and logged once, so a
@@ -12,6 +12,7 @@ keeps the at-least-once contract simple (state follows only fully written record
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from moment_client import MomentAuthError, MomentTransientError
@@ -27,10 +28,20 @@ if TYPE_CHECKING:
 class _MomentSink(RecordSink):
     """Gives the sinks the run's ``ExpenseImport``, created by the target on first use."""
 
+    def __init__(
+        self,
+        target: TargetMoment,
+        stream_name: str,
+        schema: dict[str, Any],
+        key_properties: Sequence[str] | None,
+    ) -> None:
+        super().__init__(target, stream_name, schema, key_properties)
+        # The SDK keeps no reference to the target; the run lives there.
+        self.moment_target = target
+
     @property
     def expense_import(self) -> ExpenseImport:
-        target: TargetMoment = self._target  # type: ignore[assignment]
-        return target.expense_import
+        return self.moment_target.expense_import
 
 
 class FortnoxProjectsSink(_MomentSink):
@@ -53,8 +64,7 @@ class ProjectExpenseSink(_MomentSink):
             run.import_expense(record, self.schema, key_properties)
         except (MomentAuthError, MomentTransientError) as exc:
             # Run-level: write the summary and e-mail now, then fail before any state is emitted.
-            target: TargetMoment = self._target  # type: ignore[assignment]
-            target.end_run(fatal=exc)
+            self.moment_target.end_run(fatal=exc)
             raise
 
 

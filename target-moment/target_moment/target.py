@@ -78,7 +78,7 @@ class TargetMoment(Target):
         th.Property(
             "notify_email",
             th.StringType,
-            description="E-mail address(es), comma separated, that get one message per failing run.",
+            description="E-mail address(es), comma separated, for one message per failing run.",
         ),
         th.Property("smtp_host", th.StringType, description="SMTP server for the failure e-mail."),
         th.Property("smtp_port", th.IntegerType, description="SMTP port (587 with STARTTLS)."),
@@ -138,9 +138,7 @@ class TargetMoment(Target):
         run = self.expense_import
         try:
             if fatal is not None:
-                run.summary.fail(
-                    PROJECT_EXPENSES, None, f"run stopped, no state emitted: {fatal}"
-                )
+                run.summary.fail(PROJECT_EXPENSES, None, f"run stopped, no state emitted: {fatal}")
             stats = run.client.stats
             run.summary.add_requests(requests=stats.requests, retries=stats.retries)
             if run.settings.dry_run:

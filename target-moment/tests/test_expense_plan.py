@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-
 from target_moment.expense_plan import (
     ExpenseAction,
     decide,
@@ -72,7 +71,7 @@ def test_desired_expense_maps_every_field() -> None:
         "amount": 1234.5,
         "vatAmount": 308.63,  # rounded half up to öre
         "currency": "SEK",
-        "accountNumber": 5410,
+        "accountNumber": "5410",
         "billable": True,
         "externalReference": "fortnox-si-101-0",
     }
@@ -86,15 +85,23 @@ def test_desired_expense_accepts_parsed_dates_and_fills_missing_description() ->
     assert body["billable"] is False
 
 
+def test_desired_expense_trims_text_and_sends_no_vat_as_zero() -> None:
+    record = {**RECORD, "description": "  Hyra lokal \n", "supplier_name": " ", "vat_amount": None}
+    body = desired_expense(record, PROJECT, default_billable=True)
+    assert body["description"] == "Hyra lokal"
+    assert body["supplierName"] is None
+    assert body["vatAmount"] == 0.0
+
+
 def test_absent_expense_is_created() -> None:
     assert decide(desired_expense(RECORD, PROJECT, True), None).action is ExpenseAction.CREATE
 
 
 def test_equal_expense_is_unchanged_despite_representation_differences() -> None:
     desired = desired_expense(RECORD, PROJECT, True)
-    # Moment may send amounts as strings, account numbers as text, dates as date-times.
+    # Moment may send amounts as strings, account numbers as numbers, dates as date-times.
     existing = moment_copy(
-        desired, amount="1234.50", accountNumber="5410", expenseDate="2026-11-02T00:00:00Z"
+        desired, amount="1234.50", accountNumber=5410, expenseDate="2026-11-02T00:00:00Z"
     )
     assert decide(desired, existing).action is ExpenseAction.UNCHANGED
 
