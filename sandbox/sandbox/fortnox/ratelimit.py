@@ -1,0 +1,35 @@
+"""Fortnox's rate limit: a sliding 5-second window of accepted requests per client and tenant."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+WINDOW_SECONDS = 5.0
+
+
+class SlidingWindowLimiter:
+    """Admits at most ``limit`` requests per key in any 5-second window (``limit`` 0 = off).
+
+    Only admitted requests enter the window: a refused request does not push the caller's
+    recovery further out (inferred; Fortnox says bursts are refused "until the average is back
+    under 25 per 5 s").
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._windows: dict[str, deque[float]] = {}
+
+    def admit(self, key: str, limit: int) -> bool:
+        if limit <= 0:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            window = self._windows.setdefault(key, deque())
+            while window and now - window[0] >= WINDOW_SECONDS:
+                window.popleft()
+            if len(window) >= limit:
+                return False
+            window.append(now)
+            return True

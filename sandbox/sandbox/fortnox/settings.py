@@ -1,0 +1,67 @@
+"""The tenant's sandbox settings: limiter, token lifetime, project module, OCR on invoices.
+
+Kept in memory for speed and written through to SQLite so that a restart keeps what the admin API
+changed. ``max_requests_per_5s`` and ``token_lifetime`` are also command-line options: the values
+given at start-up apply from then on (the operator's explicit choice wins over a stored one).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from sandbox.store import Store
+
+DEFAULTS: dict[str, Any] = {
+    "max_requests_per_5s": 25,
+    "token_lifetime": 3600,
+    "project_module": True,
+    # Fortnox's "use OCR" switch for customer invoices is ON by default (UI-only setting).
+    "ocr_on_invoices": True,
+}
+_KEY = "fortnox:settings"
+
+
+class SandboxSettings:
+    """Thread-safe settings persisted under one key of the store's key-value table."""
+
+    def __init__(self, store: Store, **start_up: Any) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        stored = store.get_value(_KEY, {}) or {}
+        self._values = {
+            **DEFAULTS,
+            **stored,
+            **{k: v for k, v in start_up.items() if v is not None},
+        }
+        store.set_value(_KEY, self._values)
+
+    def __getitem__(self, name: str) -> Any:
+        with self._lock:
+            return self._values[name]
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._values)
+
+    def update(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Apply a PATCH; unknown names or wrong types raise ValueError naming the setting."""
+        clean: dict[str, Any] = {}
+        for name, value in changes.items():
+            if name not in DEFAULTS:
+                raise ValueError(f"unknown setting {name!r}; known: {', '.join(DEFAULTS)}")
+            if isinstance(DEFAULTS[name], bool):
+                if not isinstance(value, bool):
+                    raise ValueError(f"setting {name} must be true or false")
+            elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"setting {name} must be a non-negative integer")
+            clean[name] = value
+        with self._lock:
+            self._values.update(clean)
+            self._store.set_value(_KEY, self._values)
+            return dict(self._values)
+
+    def persist(self) -> None:
+        """Write the settings again (after a reseed wiped the key-value table)."""
+        with self._lock:
+            self._store.set_value(_KEY, self._values)
