@@ -168,3 +168,23 @@ def test_bad_setting_turns_mail_off_with_a_clear_log(caplog: pytest.LogCaptureFi
     mailer = FailureMailer.from_config({"notify_email": "a@example.se", "smtp_starttls": "maybe"})
     assert not mailer.enabled
     assert "smtp_starttls='maybe' is not a boolean" in caplog.text
+
+
+def test_silent_server_times_out_logged_not_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A socket that listens but never accepts: the TCP connect succeeds, the SMTP greeting never
+    # comes, so only the timeout ends the wait.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        config = {
+            "notify_email": "ekonomi@example.se",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": silent.getsockname()[1],
+            "smtp_starttls": False,
+            "smtp_timeout": 0.3,
+        }
+        assert not FailureMailer.from_config(config).send_if_failed(_failing_run(tmp_path))
+    assert "not sent" in caplog.text
+    assert "timed out" in caplog.text
