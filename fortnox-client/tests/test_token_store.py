@@ -255,7 +255,7 @@ def test_missing_refresh_token_names_both_ways_out(
     token_server: Any, store_path: Path, settings_factory: Any
 ) -> None:
     store = TokenStore(settings_factory(store_path, token_server.url))
-    with pytest.raises(FortnoxAuthError, match="refresh_token setting is empty.*tenant_id"):
+    with pytest.raises(FortnoxAuthError, match=r"refresh_token setting is empty.*tenant_id"):
         store.access_token()
     assert token_server.posts == []
 

@@ -1,0 +1,139 @@
+"""RateLimiter: sliding-window arithmetic on a fake clock, real-time pacing, threads, registry."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from fortnox_client import RateLimiter
+
+
+class FakeClock:
+    """A clock that only moves when the limiter sleeps, recording each sleep."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def _limiter(clock: FakeClock, limit: int = 25, margin: float = 0.1) -> RateLimiter:
+    return RateLimiter(limit, 5.0, safety_margin=margin, clock=clock, sleep=clock.sleep)
+
+
+def test_a_full_window_passes_without_waiting_then_waits_for_the_oldest() -> None:
+    clock = FakeClock()
+    limiter = _limiter(clock)
+    for _ in range(25):
+        assert limiter.acquire() == 0.0
+    assert clock.sleeps == []
+
+    waited = limiter.acquire()
+
+    # The oldest start (t=1000) leaves the window at 1000 + 5 + 0.1.
+    assert waited == pytest.approx(5.1)
+    assert clock.now == pytest.approx(1005.1)
+
+
+def test_window_slides_request_by_request() -> None:
+    clock = FakeClock()
+    limiter = _limiter(clock, limit=3, margin=0.0)
+    for step in (0.0, 1.0, 2.0):  # starts at 1000, 1001, 1002
+        clock.now = 1000.0 + step
+        limiter.acquire()
+    clock.now = 1003.5
+    assert limiter.delay() == pytest.approx(1.5)  # until 1000 + 5
+    limiter.acquire()
+    assert clock.now == pytest.approx(1005.0)
+    # Now 1001, 1002, 1005 are in the window: the next may start at 1006.
+    assert limiter.delay() == pytest.approx(1.0)
+    clock.now = 1010.0
+    assert limiter.delay() == 0.0
+
+
+def test_sixty_requests_at_25_per_5s_take_two_full_windows() -> None:
+    clock = FakeClock()
+    limiter = _limiter(clock)
+    for _ in range(60):
+        limiter.acquire()
+    # 25 at once, 25 after 5.1 s, 10 after another 5.1 s.
+    assert clock.now - 1000.0 == pytest.approx(10.2)
+    assert len(clock.sleeps) == 2
+
+
+def test_sustained_throughput_is_at_least_95_percent_of_the_limit() -> None:
+    clock = FakeClock()
+    limiter = _limiter(clock)
+    for _ in range(1000):
+        limiter.acquire()
+    # 1000 starts fill 40 windows; the last window is counted whole.
+    per_5s = 1000 / (clock.now - 1000.0 + 5.1) * 5.0
+    assert per_5s >= 0.95 * 25
+    assert per_5s <= 25
+
+
+def test_limit_zero_is_off() -> None:
+    clock = FakeClock()
+    limiter = _limiter(clock, limit=0)
+    for _ in range(1000):
+        assert limiter.acquire() == 0.0
+    assert clock.sleeps == []
+    assert not limiter.enabled
+
+
+def test_real_time_pacing_with_a_short_window() -> None:
+    # 10 per 0.5 s is the production 25 per 5 s compressed, so the test stays fast.
+    limiter = RateLimiter(10, 0.5, safety_margin=0.02)
+    started = time.monotonic()
+    for _ in range(30):
+        limiter.acquire()
+    elapsed = time.monotonic() - started
+    assert elapsed >= 2 * 0.52 - 0.01
+    assert elapsed < 2.0
+    assert limiter.waited_seconds == pytest.approx(elapsed, abs=0.1)
+
+
+def test_threads_together_never_exceed_the_window() -> None:
+    limit, window = 8, 0.4
+    limiter = RateLimiter(limit, window, safety_margin=0.01)
+    starts: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(8):
+            limiter.acquire()
+            with lock:
+                starts.append(time.monotonic())
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+
+    starts.sort()
+    assert len(starts) == 32
+    # Any ``limit + 1`` consecutive starts span at least one window.
+    spans = [starts[i + limit] - starts[i] for i in range(len(starts) - limit)]
+    assert min(spans) >= window - 0.005
+
+
+def test_registry_shares_one_limiter_per_client_and_tenant() -> None:
+    a = RateLimiter.shared("client-registry-test", "111", 25)
+    assert RateLimiter.shared("client-registry-test", "111", 25) is a
+    assert RateLimiter.shared("client-registry-test", "222", 25) is not a
+    assert RateLimiter.shared("other-client", "111", 25) is not a
+
+
+def test_rejects_nonsense_limits() -> None:
+    with pytest.raises(ValueError, match="max_requests"):
+        RateLimiter(-1)
+    with pytest.raises(ValueError, match="window_seconds"):
+        RateLimiter(25, 0)
