@@ -58,6 +58,12 @@ class SmtpSettings:
             raise ValueError(
                 f"setting smtp_port={port_value!r} is not a port number: use e.g. 587 or 25"
             ) from None
+        try:
+            timeout = float(config.get("smtp_timeout") or DEFAULT_TIMEOUT_SECONDS)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"setting smtp_timeout={config.get('smtp_timeout')!r} is not a number of seconds"
+            ) from None
         username = config.get("smtp_username") or None
         sender = config.get("smtp_from") or (
             username if username and "@" in username else DEFAULT_SENDER
@@ -70,7 +76,7 @@ class SmtpSettings:
             password=config.get("smtp_password") or None,
             sender=sender,
             starttls=starttls,
-            timeout=float(config.get("smtp_timeout") or DEFAULT_TIMEOUT_SECONDS),
+            timeout=timeout,
         )
 
 

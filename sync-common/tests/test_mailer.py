@@ -168,6 +168,9 @@ def test_bad_setting_turns_mail_off_with_a_clear_log(caplog: pytest.LogCaptureFi
     mailer = FailureMailer.from_config({"notify_email": "a@example.se", "smtp_starttls": "maybe"})
     assert not mailer.enabled
     assert "smtp_starttls='maybe' is not a boolean" in caplog.text
+    mailer = FailureMailer.from_config({"notify_email": "a@example.se", "smtp_timeout": "long"})
+    assert not mailer.enabled
+    assert "smtp_timeout='long' is not a number of seconds" in caplog.text
 
 
 def test_silent_server_times_out_logged_not_raised(
