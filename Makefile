@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PKG_FILES := $(wildcard */pyproject.toml)
 # Every folder with a pyproject.toml is one of the project's packages; one pip call installs them
-# all (editable), so local dependencies such as fortnox-client resolve from the repo, not PyPI.
+# all (editable, with their `test` extra), so local dependencies such as fortnox-client resolve
+# from the repo, not PyPI.
 PKG_DIRS  := $(patsubst %/pyproject.toml,%,$(PKG_FILES))
 
 .PHONY: install test lint demo bench clean
@@ -16,7 +17,7 @@ $(STAMP): requirements-dev.txt $(PKG_FILES)
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt $(foreach d,$(PKG_DIRS),-e ./$(d))
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt $(foreach d,$(PKG_DIRS),-e './$(d)[test]')
 	touch $(STAMP)
 
 test: install
