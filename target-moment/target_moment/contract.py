@@ -10,6 +10,8 @@ and a test keeps them in step.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from decimal import Decimal
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -40,7 +42,7 @@ def _validator(stream: str) -> Draft7Validator:
 
 def check_record(stream: str, record: dict[str, Any]) -> None:
     """Raise ``ContractError`` naming every offending field of ``record``, if any."""
-    errors = sorted(_validator(stream).iter_errors(_json_ready(record)), key=lambda e: e.path)
+    errors = sorted(_validator(stream).iter_errors(json_ready(record)), key=lambda e: e.path)
     if not errors:
         return
     problems = []
@@ -55,12 +57,21 @@ def check_record(stream: str, record: dict[str, Any]) -> None:
     )
 
 
-def _json_ready(record: dict[str, Any]) -> dict[str, Any]:
-    """singer-sdk parses date-time strings into datetimes; the contract talks about JSON text."""
+def json_ready(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The record as its JSON text had it: singer-sdk parses date-times into datetimes and
+    decimals into ``Decimal``, which neither the contract nor a dead-letter file should see."""
     ready: dict[str, Any] = {}
     for name, value in record.items():
         isoformat = getattr(value, "isoformat", None)
-        ready[name] = isoformat() if callable(isoformat) else value
+        if callable(isoformat):
+            value = isoformat()
+        elif isinstance(value, Decimal):
+            value = (
+                int(value)
+                if value == value.to_integral_value() and "." not in str(value)
+                else float(value)
+            )
+        ready[name] = value
     return ready
 
 

@@ -27,7 +27,13 @@ from moment_client import (
 )
 from sync_common import DeadLetters, RunSummary
 
-from target_moment.contract import PROJECT_EXPENSES, PROJECTS, ContractError, check_record
+from target_moment.contract import (
+    PROJECT_EXPENSES,
+    PROJECTS,
+    ContractError,
+    check_record,
+    json_ready,
+)
 from target_moment.dry_run import DryRunPlan
 from target_moment.expense_plan import ExpenseAction, ExpenseDecision, decide, desired_expense
 
@@ -261,7 +267,7 @@ class ExpenseImport:
             self.plan.add_failure(key, str(record.get("project_number") or ""), message)
         else:
             self.dead_letters.add(
-                PROJECT_EXPENSES, schema, key_properties, _json_ready(record), key, message
+                PROJECT_EXPENSES, schema, key_properties, json_ready(record), key, message
             )
         return "failed"
 
@@ -274,12 +280,3 @@ def _conflict_detail(key: str, decision: ExpenseDecision) -> str | None:
         f"Expense {key} is already invoiced in Moment and differs from Fortnox in {fields}; it "
         "is left unchanged. Correct it in Moment (e.g. with a credit) if the change is real."
     )
-
-
-def _json_ready(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The record as JSON text would carry it (the SDK parses dates into objects)."""
-    ready: dict[str, Any] = {}
-    for name, value in record.items():
-        isoformat = getattr(value, "isoformat", None)
-        ready[name] = isoformat() if callable(isoformat) else value
-    return ready

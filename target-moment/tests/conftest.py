@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from sandbox.launcher import SandboxProcess
 from target_moment.target import TargetMoment
 
@@ -92,9 +91,7 @@ class MomentApi:
 
     def set_invoiced(self, expense_id: int, *, invoiced: bool = True) -> None:
         """Mark an expense invoiced, as invoicing it in Moment would (sandbox admin API)."""
-        self.sandbox.admin(
-            "POST", f"projectExpenses/{expense_id}/invoiced", {"invoiced": invoiced}
-        )
+        self.sandbox.admin("POST", f"projectExpenses/{expense_id}/invoiced", {"invoiced": invoiced})
 
     def last_request_seq(self) -> int:
         return int(self.sandbox.admin("GET", "requests?since=999999999")["last"])

@@ -31,7 +31,6 @@ from singer_sdk.testing.target_tests import (
     TargetRecordBeforeSchemaTest,
     TargetRecordMissingKeyProperty,
 )
-
 from target_moment.target import TargetMoment
 
 APPLICABLE_TARGET_TESTS = SingerTestSuite(
@@ -41,7 +40,7 @@ APPLICABLE_TARGET_TESTS = SingerTestSuite(
         TargetRecordBeforeSchemaTest,
         TargetRecordMissingKeyProperty,
         TargetInvalidSchemaTest,
-        ],
+    ],
 )
 
 SAMPLE_CONFIG = {

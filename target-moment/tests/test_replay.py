@@ -67,7 +67,7 @@ def test_changed_amount_updates_only_that_expense(moment: Any, replay: Any) -> N
     assert (float(changed["amount"]), float(changed["vatAmount"])) == (1350.0, 337.5)
     assert {k: e["id"] for k, e in expenses.items()} == ids  # updated in place, none created
     path = f"/api/1.0/companies/demo/projectExpenses/{ids['fortnox-si-9001-0']}"
-    assert [w for w in moment.writes_since(seq)] in ([("PATCH", path)], [("PUT", path)])
+    assert list(moment.writes_since(seq)) in ([("PATCH", path)], [("PUT", path)])
     counts = replay.summary()["streams"]["project_expenses"]
     assert (counts["updated"], counts["unchanged"]) == (1, 1)
 
@@ -88,7 +88,8 @@ def test_invoiced_expense_is_never_changed_and_reported_as_conflict(
     assert summary["streams"]["project_expenses"]["conflict"] == 1
     (conflict,) = summary["conflicts"]
     assert conflict["key"] == "fortnox-si-9001-0"
-    assert "invoiced" in conflict["message"] and "amount" in conflict["message"]
+    assert "invoiced" in conflict["message"]
+    assert "amount" in conflict["message"]
     assert replay.dead_letter_lines() == []  # a conflict is reported, not retried
 
 
@@ -112,7 +113,7 @@ def test_project_without_start_date_is_reported_dead_lettered_then_retried(
     summary = replay.summary()
     (failure,) = summary["failures"]
     assert failure["key"] == "fortnox-si-9003-0"
-    assert "set a start date on project TM-300" in failure["message"].lower()
+    assert "Set a start date on project TM-300 in Fortnox" in failure["message"]
     letters = [m for m in replay.dead_letter_lines() if m["type"] == "RECORD"]
     assert [m["record"]["source_key"] for m in letters] == ["fortnox-si-9003-0"]
     assert states  # a per-record failure does not stop the run
