@@ -55,7 +55,7 @@ def api_blueprint(
         limit = int(settings["max_requests_per_5s"])
         if not limiter.admit(caller.identity, limit):
             return too_many_requests(limit)
-        resource = (request.path.split("/") + ["", ""])[2]
+        resource = [*request.path.split("/"), "", ""][2]
         scope = RESOURCE_SCOPES.get(resource)
         if scope is not None and scope not in caller.scopes:
             raise FortnoxError(

@@ -166,8 +166,9 @@ class Projects(Register):
             sort_fields={"projectnumber": "_sort", "description": "Description"},
             search_fields={"description": "Description"},
             named_filters={
-                status.lower(): (lambda s=status: [Filter("Status", "=", s)])
-                for status in ("NOTSTARTED", "ONGOING", "COMPLETED")
+                "notstarted": lambda: [Filter("Status", "=", "NOTSTARTED")],
+                "ongoing": lambda: [Filter("Status", "=", "ONGOING")],
+                "completed": lambda: [Filter("Status", "=", "COMPLETED")],
             },
         )
         super().__init__(store, spec, "projekt")
@@ -360,6 +361,8 @@ class Invoices(Register):
                 },
             )
             _require_account(self.store, clean["AccountNumber"], f"{where}.AccountNumber")
+            if float(clean["VAT"]).is_integer():
+                clean["VAT"] = int(clean["VAT"])  # Fortnox answers VAT as a whole percent
             if clean["VAT"] not in VAT_RATES:
                 raise FortnoxError(
                     WRONG_DATA,

@@ -1,4 +1,4 @@
-"""Write schemas of the Fortnox resources: which fields a POST/PUT may carry and how each is checked.
+"""Write schemas of the Fortnox resources: the fields a POST/PUT may carry and how each is checked.
 
 A field Fortnox documents as read-only is ignored when sent (as Fortnox does for ``@url``);
 a field it does not know is refused with 2001399 "invalid field name".

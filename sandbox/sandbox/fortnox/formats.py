@@ -46,7 +46,7 @@ def today_local() -> date:
 
 def check_text(field: str, value: Any, max_length: int | None = None) -> str:
     """A text value as Fortnox stores it, or a 2000359 error naming the field and the character."""
-    if isinstance(value, bool) or isinstance(value, dict | list):
+    if isinstance(value, bool | dict | list):
         raise FortnoxError(WRONG_DATA, f"Fältet {field} måste vara text (field {field}: text)")
     text = "" if value is None else str(value)
     if not _VALID_TEXT.fullmatch(text):

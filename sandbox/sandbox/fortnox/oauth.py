@@ -126,7 +126,7 @@ class TokenService:
         if not header or not header.lower().startswith("bearer ") or not header[7:].strip():
             raise FortnoxError(
                 TOKEN_MISSING,
-                "Kan inte logga in, access-token saknas (send Authorization: Bearer <access token>)",
+                "Kan inte logga in, access-token saknas (send Authorization: Bearer <token>)",
                 401,
             )
         try:
@@ -149,7 +149,7 @@ class TokenService:
     def _expired() -> FortnoxError:
         return FortnoxError(
             TOKEN_MISSING,
-            "Access token has expired: get a new one with the refresh token (or client credentials)",
+            "Access token has expired: get a new one (refresh token or client credentials)",
             401,
         )
 
@@ -249,7 +249,8 @@ button{font-size:1.1em;margin-right:1em;padding:.4em 1.2em}</style></head>
 </body></html>
 """
 
-_ERROR_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Fortnox sandbox: error</title>
+_ERROR_PAGE = """<!doctype html><html><head><meta charset="utf-8">
+<title>Fortnox sandbox: error</title>
 </head><body><h1>Authorization error</h1><p>{{ message }}</p></body></html>"""
 
 
@@ -283,7 +284,7 @@ def oauth_blueprint(tokens: TokenService, company_name: Callable[[], str]) -> Bl
         target = redirect_uri or "http://localhost/callback"
         state = args.get("state", "")
 
-        def refuse(error: str, description: str) -> Response:
+        def refuse(error: str, description: str) -> Any:
             params = {"error": error, "error_description": description, "state": state}
             return redirect(_with_query(target, params))
 
@@ -357,7 +358,7 @@ def oauth_blueprint(tokens: TokenService, company_name: Callable[[], str]) -> Bl
                 if tenant != str(TENANT_ID):
                     raise OAuthError(
                         "invalid_request",
-                        f"TenantId header {tenant!r} has no service-account consent for this client",
+                        f"TenantId {tenant!r} has no service-account consent for this client",
                     )
                 # The service-account consent is taken as given (inferred: the sandbox does not
                 # require a prior account_type=service authorisation).

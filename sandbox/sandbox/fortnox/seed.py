@@ -70,6 +70,9 @@ COST_TEXTS = {
 VAT_BY_ACCOUNT = {5800: 6.0}  # passenger transport carries 6 % VAT; the rest 25 %
 
 
+_ASCII = str.maketrans("åäöéáüæøœ", "aaoeauaoo")
+
+
 def _clean(text: str) -> str:
     """Faker text reduced to the characters Fortnox accepts."""
     return "".join(ch for ch in text if _VALID_TEXT.fullmatch(ch))
@@ -139,7 +142,7 @@ def _company(store: Store, rnd: random.Random, fake: Faker) -> None:
         "VisitZipCode": postcode,
         "VisitCity": city,
         "DatabaseNumber": TENANT_ID,
-        "Email": f"ekonomi@{name.split()[0].lower()}.se",
+        "Email": f"ekonomi@{name.split()[0].lower().translate(_ASCII)}.se",
         "Phone": fake.phone_number(),
         "VATNumber": f"SE{org.replace('-', '')}01",
         "ContactFirstName": _clean(fake.first_name()),
@@ -220,9 +223,7 @@ def _suppliers(store: Store, rnd: random.Random, fake: Faker, count: int) -> Non
         number = str(i)
         doc = dict(F.SUPPLIER_DEFAULTS) | {
             "SupplierNumber": number,
-            "Name": _clean(
-                f"{fake.last_name()} {rnd.choice(['Bygghandel', 'Data', 'Resor', 'Kontorsvaror', 'Fastigheter', 'Åkeri'])} AB"
-            ),
+            "Name": _clean(f"{fake.last_name()} {rnd.choice(_TRADES)} AB"),
             "OrganisationNumber": organisation_number(rnd),
             "Email": f"order{i}@leverantor{i}.se",
             "Address1": _clean(fake.street_address()),
@@ -237,6 +238,7 @@ def _suppliers(store: Store, rnd: random.Random, fake: Faker, count: int) -> Non
     store.set_value("series:supplier", count)
 
 
+_TRADES = ("Bygghandel", "Data", "Resor", "Kontorsvaror", "Fastigheter", "Åkeri")
 # What each supplier invoice of the seed is, by its index modulo 10 (so that every kind exists).
 _KINDS = (
     "header_project",
