@@ -341,11 +341,10 @@ def changed_fields(
 def invoice_differences(desired: Mapping[str, Any], existing: Mapping[str, Any]) -> list[str]:
     """Human-readable differences between the invoice we would send and the one in Fortnox.
 
-    OCR is compared only when Moment sends one: with Fortnox's OCR setting on, Fortnox makes one.
+    Only header fields present in ``existing`` are compared (a list row lacks some); rows only
+    when ``existing`` has them (a single GET).
     """
-    header = [
-        f for f in INVOICE_HEADER_FIELDS if f != "OCR" or desired.get("OCR") not in (None, "")
-    ]
+    header = [f for f in INVOICE_HEADER_FIELDS if f in existing and _compared(f, desired, existing)]
     diffs = [
         f"{name}: Moment {desired.get(name)!r}, Fortnox {existing.get(name)!r}"
         for name in changed_fields(desired, existing, header)
@@ -363,6 +362,20 @@ def invoice_differences(desired: Mapping[str, Any], existing: Mapping[str, Any])
                 f"Moment {want.get(name)!r}, Fortnox {have.get(name)!r}"
             )
     return diffs
+
+
+def _compared(name: str, desired: Mapping[str, Any], existing: Mapping[str, Any]) -> bool:
+    """Whether a header field takes part in the invoice comparison.
+
+    OCR only when Moment sends one (with Fortnox's OCR setting on, Fortnox makes its own);
+    CreditInvoiceReference only when Fortnox kept one (the sandbox, like some Fortnox set-ups,
+    treats it as read-only on create and leaves it empty).
+    """
+    if name == "OCR":
+        return desired.get("OCR") not in (None, "")
+    if name == "CreditInvoiceReference":
+        return existing.get(name) not in (None, "")
+    return True
 
 
 def to_json_body(payload: Mapping[str, Any], *, drop_empty: bool = True) -> dict[str, Any]:

@@ -152,8 +152,11 @@ class FortnoxSink(BatchSink):
     def describe_invalid(self, key: str, exc: Exception) -> str:
         if isinstance(exc, jsonschema.ValidationError):
             where = ".".join(str(p) for p in exc.absolute_path) or "(record)"
+            # The contract's description says what the field must hold (e.g. "ISO ... alpha-2").
+            expected = exc.schema.get("description") if isinstance(exc.schema, dict) else None
+            hint = f" (expected: {expected})" if expected else ""
             return (
-                f"{self.stream_name} {key}: field {where!r} is invalid: {exc.message}; "
+                f"{self.stream_name} {key}: field {where!r} is invalid: {exc.message}{hint}; "
                 "correct it in Moment"
             )
         return str(exc)
