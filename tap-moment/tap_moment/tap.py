@@ -5,10 +5,13 @@ from __future__ import annotations
 from functools import cached_property
 
 from moment_client import DEFAULT_API_URL, MAX_PAGE_SIZE, MomentClient, MomentSettings
-from singer_sdk import Tap
+from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 
 from tap_moment import streams
+
+# A target needs customers before the projects that refer to them, and both before invoices.
+SYNC_ORDER = ("customers", "projects", "invoices")
 
 
 class TapMoment(Tap):
@@ -60,13 +63,25 @@ class TapMoment(Tap):
         """One client per run; built on first use, so discovery makes no request."""
         return MomentClient(MomentSettings.from_config(self.config))
 
-    def discover_streams(self) -> list[streams.MomentStream]:
-        # The order is the sync order: a target needs customers before projects before invoices.
+    def discover_streams(self) -> list[Stream]:
         return [
             streams.CustomersStream(self),
             streams.ProjectsStream(self),
             streams.InvoicesStream(self),
         ]
+
+    @property
+    def streams(self) -> dict[str, Stream]:
+        """The streams in sync order (customers, projects, invoices).
+
+        singer-sdk's ``load_streams`` (final) sorts streams by name, which would sync invoices
+        before the projects they refer to; this re-orders its cached mapping once.
+        """
+        loaded = super().streams
+        if tuple(loaded) != SYNC_ORDER:
+            self._streams = {name: loaded[name] for name in SYNC_ORDER if name in loaded}
+            return self._streams
+        return loaded
 
 
 if __name__ == "__main__":
