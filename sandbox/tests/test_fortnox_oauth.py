@@ -58,8 +58,10 @@ def consent(fx: SandboxProcess, scope: str, state: str, decision: str) -> dict[s
     assert "text/html" in page.headers["Content-Type"]
     form = re.search(r'<form method="post" action="([^"]+)"', page.text)
     consent_id = re.search(r'name="consent" value="([^"]+)"', page.text)
-    assert form and consent_id
-    assert 'value="approve"' in page.text and 'value="deny"' in page.text
+    assert form
+    assert consent_id
+    assert 'value="approve"' in page.text
+    assert 'value="deny"' in page.text
     answer = requests.post(
         f"{fx.url}{form.group(1)}",
         data={"consent": consent_id.group(1), "decision": decision},
@@ -96,7 +98,8 @@ def test_consent_page_names_company_and_scopes(fx: SandboxProcess) -> None:
         timeout=10,
     ).json()["CompanyInformation"]["CompanyName"]
     assert company in page.text
-    assert "<code>customer</code>" in page.text and "<code>project</code>" in page.text
+    assert "<code>customer</code>" in page.text
+    assert "<code>project</code>" in page.text
 
 
 def test_authorization_code_flow_approve_then_code_is_single_use(fx: SandboxProcess) -> None:
@@ -107,13 +110,16 @@ def test_authorization_code_flow_approve_then_code_is_single_use(fx: SandboxProc
     assert reply.status_code == 200
     body = reply.json()
     assert set(body) == {"access_token", "refresh_token", "scope", "expires_in", "token_type"}
-    assert body["token_type"] == "bearer" and body["expires_in"] == 3600
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 3600
     assert body["scope"] == "customer project"
     claims = json.loads(base64.urlsafe_b64decode(body["access_token"].split(".")[1] + "=="))
-    assert claims["tenantId"] == 1234567 and claims["clientId"] == "sandbox-client"
+    assert claims["tenantId"] == 1234567
+    assert claims["clientId"] == "sandbox-client"
     assert {"exp", "iat", "jti", "scope"} <= set(claims)
     again = token(fx, grant_type="authorization_code", code=code, redirect_uri=REDIRECT)
-    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    assert again.status_code == 400
+    assert again.json()["error"] == "invalid_grant"
 
 
 def test_code_needs_the_same_redirect_uri(fx: SandboxProcess) -> None:
@@ -121,12 +127,14 @@ def test_code_needs_the_same_redirect_uri(fx: SandboxProcess) -> None:
     reply = token(
         fx, grant_type="authorization_code", code=code, redirect_uri="http://localhost:9999/other"
     )
-    assert reply.status_code == 400 and reply.json()["error"] == "invalid_grant"
+    assert reply.status_code == 400
+    assert reply.json()["error"] == "invalid_grant"
 
 
 def test_deny_redirects_with_access_denied(fx: SandboxProcess) -> None:
     params = consent(fx, "customer", "st", "deny")
-    assert params["error"] == ["access_denied"] and params["state"] == ["st"]
+    assert params["error"] == ["access_denied"]
+    assert params["state"] == ["st"]
     assert "code" not in params
 
 
@@ -138,9 +146,11 @@ def test_refresh_tokens_rotate_and_are_single_use(fx: SandboxProcess) -> None:
     assert second != first
     reused = token(fx, grant_type="refresh_token", refresh_token=first)
     assert reused.status_code == 400
-    assert reused.json()["error"] == "invalid_grant" and reused.json()["error_description"]
+    assert reused.json()["error"] == "invalid_grant"
+    assert reused.json()["error_description"]
     unknown = token(fx, grant_type="refresh_token", refresh_token="not-a-token")
-    assert unknown.status_code == 400 and unknown.json()["error"] == "invalid_grant"
+    assert unknown.status_code == 400
+    assert unknown.json()["error"] == "invalid_grant"
     assert token(fx, grant_type="refresh_token", refresh_token=second).status_code == 200
 
 
@@ -151,7 +161,8 @@ def test_wrong_client_secret_is_invalid_client(fx: SandboxProcess) -> None:
         grant_type="refresh_token",
         refresh_token=refresh_token(fx, "customer"),
     )
-    assert reply.status_code == 401 and reply.json() == {"error": "invalid_client"}
+    assert reply.status_code == 401
+    assert reply.json() == {"error": "invalid_client"}
 
 
 def test_client_credentials_needs_tenant_and_gives_no_refresh_token(fx: SandboxProcess) -> None:
@@ -164,7 +175,8 @@ def test_client_credentials_needs_tenant_and_gives_no_refresh_token(fx: SandboxP
         timeout=10,
     )
     assert good.status_code == 200
-    assert "refresh_token" not in good.json() and good.json()["token_type"] == "bearer"
+    assert "refresh_token" not in good.json()
+    assert good.json()["token_type"] == "bearer"
     customers = requests.get(
         f"{fx.url}/3/customers", headers=bearer(good.json()["access_token"]), timeout=10
     )
@@ -187,7 +199,8 @@ def test_revoke_kills_the_refresh_token(fx: SandboxProcess) -> None:
         data={"token_type_hint": "refresh_token", "token": rt},
         timeout=10,
     )
-    assert reply.status_code == 200 and reply.json() == {"revoked": True}
+    assert reply.status_code == 200
+    assert reply.json() == {"revoked": True}
     assert (
         token(fx, grant_type="refresh_token", refresh_token=rt).json()["error"] == "invalid_grant"
     )
@@ -212,7 +225,8 @@ def test_expired_tokens_are_refused_with_a_clear_message(fx: SandboxProcess) -> 
     reply = requests.get(f"{fx.url}/3/customers", headers=bearer(access), timeout=10)
     assert reply.status_code == 401
     error = reply.json()["ErrorInformation"]
-    assert error["code"] == 2000311 and "expired" in error["message"]
+    assert error["code"] == 2000311
+    assert "expired" in error["message"]
     fresh = token(
         fx, grant_type="refresh_token", refresh_token=refresh_token(fx, "customer")
     ).json()["access_token"]
@@ -265,4 +279,5 @@ def test_oauth_endpoints_reject_json_bodies(fx: SandboxProcess) -> None:
     reply = requests.post(
         f"{fx.url}/oauth-v1/token", json={"grant_type": "refresh_token"}, auth=CLIENT, timeout=10
     )
-    assert reply.status_code == 400 and reply.json()["error"] == "invalid_request"
+    assert reply.status_code == 400
+    assert reply.json()["error"] == "invalid_request"
