@@ -66,11 +66,7 @@ def json_ready(record: Mapping[str, Any]) -> dict[str, Any]:
         if callable(isoformat):
             value = isoformat()
         elif isinstance(value, Decimal):
-            value = (
-                int(value)
-                if value == value.to_integral_value() and "." not in str(value)
-                else float(value)
-            )
+            value = float(value)  # integers arrive as int; only fractions become Decimal
         ready[name] = value
     return ready
 

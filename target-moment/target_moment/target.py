@@ -31,7 +31,8 @@ class TargetMoment(Target):
     name = PLUGIN
     default_sink_class = IgnoredStreamSink
 
-    config_jsonschema = th.PropertiesList(
+    # target-moment's own settings (DESIGN §4); the SDK adds its built-ins to config_jsonschema.
+    own_settings = th.PropertiesList(
         th.Property(
             "api_url",
             th.StringType,
@@ -88,7 +89,8 @@ class TargetMoment(Target):
         th.Property(
             "smtp_starttls", th.BooleanType, description="Use STARTTLS on the SMTP connection."
         ),
-    ).to_dict()
+    )
+    config_jsonschema = own_settings.to_dict()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
