@@ -35,6 +35,8 @@ SKIP_REASONS: Final = (
     FILTERED_PROJECT,
 )
 
+# ApprovalState values that hold an invoice back: not ready (1), waiting for approval (2).
+APPROVAL_PENDING_STATES: Final = frozenset({1, 2})
 # Payables (the supplier debt, TOT) and input VAT (VAT) are the other side of the entry, not costs.
 NON_EXPENSE_CODES: Final = frozenset({"TOT", "VAT"})
 
@@ -133,25 +135,17 @@ def invoice_skip_reason(invoice: Mapping[str, Any]) -> str | None:
 def approval_pending(invoice: Mapping[str, Any]) -> bool:
     """True while the invoice waits for approval of its bookkeeping ("attest").
 
-    Fortnox reports the state as ``ApprovalStatus``/``AuthorizationStatus`` on newer payloads and
-    as a pending flag on older ones; any of them saying "pending" or "not approved" holds the
-    invoice back.
+    ``ApprovalState`` is numbered as Fortnox numbers voucher approval: 0 not subject to approval,
+    1 not ready, 2 waiting for approval, 3 approved (the sandbox's reading; Fortnox's public list
+    only shows ``AuthorizerName`` and the ``authorizepending`` filter). 0 and 3 let it through.
     """
-    for key in ("AuthorizePending", "AuthorizationPending", "ApprovalPending"):
-        if flag(invoice.get(key)):
-            return True
-    for key in ("ApprovalStatus", "AuthorizationStatus", "ApprovalState"):
-        status = invoice.get(key)
-        if isinstance(status, str) and status.strip().upper() in {
-            "PENDING",
-            "NOTAPPROVED",
-            "NOT_APPROVED",
-            "AUTHORIZEPENDING",
-            "WAITING",
-            "REJECTED",
-        }:
-            return True
-    return False
+    state = invoice.get("ApprovalState")
+    if state is None or state == "" or isinstance(state, bool):
+        return False
+    try:
+        return int(state) in APPROVAL_PENDING_STATES
+    except (TypeError, ValueError):
+        return False
 
 
 def is_cost_row(row: Mapping[str, Any]) -> bool:

@@ -98,23 +98,26 @@ def project_record(project: Mapping[str, Any]) -> dict[str, Any]:
 class ProjectExpensesStream(FortnoxStream):
     """One record per qualifying cost row of the supplier invoices in this run's window.
 
-    Records are not sorted by ``invoice_modified`` (Fortnox lists by number), so the SDK treats the
-    stream as unsorted: it keeps values in ``progress_markers`` and only promotes them to the
-    bookmark when the stream ends, clamped to the signpost. The signpost is this run's planned
-    high-water mark (run start − overlap), and the stream raises the progress to exactly that mark
-    once every invoice was read: the bookmark is then the mark, whatever the records held, and a
-    run that fails part-way emits no final state at all.
+    The bookmark is not a value read from the records. Records are not sorted by
+    ``invoice_modified`` (Fortnox lists by number, and the field is often unknown), so singer-sdk
+    would keep per-record values as non-resumable ``progress_markers`` and promote their maximum
+    (clamped to the stream's start) at the end, and a run that emits nothing would never move the
+    mark. Instead the stream plans its high-water mark at the START of the run (minus an overlap)
+    and writes it, with the invoice fingerprints, after the last invoice was read; singer-sdk then
+    emits that state at the end of the stream. A run that fails part-way (auth error, retries
+    exhausted) raises before that, so no STATE with the new mark is ever emitted.
     """
 
     name = "project_expenses"
     primary_keys = ("source_key",)
+    # Declared so catalogs and Meltano see an INCREMENTAL stream keyed on modification time.
     replication_key = "invoice_modified"
     is_sorted = False
     schema = StreamSchema(SCHEMAS)
 
     @cached_property
     def window(self) -> SyncWindow:
-        """Planned once per run, when the SDK asks for the signpost at the start of the sync."""
+        """Planned once per run, when the stream starts reading."""
         config = self.config
         start_date = config.get("start_date")
         previous = None
@@ -133,9 +136,13 @@ class ProjectExpensesStream(FortnoxStream):
     def filters(self) -> ExpenseFilters:
         return ExpenseFilters.from_config(self.config)
 
-    def get_replication_key_signpost(self, context: types.Context | None = None) -> str:
-        # The bookmark may never pass the moment this run started reading (minus the overlap).
-        return format_mark(self.window.high_water_mark)
+    def _increment_stream_state(
+        self, latest_record: types.Record, *, context: types.Context | None = None
+    ) -> None:
+        # Records never move the bookmark (see the class docstring): ``_finish_run`` sets it once
+        # every listed invoice was read. This also keeps null ``invoice_modified`` values from
+        # logging a warning per record.
+        return
 
     def get_records(self, context: types.Context | None) -> Iterable[dict[str, Any]]:
         window = self.window
@@ -175,7 +182,7 @@ class ProjectExpensesStream(FortnoxStream):
             # Only after its rows went out: a crash before this line re-reads the invoice next run.
             fingerprints.remember(given_number, fingerprint)
 
-        self._finish_run(fingerprints, context)
+        self._finish_run(fingerprints)
         self.logger.info(
             "project_expenses: %d supplier invoices listed, %d new or changed read with rows, "
             "%d unchanged skipped, %d expense rows emitted; rows not emitted by reason: %s",
@@ -215,13 +222,12 @@ class ProjectExpensesStream(FortnoxStream):
         # List-only fields (e.g. ``Cancel``, approval state) complete the single GET.
         return {**item, **detail}
 
-    def _finish_run(self, fingerprints: InvoiceFingerprints, context: types.Context | None) -> None:
-        """Every listed invoice was read: keep the fingerprints, raise the bookmark to the mark."""
-        self.stream_state[FINGERPRINTS_KEY] = fingerprints.to_state()
-        mark = format_mark(self.window.high_water_mark)
-        self.state_manager.increment_state(
-            {self.replication_key: mark}, context=context, replication_key=self.replication_key
-        )
+    def _finish_run(self, fingerprints: InvoiceFingerprints) -> None:
+        """Every listed invoice was read: keep the fingerprints, move the bookmark to the mark."""
+        state = self.stream_state
+        state[FINGERPRINTS_KEY] = fingerprints.to_state()
+        state["replication_key"] = self.replication_key
+        state["replication_key_value"] = format_mark(self.window.high_water_mark)
 
 
 def _modified_at(invoice: Mapping[str, Any]) -> datetime | None:

@@ -122,6 +122,11 @@ class TapFortnoxExpenses(Tap):
         # Projects first: a target needs a project (and its start date) before its expenses.
         return [ProjectsStream(self), ProjectExpensesStream(self)]
 
+    def load_streams(self) -> list[Stream]:
+        # singer-sdk sorts streams by name, which would put project_expenses before projects;
+        # the contract with target-moment is projects first. No parent/child streams here.
+        return self.discover_streams()
+
     @cached_property
     def fortnox(self) -> FortnoxClient:
         """One client per run: its limiter and token store are shared process-wide anyway."""

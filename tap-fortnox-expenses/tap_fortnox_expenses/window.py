@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 
+from fortnox_client import lastmodified_param
+
 from tap_fortnox_expenses.expenses import STOCKHOLM
 
 # Covers clock skew between this machine and Fortnox, and invoices saved while the previous run
@@ -38,14 +40,6 @@ _UNHASHED_FIELDS: Final = frozenset({"@url"})
 
 def stockholm_now() -> datetime:
     return datetime.now(STOCKHOLM)
-
-
-def fortnox_lastmodified(moment: datetime) -> str:
-    """``moment`` as Fortnox's ``lastmodified`` filter wants it: Stockholm local, to the minute.
-
-    Truncating to the minute can only move the filter earlier, which re-lists, never misses.
-    """
-    return moment.astimezone(STOCKHOLM).strftime("%Y-%m-%d %H:%M")
 
 
 def parse_mark(value: Any) -> datetime | None:
@@ -107,7 +101,8 @@ class SyncWindow:
         """Query of the late postings: everything modified since the previous mark, any date."""
         if self.modified_since is None:
             return None
-        return {"lastmodified": fortnox_lastmodified(self.modified_since)}
+        # Minute resolution, floored: can only re-list an invoice, never miss one.
+        return {"lastmodified": lastmodified_param(self.modified_since)}
 
     def covers(self, invoice_date: date | None) -> bool:
         return invoice_date is not None and self.from_date <= invoice_date <= self.to_date

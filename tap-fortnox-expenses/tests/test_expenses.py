@@ -126,8 +126,8 @@ def test_foreign_currency_rows_use_invoice_currency_amounts() -> None:
         ({"Booked": False}, UNBOOKED),
         ({"Cancelled": True}, CANCELLED),
         ({"Cancel": "true", "Booked": False}, CANCELLED),  # list spelling; cancelled wins
-        ({"AuthorizePending": True}, NOT_APPROVED),
-        ({"ApprovalStatus": "PENDING"}, NOT_APPROVED),
+        ({"ApprovalState": 2}, NOT_APPROVED),  # waiting for approval
+        ({"ApprovalState": "1"}, NOT_APPROVED),  # not ready
     ],
 )
 def test_invoice_level_reasons_count_every_cost_row(overrides: dict[str, Any], reason: str) -> None:
@@ -178,3 +178,8 @@ def test_fortnox_timestamps_are_stockholm_time() -> None:
     assert winter.isoformat() == "2026-12-01T12:00:00+01:00"
     assert parse_fortnox_timestamp("") is None
     assert parse_fortnox_timestamp("not a time") is None
+
+
+@pytest.mark.parametrize("state", [0, 3, None])
+def test_approved_or_not_subject_to_approval_qualifies(state: int | None) -> None:
+    assert invoice_skip_reason(supplier_invoice(ApprovalState=state)) is None

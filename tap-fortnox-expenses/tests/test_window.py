@@ -10,7 +10,6 @@ from tap_fortnox_expenses.window import (
     InvoiceFingerprints,
     SyncWindow,
     format_mark,
-    fortnox_lastmodified,
     invoice_fingerprint,
     parse_mark,
 )
@@ -60,7 +59,6 @@ def test_mark_round_trips_through_state_in_stockholm_offset() -> None:
     assert parse_mark("2026-07-01 10:00:00") == datetime(2026, 7, 1, 10, tzinfo=STOCKHOLM)
     assert parse_mark("garbage") is None
     assert parse_mark(None) is None
-    assert fortnox_lastmodified(utc_moment) == "2026-07-01 10:00"
 
 
 def test_fingerprint_changes_with_list_fields_not_with_url() -> None:
