@@ -1,0 +1,262 @@
+"""Fortnox sandbox supplier invoices: the seed the expenses tap reads, list vs single GET, filters,
+actions and the admin's "post as a user would" — over real HTTP against a real sandbox process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import requests
+from sandbox.launcher import SandboxProcess
+
+COST_ACCOUNTS = {4010, 5010, 5410, 5460, 5611, 5800, 6110, 6212, 6230, 6540, 6991}
+
+
+@pytest.fixture(scope="module")
+def fx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
+    db = Path(tmp_path_factory.mktemp("fortnox-si")) / "fortnox.db"
+    with SandboxProcess("fortnox", db, seed=7, extra_args=["--max-requests-per-5s", "0"]) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def http(fx: SandboxProcess) -> requests.Session:
+    minted = fx.admin("POST", "refresh-tokens", {"scope": "supplierinvoice supplier project"})
+    reply = requests.post(
+        f"{fx.url}/oauth-v1/token",
+        data={"grant_type": "refresh_token", "refresh_token": minted["refresh_token"]},
+        auth=("sandbox-client", "sandbox-secret"),
+        timeout=10,
+    )
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {reply.json()['access_token']}"
+    return session
+
+
+def listing(fx: SandboxProcess, http: requests.Session, **params: Any) -> list[dict[str, Any]]:
+    reply = http.get(f"{fx.url}/3/supplierinvoices", params={"limit": 500, **params}, timeout=10)
+    assert reply.status_code == 200, reply.text
+    return list(reply.json()["SupplierInvoices"])
+
+
+def detail(fx: SandboxProcess, http: requests.Session, number: str) -> dict[str, Any]:
+    reply = http.get(f"{fx.url}/3/supplierinvoices/{number}", timeout=10)
+    assert reply.status_code == 200, reply.text
+    return dict(reply.json()["SupplierInvoice"])
+
+
+@pytest.fixture(scope="module")
+def seeded(fx: SandboxProcess, http: requests.Session) -> list[dict[str, Any]]:
+    return [detail(fx, http, item["GivenNumber"]) for item in listing(fx, http)]
+
+
+def test_list_has_no_rows_and_amounts_as_strings(
+    fx: SandboxProcess, http: requests.Session
+) -> None:
+    items = listing(fx, http)
+    assert len(items) == 60
+    for item in items:
+        assert "SupplierInvoiceRows" not in item
+        assert {
+            "GivenNumber",
+            "InvoiceDate",
+            "Booked",
+            "Cancelled",
+            "Project",
+            "Total",
+            "SupplierName",
+            "ApprovalState",
+        } <= set(item)
+        float(item["Total"])
+        assert isinstance(item["Total"], str)
+
+
+def test_every_seeded_invoice_balances_with_tot_vat_and_cost_rows(
+    seeded: list[dict[str, Any]],
+) -> None:
+    for invoice in seeded:
+        rows = invoice["SupplierInvoiceRows"]
+        tot = [r for r in rows if r["Code"] == "TOT"]
+        vat = [r for r in rows if r["Code"] == "VAT"]
+        costs = [r for r in rows if r["Code"] not in ("TOT", "VAT")]
+        assert len(tot) == 1
+        assert tot[0]["Account"] == 2440
+        assert tot[0]["Credit"] == float(invoice["Total"])
+        assert len(vat) == 1
+        assert vat[0]["Account"] == 2641
+        assert vat[0]["Debit"] == float(invoice["VAT"])
+        assert costs
+        assert all(r["Account"] in COST_ACCOUNTS for r in costs)
+        assert round(sum(r["Debit"] - r["Credit"] for r in rows), 2) == 0
+        for row in rows:
+            assert row["Total"] == round(row["Debit"] - row["Credit"], 2)
+
+
+def test_seed_covers_every_kind_the_expenses_tap_must_handle(seeded: list[dict[str, Any]]) -> None:
+    today = datetime.now(ZoneInfo("Europe/Stockholm")).date()
+
+    def moment(project: str) -> bool:
+        return project.isdigit() and 5001 <= int(project) <= 5020
+
+    ready = [i for i in seeded if i["Booked"] and i["ApprovalState"] == 3 and not i["Cancelled"]]
+    assert any(moment(i["Project"]) for i in ready)
+    assert any(
+        not i["Project"] and any(moment(r["Project"]) for r in i["SupplierInvoiceRows"])
+        for i in ready
+    )  # row projects only
+    assert any(
+        moment(i["Project"])
+        and any(r["Project"] and r["Project"] != i["Project"] for r in i["SupplierInvoiceRows"])
+        for i in ready
+    )
+    assert any(
+        moment(i["Project"])
+        and any(r["Code"] == "" and not r["Project"] for r in i["SupplierInvoiceRows"])
+        for i in ready
+    )  # rows without project under a header project
+    assert any(
+        len({r["Account"] for r in i["SupplierInvoiceRows"] if not r["Code"]}) > 1 for i in ready
+    )
+    assert any(not i["Booked"] and not i["Cancelled"] for i in seeded)
+    assert any(i["Cancelled"] for i in seeded)
+    assert any(i["Booked"] and i["ApprovalState"] == 2 for i in seeded)
+    assert any(
+        not i["Project"] and not any(r["Project"] for r in i["SupplierInvoiceRows"]) for i in seeded
+    )
+    assert any(i["Project"] == "9001" for i in ready)
+    dates = [date.fromisoformat(i["InvoiceDate"]) for i in seeded]
+    assert min(dates) >= today - timedelta(days=60)
+    assert max(dates) <= today
+    assert any((today - d).days > 30 for d in dates)
+
+
+def test_late_postings_are_modified_recently(fx: SandboxProcess, http: requests.Session) -> None:
+    since = (datetime.now(ZoneInfo("Europe/Stockholm")) - timedelta(days=3)).strftime(
+        "%Y-%m-%d %H:%M"
+    )
+    recent = listing(fx, http, lastmodified=since)
+    today = datetime.now(ZoneInfo("Europe/Stockholm")).date()
+    assert any((today - date.fromisoformat(i["InvoiceDate"])).days > 30 for i in recent)
+    assert len(recent) < 60
+
+
+def test_filters_and_date_range(
+    fx: SandboxProcess, http: requests.Session, seeded: list[dict[str, Any]]
+) -> None:
+    cancelled = listing(fx, http, filter="cancelled")
+    assert cancelled
+    assert all(i["Cancelled"] for i in cancelled)
+    unbooked = listing(fx, http, filter="unbooked")
+    assert unbooked
+    assert all(not i["Booked"] and not i["Cancelled"] for i in unbooked)
+    pending = listing(fx, http, filter="authorizepending")
+    assert {i["GivenNumber"] for i in pending} == {
+        i["GivenNumber"] for i in seeded if i["ApprovalState"] == 2 and not i["Cancelled"]
+    }
+    today = datetime.now(ZoneInfo("Europe/Stockholm")).date()
+    start = (today - timedelta(days=30)).isoformat()
+    window = listing(fx, http, fromdate=start, todate=today.isoformat())
+    assert {i["GivenNumber"] for i in window} == {
+        i["GivenNumber"] for i in seeded if i["InvoiceDate"] >= start
+    }
+    on_9001 = listing(fx, http, project="9001")
+    assert on_9001
+    assert all(i["Project"] == "9001" for i in on_9001)
+    bad = http.get(f"{fx.url}/3/supplierinvoices", params={"filter": "nope"}, timeout=10)
+    assert bad.status_code == 400
+
+
+def test_admin_posts_a_supplier_invoice_as_a_user_would(
+    fx: SandboxProcess, http: requests.Session
+) -> None:
+    day = (date.today() - timedelta(days=45)).isoformat()
+    posted = fx.admin(
+        "POST",
+        "supplierinvoices",
+        {
+            "SupplierInvoice": {
+                "SupplierNumber": "2",
+                "InvoiceNumber": "F-1001",
+                "InvoiceDate": day,
+                "Project": "5003",
+                "Total": 1250,
+                "VAT": 250,
+                "SupplierInvoiceRows": [
+                    {"Account": 5460, "Debit": 600, "TransactionInformation": "Skruv"},
+                    {"Account": 6540, "Debit": 400, "Project": "5004"},
+                ],
+            },
+            "booked": True,
+            "approved": True,
+        },
+    )["SupplierInvoice"]
+    number = posted["GivenNumber"]
+    got = detail(fx, http, number)
+    assert got["Booked"] is True
+    assert got["ApprovalState"] == 3
+    assert got["InvoiceDate"] == day
+    codes = [r["Code"] for r in got["SupplierInvoiceRows"]]
+    assert codes.count("TOT") == 1
+    assert codes.count("VAT") == 1
+    five_minutes_ago = (datetime.now(ZoneInfo("Europe/Stockholm")) - timedelta(minutes=5)).strftime(
+        "%Y-%m-%d %H:%M"
+    )
+    assert number in [i["GivenNumber"] for i in listing(fx, http, lastmodified=five_minutes_ago)]
+
+
+def test_api_posting_checks_and_actions(fx: SandboxProcess, http: requests.Session) -> None:
+    url = f"{fx.url}/3/supplierinvoices"
+    unbalanced = {
+        "SupplierInvoice": {
+            "SupplierNumber": "1",
+            "SupplierInvoiceRows": [
+                {"Account": 2440, "Code": "TOT", "Credit": 100},
+                {"Account": 6110, "Debit": 90},
+            ],
+        }
+    }
+    reply = http.post(url, json=unbalanced, timeout=10)
+    assert reply.status_code == 400
+    assert reply.json()["ErrorInformation"]["code"] == 2000755
+    bad_account = {
+        "SupplierInvoice": {
+            "SupplierNumber": "1",
+            "Total": 100,
+            "SupplierInvoiceRows": [{"Account": 6999, "Debit": 100}],
+        }
+    }
+    reply = http.post(url, json=bad_account, timeout=10)
+    assert reply.json()["ErrorInformation"]["code"] == 2001304
+    unknown_project = {"SupplierInvoice": {"SupplierNumber": "1", "Project": "5999"}}
+    assert (
+        http.post(url, json=unknown_project, timeout=10).json()["ErrorInformation"]["code"]
+        == 2000423
+    )
+    good = {
+        "SupplierInvoice": {
+            "SupplierNumber": "1",
+            "Project": "9001",
+            "Total": 125,
+            "VAT": 25,
+            "SupplierInvoiceRows": [{"Account": 6110, "Debit": 100}],
+        }
+    }
+    created = http.post(url, json=good, timeout=10)
+    assert created.status_code == 201
+    number = created.json()["SupplierInvoice"]["GivenNumber"]
+    assert created.json()["SupplierInvoice"]["ApprovalState"] == 2
+    json_header = {"Content-Type": "application/json"}
+    approved = http.put(f"{url}/{number}/approvalbookkeep", headers=json_header, timeout=10)
+    assert approved.json()["SupplierInvoice"]["Booked"] is True
+    assert approved.json()["SupplierInvoice"]["ApprovalState"] == 3
+    assert http.put(f"{url}/{number}/cancel", headers=json_header, timeout=10).status_code == 400
+    locked = http.put(f"{url}/{number}", json={"SupplierInvoice": {"Comments": "x"}}, timeout=10)
+    assert locked.status_code == 400
+    other = http.post(url, json=good, timeout=10).json()["SupplierInvoice"]["GivenNumber"]
+    cancelled = http.put(f"{url}/{other}/cancel", headers=json_header, timeout=10)
+    assert cancelled.json()["SupplierInvoice"]["Cancelled"] is True
