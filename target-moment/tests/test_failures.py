@@ -7,10 +7,16 @@ state is emitted.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
-from moment_client import MomentAuthError, MomentTransientError
+from moment_client import MomentAuthError, MomentClient, MomentSettings, MomentTransientError
+from sync_common import DeadLetters, RunSummary
+from target_moment.expense_import import ExpenseImport, ImportSettings
+
+DATA_FILES = Path(__file__).parent / "data_files"
 
 EXPENSES_PATH = "projectExpenses"
 
@@ -83,12 +89,13 @@ def test_data_errors_are_dead_lettered_and_the_run_goes_on(moment: Any, replay: 
 
 
 def test_wrong_api_key_fails_the_run_before_state(
-    moment: Any, replay: Any, target_config: dict[str, Any]
+    moment: Any, replay: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     with pytest.raises(MomentAuthError, match="api_key") as raised:
         replay("create.singer", api_key="not-the-key")
 
     assert "not-the-key" not in str(raised.value)
+    assert "not-the-key" not in caplog.text
     assert replay.stdout == ""  # no STATE: the bookmark does not move past unwritten records
     assert moment.test_expenses() == {}
     (failure,) = replay.summary()["failures"]
@@ -113,3 +120,52 @@ def test_exhausted_retries_fail_the_run_before_state_and_the_rerun_recovers(
 
     assert set(moment.test_expenses()) == {"fortnox-si-9001-0", "fortnox-si-9001-1"}
     assert states
+
+
+class StaleLookupClient(MomentClient):
+    """The real client, except that its first expense lookup misses (as a lookup racing another
+    writer would), so the create meets Moment's 409 for the duplicate externalReference."""
+
+    def __init__(self, settings: MomentSettings) -> None:
+        super().__init__(settings)
+        self.missed = False
+
+    def find_one(self, entity: str, **filters: Any) -> dict[str, Any] | None:
+        if entity == "projectExpenses" and not self.missed:
+            self.missed = True
+            return None
+        return super().find_one(entity, **filters)
+
+
+def test_duplicate_on_create_is_looked_up_and_updated_not_duplicated(
+    moment: Any, target_config: dict[str, Any], tmp_path: Path
+) -> None:
+    project = moment.call("GET", "projects", projectNumber="TM-100")["content"][0]
+    moment.call(
+        "POST",
+        "projectExpenses",
+        {
+            "projectId": project["id"],
+            "expenseDate": "2026-11-02",
+            "amount": 1.0,
+            "accountNumber": "5410",
+            "externalReference": "fortnox-si-9007-0",
+        },
+    )
+    record = json.loads((DATA_FILES / "create.singer").read_text(encoding="utf-8").splitlines()[5])
+    record = {**record["record"], "source_key": "fortnox-si-9007-0", "given_number": 9007}
+    run = ExpenseImport(
+        client=StaleLookupClient(MomentSettings.from_config(target_config)),
+        summary=RunSummary(plugin="target-moment", results_dir=tmp_path),
+        dead_letters=DeadLetters(tmp_path, "target-moment"),
+        settings=ImportSettings(),
+    )
+    seq = moment.last_request_seq()
+
+    outcome = run.import_expense(record, {}, ["source_key"])
+
+    assert outcome == "updated"
+    statuses = [(r["method"], r["status"]) for r in moment.requests_since(seq)]
+    assert ("POST", 409) in statuses
+    (expense,) = [e for k, e in moment.test_expenses().items() if k == "fortnox-si-9007-0"]
+    assert float(expense["amount"]) == 1200.0

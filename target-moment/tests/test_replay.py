@@ -7,10 +7,14 @@ the target sent (the sandbox's request log), plus the run summary and dead lette
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+DATA_FILES = Path(__file__).parent / "data_files"
 CREATE_STATE = {"bookmarks": {"project_expenses": {"replication_key_value": "2026-11-02"}}}
 
 
@@ -183,3 +187,25 @@ def test_dry_run_writes_the_plan_and_nothing_to_moment(
     printed = capsys.readouterr().err
     assert "Dry run: nothing was written to Moment" in printed
     assert "amount: 1200.0 → 1350.0" in printed
+
+
+def test_command_line_prints_only_state_on_stdout(
+    moment: Any, target_config: dict[str, Any], tmp_path: Path
+) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(target_config), encoding="utf-8")
+    executable = Path(sys.executable).with_name("target-moment")
+
+    done = subprocess.run(
+        [str(executable), "--config", str(config), "--input", str(DATA_FILES / "create.singer")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [json.loads(line) for line in done.stdout.splitlines()] == [CREATE_STATE]
+    assert "target-moment run: project_expenses created=2" in done.stderr
+    assert target_config["api_key"] not in done.stderr
+    assert set(moment.test_expenses()) == {"fortnox-si-9001-0", "fortnox-si-9001-1"}
