@@ -232,16 +232,23 @@ class FortnoxSink(BatchSink):
     ) -> tuple[str, str | None]:
         """PUT only the fields that differ; no request at all when nothing does.
 
-        Fields the list row lacks are checked through the fingerprint ledger, and read with one
-        single GET only when the record may have changed.
+        Fields the list row lacks (a customer's CountryCode) are checked through the fingerprint
+        ledger: equal fingerprint, nothing to check; otherwise, when a listed field changed they
+        ride along in the PUT, and when none did one single GET decides.
         """
         target = self.fortnox_target
         print_ = fingerprint(item.payload)
-        if any(name not in existing for name in fields) and not target.ledger.matches(
-            self.stream_name, item.key, print_
-        ):
-            existing = self.existing.full(item.key) or existing
+        unlisted = [name for name in fields if name not in existing]
         changes = changed_fields(item.payload, existing, [f for f in fields if f in existing])
+        if unlisted and not target.ledger.matches(self.stream_name, item.key, print_):
+            if changes:
+                # Written anyway: send the fields the list lacks too, rather than GET to diff them
+                # (one request per changed record, DESIGN §7); a PUT of an equal value is a no-op.
+                changes.update({name: item.payload.get(name) or "" for name in unlisted})
+            else:
+                # Only an unlisted field can differ: read the record before deciding to write.
+                existing = self.existing.full(item.key) or existing
+                changes = changed_fields(item.payload, existing, fields)
         if not changes:
             if not target.dry_run:
                 target.ledger.put(self.stream_name, item.key, print_)

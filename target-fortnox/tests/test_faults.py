@@ -1,0 +1,138 @@
+"""Faults and request economy against the Fortnox sandbox: ambiguous creates, fatal errors before
+STATE, refresh-token auth, and the number of requests a push and a no-change run cost."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fortnox_client import FortnoxAuthError, FortnoxClient, FortnoxTransientError
+from sandbox.launcher import SandboxProcess
+
+Replay = Callable[..., Any]
+TS = "2026-03-01T09:00:00+01:00"
+
+
+@pytest.fixture(autouse=True)
+def _no_faults_left(fortnox_sandbox: SandboxProcess) -> Iterator[None]:
+    yield
+    fortnox_sandbox.admin("DELETE", "faults")
+
+
+def customers_text(numbers: list[str], *, cities: dict[str, str] | None = None) -> str:
+    schema = {
+        "type": "SCHEMA",
+        "stream": "customers",
+        "key_properties": ["customerNumber"],
+        "schema": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "customerNumber": {"type": "string"},
+                "name": {"type": ["string", "null"]},
+                "city": {"type": ["string", "null"]},
+                "countryCode": {"type": ["string", "null"]},
+                "lastModifiedDate": {"type": "string", "format": "date-time"},
+            },
+        },
+    }
+    lines = [json.dumps(schema)]
+    for index, number in enumerate(numbers):
+        record = {
+            "id": index,
+            "customerNumber": number,
+            "name": f"Kund {number} AB",
+            "city": (cities or {}).get(number, "Malmö"),
+            "countryCode": "SE",
+            "lastModifiedDate": TS,
+        }
+        lines.append(json.dumps({"type": "RECORD", "stream": "customers", "record": record}))
+    state = {"bookmarks": {"customers": {"replication_key_value": TS}}}
+    lines.append(json.dumps({"type": "STATE", "value": state}))
+    return "\n".join(lines) + "\n"
+
+
+def test_ambiguous_create_is_looked_up_not_blindly_retried(
+    replay: Replay, fortnox_sandbox: SandboxProcess, fortnox_api: FortnoxClient
+) -> None:
+    # The POST is committed, then the connection is dropped before the answer.
+    fortnox_sandbox.admin(
+        "POST",
+        "faults",
+        {"kind": "drop_after_commit", "method": "POST", "path": "^/3/customers$", "count": 1},
+    )
+    run = replay(text=customers_text(["72001"]))
+
+    assert run.count("POST") == 1, "a create must never be re-sent after an ambiguous failure"
+    # One GET before (a one-record batch looks its key up) and one after the dropped answer.
+    assert run.count("GET", "/3/customers/72001") == 2
+    assert fortnox_api.get("customers", "72001") is not None
+    summary = json.loads(
+        next(Path(run.target.config["results_dir"]).glob("runs/*.json")).read_text()
+    )
+    assert summary["streams"]["customers"]["created"] == 1
+
+
+def test_transient_errors_after_retries_fail_the_run_before_state(
+    replay: Replay, fortnox_sandbox: SandboxProcess, fortnox_api: FortnoxClient
+) -> None:
+    fortnox_sandbox.admin(
+        "POST", "faults", {"kind": "status", "status": 503, "path": "^/3/customers", "count": 50}
+    )
+    with pytest.raises(FortnoxTransientError):
+        replay(text=customers_text(["72101"]))
+
+    assert replay.last.states == [], "STATE must not be emitted when a record was not written"  # type: ignore[attr-defined]
+    fortnox_sandbox.admin("DELETE", "faults")
+    assert fortnox_api.get("customers", "72101") is None
+
+
+def test_auth_error_fails_the_run_before_state(
+    replay: Replay, fortnox_config: dict[str, Any]
+) -> None:
+    with pytest.raises(FortnoxAuthError):
+        replay(
+            text=customers_text(["72201"]),
+            tenant_id=None,
+            refresh_token="not-a-valid-refresh-token",
+        )
+    assert replay.last.states == []  # type: ignore[attr-defined]
+
+
+def test_refresh_token_seed_authenticates(
+    replay: Replay, fortnox_sandbox: SandboxProcess, fortnox_api: FortnoxClient
+) -> None:
+    minted = fortnox_sandbox.admin("POST", "refresh-tokens", {"scope": "customer project invoice"})
+    run = replay(
+        text=customers_text(["72301"]), tenant_id=None, refresh_token=minted["refresh_token"]
+    )
+    assert run.count("POST") == 1
+    assert fortnox_api.get("customers", "72301") is not None
+
+
+def test_push_and_no_change_run_request_economy(
+    replay: Replay, fortnox_sandbox: SandboxProcess
+) -> None:
+    numbers = [f"73{i:03d}" for i in range(120)]
+    push = replay(text=customers_text(numbers))
+    total = fortnox_sandbox.admin("GET", "counts")
+    customers_now = int(total.get("customers", total.get("counts", {}).get("customers", 0)))
+    pages = math.ceil(customers_now / 500)
+
+    # One probe, at most the list pages, then one POST per new customer.
+    assert push.count("POST") == 120
+    assert len(push.requests) <= 120 * 1.05 + 1 + pages
+    # No change: the probe and the list pages, nothing else (no single GET, no write).
+    again = replay(text=customers_text(numbers))
+    assert again.writes == 0
+    assert len(again.requests) <= 1 + pages
+
+    # One changed customer among many unchanged: one PUT, reads within list pages.
+    once = replay(text=customers_text(numbers, cities={"73005": "Lund"}))
+    assert once.count("PUT") == 1
+    assert once.count("POST") == 0
+    assert len(once.requests) <= 1 + pages + 1
