@@ -25,7 +25,7 @@ from moment_client import (
     MomentError,
     MomentTransientError,
 )
-from sync_common import DeadLetters, RunSummary
+from sync_common import DeadLetters, ProgressReporter, RunSummary
 
 from target_moment.contract import (
     PROJECT_EXPENSES,
@@ -120,6 +120,7 @@ class ExpenseImport:
         # retried dead letter and the fresh input) is compared against it without another lookup.
         self._known: dict[str, dict[str, Any]] = {}
         self._dead_letters_retried = False
+        self.progress = ProgressReporter(PROJECT_EXPENSES)
         summary.add_stream(PROJECT_EXPENSES)
 
     # projects ---------------------------------------------------------------------------------
@@ -152,6 +153,7 @@ class ExpenseImport:
         Raises only for run-level errors (auth, retries exhausted).
         """
         key = str(record.get("source_key") or "")
+        self.progress.tick()
         try:
             decision, outcome, detail = self._import(record, key)
         except (MomentAuthError, MomentTransientError):
