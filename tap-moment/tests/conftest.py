@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from moment_client import MomentClient
 from tap_moment.tap import TapMoment
 
 SANDBOX_COMPANY = "demo"
@@ -64,24 +65,38 @@ def run_tap() -> RunTap:
         config: dict[str, Any],
         state: dict[str, Any] | None = None,
         streams: set[str] | None = None,
+        client: MomentClient | None = None,
     ) -> TapRun:
         catalog = catalog_selecting(config, streams) if streams is not None else None
         tap = TapMoment(config=config, state=state, catalog=catalog, parse_env_config=False)
+        if client is not None:
+            tap.__dict__["moment_client"] = client  # pre-fills the cached_property
         out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            tap.sync_all()
+        try:
+            with contextlib.redirect_stdout(out):
+                tap.sync_all()
+        except Exception as exc:
+            exc.tap_output = TapRun.parse(out.getvalue())  # type: ignore[attr-defined]
+            raise
         return TapRun.parse(out.getvalue())
 
     return run
 
 
 @pytest.fixture
-def sandbox_config(moment_sandbox: Any) -> dict[str, Any]:
-    """Tap config for the session's Moment sandbox, reseeded to its known seed-1 data."""
+def sandbox_config(moment_sandbox: Any) -> Iterator[dict[str, Any]]:
+    """Tap config for the session's Moment sandbox, reseeded to its known seed-1 data.
+
+    The sandbox is shared by the whole session: faults are cleared and the seed restored
+    afterwards too, so later tests (other folders included) find what they expect.
+    """
+    moment_sandbox.admin("DELETE", "faults")
     moment_sandbox.admin("POST", "seed", {"seed": 1})
-    return {
+    yield {
         "api_url": f"{moment_sandbox.url}/api/1.0",
         "company_code": SANDBOX_COMPANY,
         "api_key": SANDBOX_KEY,
         "lookback_minutes": 5,
     }
+    moment_sandbox.admin("DELETE", "faults")
+    moment_sandbox.admin("POST", "seed", {"seed": 1})

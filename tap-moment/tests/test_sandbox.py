@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from moment_client import MomentClient, MomentSettings
+import pytest
+from moment_client import MomentClient, MomentSettings, MomentTransientError
 
 RunTap = Any  # the run_tap fixture's callable (conftest cannot be imported under importlib mode)
 
@@ -100,3 +105,65 @@ def test_small_pages_read_every_record_once(
     run = run_tap({**sandbox_config, "page_size": 7}, streams={"customers"})
     numbers = [c["customerNumber"] for c in run.records["customers"]]
     assert len(numbers) == len(set(numbers)) == len(list(moment(sandbox_config).list("customers")))
+
+
+def fast_retrying(config: dict[str, Any]) -> MomentClient:
+    """The tap's client with millisecond backoff, so fault tests stay fast."""
+    return MomentClient(MomentSettings.from_config({**config, "backoff_factor": 0.005}))
+
+
+def test_transient_faults_are_retried_and_nothing_is_lost(
+    sandbox_config: dict[str, Any], run_tap: RunTap, moment_sandbox: Any
+) -> None:
+    moment_sandbox.admin(
+        "POST", "faults", {"kind": "status", "status": 503, "count": 2, "path": "/customers"}
+    )
+    client = fast_retrying(sandbox_config)
+    run = run_tap(sandbox_config, streams={"customers"}, client=client)
+    assert len(run.records["customers"]) == len(list(moment(sandbox_config).list("customers")))
+    assert client.stats.retries == 2
+
+
+def test_exhausted_retries_fail_the_run_before_the_bookmark_passes(
+    sandbox_config: dict[str, Any], run_tap: RunTap, moment_sandbox: Any
+) -> None:
+    moment_sandbox.admin(
+        "POST", "faults", {"kind": "status", "status": 503, "count": 50, "path": "/invoices"}
+    )
+    with pytest.raises(MomentTransientError, match="gave up after 5 attempts") as caught:
+        run_tap(sandbox_config, client=fast_retrying(sandbox_config))
+    partial = caught.value.tap_output  # type: ignore[attr-defined]
+    assert partial.bookmark("customers") is not None  # finished streams keep their progress
+    assert partial.bookmark("projects") is not None
+    assert "invoices" not in partial.records
+    assert partial.bookmark("invoices") is None
+
+
+def test_cli_run_writes_singer_messages_and_a_bad_key_fails_cleanly(
+    sandbox_config: dict[str, Any], tmp_path: Path
+) -> None:
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(sandbox_config))
+    ok = subprocess.run(
+        [sys.executable, "-m", "tap_moment", "--config", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    kinds = [json.loads(line)["type"] for line in ok.stdout.splitlines()]
+    assert kinds.count("SCHEMA") == 3
+    assert kinds[-1] == "STATE"
+
+    wrong_key = "wrong-key-that-must-not-leak"
+    config_file.write_text(json.dumps({**sandbox_config, "api_key": wrong_key}))
+    bad = subprocess.run(
+        [sys.executable, "-m", "tap_moment", "--config", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode != 0
+    assert "MomentAuthError" in bad.stderr
+    assert "company_code" in bad.stderr
+    assert wrong_key not in bad.stderr + bad.stdout
