@@ -125,8 +125,17 @@ class ExpenseImport:
 
     # projects ---------------------------------------------------------------------------------
     def add_fortnox_project(self, record: Mapping[str, Any]) -> None:
-        """Remember a Fortnox project's start date (the tap sends projects before expenses)."""
-        check_record(PROJECTS, dict(record))
+        """Remember a Fortnox project's start date (the tap sends projects before expenses).
+
+        A project record that breaks the contract is a failure in the summary, not a dead
+        letter: the tap sends the whole projects table again on every run.
+        """
+        try:
+            check_record(PROJECTS, dict(record))
+        except ContractError as exc:
+            logger.error("projects record failed: %s", exc)
+            self.summary.fail(PROJECTS, str(record.get("project_number") or "") or None, str(exc))
+            return
         start_date = record.get("start_date")
         self.fortnox_projects.add(str(record["project_number"]), str(start_date or "") or None)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from target_moment.contract import ContractError, check_record
 from target_moment.expense_plan import (
     ExpenseAction,
     decide,
@@ -144,3 +145,20 @@ def test_money_rounds_half_up_and_rejects_text() -> None:
     assert money(None) is None
     with pytest.raises(ValueError, match="not an amount"):
         money("ten")
+
+
+def test_contract_names_every_offending_field() -> None:
+    bad = {**RECORD, "amount": "12", "currency": None}
+    del bad["expense_date"]
+    with pytest.raises(ContractError) as raised:
+        check_record("project_expenses", bad)
+    message = str(raised.value)
+    assert "'fortnox-si-101-0'" in message
+    assert "amount: '12' is not of type 'number'" in message
+    assert "currency: None is not of type 'string'" in message
+    assert "'expense_date' is a required property" in message
+
+
+def test_contract_accepts_the_agreed_record() -> None:
+    check_record("project_expenses", RECORD)
+    check_record("projects", {"project_number": "P1", "start_date": None})
