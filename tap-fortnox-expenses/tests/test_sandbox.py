@@ -1,0 +1,273 @@
+"""The tap's behaviour against the real Fortnox sandbox: what is emitted, what is counted, what a
+second run costs, late postings, changed invoices, the window settings, filters and failures.
+
+Every test starts from a reseeded sandbox (fixture ``seeded``) because some change its data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from fortnox_client import FortnoxAuthError, FortnoxClient, FortnoxTransientError
+
+pytestmark = pytest.mark.usefixtures("seeded")
+
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+SINGLE_INVOICE = re.compile(r"^/3/supplierinvoices/\d+$")
+
+
+def today() -> date:
+    return datetime.now(STOCKHOLM).date()
+
+
+def window_invoices(fortnox: FortnoxClient, days: int = 30) -> list[dict[str, Any]]:
+    """The window's supplier invoices read with their rows, independently of the tap."""
+    params = {"fromdate": (today() - timedelta(days=days)).isoformat(), "todate": today()}
+    numbers = [item["GivenNumber"] for item in fortnox.list("supplierinvoices", params)]
+    return [fortnox.get("supplierinvoices", n) or {} for n in numbers]
+
+
+def oracle(invoices: list[dict[str, Any]]) -> tuple[dict[str, Any], Counter[str]]:
+    """Expected records by source key and skipped rows by reason, straight from DESIGN §5."""
+    expected: dict[str, Any] = {}
+    skipped: Counter[str] = Counter()
+    for invoice in invoices:
+        for index, row in enumerate(invoice["SupplierInvoiceRows"]):
+            if row["Code"] in ("TOT", "VAT"):
+                continue
+            project = row["Project"] or invoice["Project"]
+            if invoice["Cancelled"]:
+                skipped["cancelled"] += 1
+            elif not invoice["Booked"]:
+                skipped["unbooked"] += 1
+            elif invoice["ApprovalState"] in (1, 2):
+                skipped["not approved"] += 1
+            elif not project:
+                skipped["no project"] += 1
+            else:
+                expected[f"fortnox-si-{invoice['GivenNumber']}-{index}"] = (invoice, row, project)
+    return expected, skipped
+
+
+def run_summary(config: dict[str, Any]) -> dict[str, Any]:
+    """The newest run summary the tap wrote under results_dir."""
+    runs = sorted((Path(config["results_dir"]) / "runs").glob("*-tap-fortnox-expenses.json"))
+    assert runs, "the tap wrote no run summary"
+    return dict(json.loads(runs[-1].read_text()))
+
+
+def post_supplier_invoice(
+    sandbox: Any, *, invoice_date: date, project: str = "5001", amount: int = 1000, **flags: bool
+) -> str:
+    """Post a supplier invoice the way a Fortnox user would (admin API); returns GivenNumber."""
+    vat = amount // 4
+    body = {
+        "SupplierInvoice": {
+            "SupplierNumber": "1",
+            "InvoiceNumber": f"LATE-{amount}",
+            "InvoiceDate": invoice_date.isoformat(),
+            "Project": project,
+            "SupplierInvoiceRows": [
+                {"Account": 2440, "Code": "TOT", "Credit": amount + vat},
+                {"Account": 4010, "Debit": amount, "TransactionInformation": "Sen leverans"},
+                {"Account": 2641, "Code": "VAT", "Debit": vat},
+            ],
+        },
+        "booked": flags.get("booked", True),
+        "approved": flags.get("approved", True),
+    }
+    created = sandbox.admin("POST", "supplierinvoices", body)
+    return str(created["SupplierInvoice"]["GivenNumber"])
+
+
+def test_every_qualifying_row_is_emitted_with_its_fields(
+    run_tap: Any, fortnox: FortnoxClient, tap_config: dict[str, Any]
+) -> None:
+    expected, skipped = oracle(window_invoices(fortnox))
+    run = run_tap()
+
+    assert run.error is None
+    assert {r["source_key"] for r in run.expenses} == set(expected)
+    assert len(run.expenses) == len(expected) > 0
+    for record in run.expenses:
+        invoice, row, project = expected[record["source_key"]]
+        cost = sum(
+            Decimal(str(r["Debit"])) - Decimal(str(r["Credit"]))
+            for r in invoice["SupplierInvoiceRows"]
+            if r["Code"] not in ("TOT", "VAT")
+        )
+        amount = Decimal(str(row["Debit"])) - Decimal(str(row["Credit"]))
+        assert record["given_number"] == int(invoice["GivenNumber"])
+        assert record["project_number"] == project
+        assert record["expense_date"] == invoice["InvoiceDate"]
+        assert record["account_number"] == row["Account"]
+        assert Decimal(str(record["amount"])) == amount
+        expected_vat = Decimal(invoice["VAT"]) * amount / cost
+        assert abs(Decimal(str(record["vat_amount"])) - expected_vat) <= Decimal("0.005")
+        assert record["currency"] == invoice["Currency"]
+        assert record["supplier_number"] == str(invoice["SupplierNumber"])
+        assert record["supplier_name"] == invoice["SupplierName"]
+        assert record["supplier_invoice_number"] == invoice["InvoiceNumber"]
+        assert record["description"] == row["TransactionInformation"]
+        assert record["booked"] is True
+
+    # Projects come first (target-moment needs them) and carry the start date.
+    first_record = next(m for m in run.messages if m["type"] == "RECORD")
+    assert first_record["stream"] == "projects"
+    projects = {p["project_number"]: p for p in run.records["projects"]}
+    assert projects["9001"]["start_date"] is not None
+    assert projects["9002"]["start_date"] is None
+
+    # Every reason the seed holds is counted in the run summary, exactly.
+    assert set(skipped) == {"cancelled", "unbooked", "not approved", "no project"}
+    counts = run_summary(tap_config)["streams"]["project_expenses"]
+    assert counts["skipped_reasons"] == dict(skipped)
+
+
+def test_second_run_emits_nothing_and_only_lists(run_tap: Any, request_log: Any) -> None:
+    first = run_tap()
+    assert first.error is None
+    assert first.bookmark["replication_key_value"]
+    mark = request_log.mark()
+
+    second = run_tap(state=first.final_state)
+
+    assert second.error is None
+    assert second.expenses == []
+    requests = request_log.since(mark)
+    assert requests, "the second run made no requests"
+    assert all(method == "GET" and not SINGLE_INVOICE.match(path) for method, path in requests)
+    # Window list, late-postings list, projects list: one page each.
+    assert Counter(path for _, path in requests) == {"/3/supplierinvoices": 2, "/3/projects": 1}
+    assert second.bookmark["invoice_fingerprints"] == first.bookmark["invoice_fingerprints"]
+    assert second.bookmark["replication_key_value"] >= first.bookmark["replication_key_value"]
+
+
+def test_late_posting_dated_before_window_is_emitted_next_run(
+    run_tap: Any, request_log: Any, seeded: Any
+) -> None:
+    first = run_tap()
+    late = post_supplier_invoice(seeded, invoice_date=today() - timedelta(days=45))
+    mark = request_log.mark()
+
+    second = run_tap(state=first.final_state)
+
+    assert second.error is None
+    assert [(r["source_key"], r["expense_date"]) for r in second.expenses] == [
+        (f"fortnox-si-{late}-1", (today() - timedelta(days=45)).isoformat())
+    ]
+    assert second.expenses[0]["amount"] == 1000.0
+    assert second.expenses[0]["vat_amount"] == 250.0
+    singles = [p for _, p in request_log.since(mark) if SINGLE_INVOICE.match(p)]
+    assert singles == [f"/3/supplierinvoices/{late}"]
+
+
+def test_changed_invoices_are_read_again(
+    run_tap: Any, request_log: Any, fortnox: FortnoxClient, tap_config: dict[str, Any]
+) -> None:
+    first = run_tap()
+    unbooked = [i["GivenNumber"] for i in window_invoices(fortnox) if not i["Booked"]]
+    unbooked = [n for n in unbooked if not fortnox.get("supplierinvoices", n)["Cancelled"]]
+    to_book, to_cancel = unbooked[0], unbooked[1]
+    fortnox.action("supplierinvoices", to_book, "approvalbookkeep")
+    fortnox.action("supplierinvoices", to_cancel, "cancel")
+    mark = request_log.mark()
+
+    second = run_tap(state=first.final_state)
+
+    assert second.error is None
+    assert {r["given_number"] for r in second.expenses} == {int(to_book)}
+    assert all(
+        r["source_key"] not in {e["source_key"] for e in first.expenses} for r in second.expenses
+    )
+    singles = sorted(p for _, p in request_log.since(mark) if SINGLE_INVOICE.match(p))
+    assert singles == sorted([f"/3/supplierinvoices/{to_book}", f"/3/supplierinvoices/{to_cancel}"])
+    assert run_summary(tap_config)["streams"]["project_expenses"]["skipped_reasons"] == {
+        "cancelled": len(
+            [
+                r
+                for r in fortnox.get("supplierinvoices", to_cancel)["SupplierInvoiceRows"]
+                if r["Code"] not in ("TOT", "VAT")
+            ]
+        )
+    }
+
+
+def test_lookback_days_and_start_date_widen_the_window(run_tap: Any) -> None:
+    default = run_tap()
+    wide = run_tap(lookback_days=60)
+    backfill = run_tap(start_date=(today() - timedelta(days=60)).isoformat())
+
+    cutoff = (today() - timedelta(days=30)).isoformat()
+    assert min(r["expense_date"] for r in default.expenses) >= cutoff
+    assert min(r["expense_date"] for r in wide.expenses) < cutoff
+    assert {r["source_key"] for r in default.expenses} < {r["source_key"] for r in wide.expenses}
+    assert {r["source_key"] for r in backfill.expenses} == {r["source_key"] for r in wide.expenses}
+
+
+def test_account_and_project_filters(run_tap: Any, tap_config: dict[str, Any]) -> None:
+    everything = run_tap().expenses
+    account = Counter(r["account_number"] for r in everything).most_common(1)[0][0]
+    project = Counter(r["project_number"] for r in everything).most_common(1)[0][0]
+
+    by_account = run_tap(account_numbers=[account])
+    assert by_account.expenses
+    assert {r["account_number"] for r in by_account.expenses} == {account}
+    reasons = run_summary(tap_config)["streams"]["project_expenses"]["skipped_reasons"]
+    assert reasons["filtered account"] == sum(
+        1 for r in everything if r["account_number"] != account
+    )
+
+    by_project = run_tap(include_projects=[project])
+    assert by_project.expenses
+    assert {r["project_number"] for r in by_project.expenses} == {project}
+    reasons = run_summary(tap_config)["streams"]["project_expenses"]["skipped_reasons"]
+    assert reasons["filtered project"] == sum(
+        1 for r in everything if r["project_number"] != project
+    )
+
+
+def test_exhausted_retries_fail_the_run_without_moving_the_bookmark(
+    run_tap: Any, seeded: Any
+) -> None:
+    first = run_tap()
+    late = post_supplier_invoice(seeded, invoice_date=today() - timedelta(days=50))
+    seeded.admin(
+        "POST",
+        "faults",
+        {"kind": "status", "status": 503, "count": 20, "path": r"^/3/supplierinvoices/\d+$"},
+    )
+    try:
+        failed = run_tap(state=first.final_state)
+    finally:
+        seeded.admin("DELETE", "faults")
+
+    assert isinstance(failed.error, FortnoxTransientError)
+    assert failed.expenses == []
+    # Whatever state went out still holds the first run's bookmark and fingerprints.
+    assert failed.bookmark == first.bookmark
+
+    retried = run_tap(state=failed.final_state)
+    assert retried.error is None
+    assert {r["given_number"] for r in retried.expenses} == {int(late)}
+
+
+def test_auth_error_fails_the_run_and_is_summarised(
+    run_tap: Any, tap_config: dict[str, Any]
+) -> None:
+    run = run_tap(client_secret="wrong-secret")
+
+    assert isinstance(run.error, FortnoxAuthError)
+    assert run.records == {}
+    assert not any(m["type"] == "STATE" for m in run.messages)
+    summary = run_summary(tap_config)
+    assert summary["failures"]
+    assert "wrong-secret" not in json.dumps(summary)
