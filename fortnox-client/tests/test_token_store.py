@@ -305,7 +305,7 @@ def test_readers_never_see_a_torn_store_while_it_is_rewritten(tmp_path: Path) ->
 
     thread = threading.Thread(target=reader)
     thread.start()
-    for generation in range(1, 150):
+    for generation in range(1, 60):
         write_private_json_atomically(path, {"generation": generation, "padding": "x" * 20000})
     done.set()
     thread.join(10)
