@@ -12,12 +12,13 @@ import builtins
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 Document = dict[str, Any]
+_JSON: dict[str, Any] = {"ensure_ascii": False, "separators": (",", ":")}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -142,6 +143,30 @@ class Store:
                 """,
                 (entity, str(key), entity, modified, data),
             )
+
+    def put_many(self, entity: str, rows: Iterable[tuple[str | int, Document, str]]) -> int:
+        """Insert or replace many ``(key, doc, modified)`` in one statement (seeding 100k rows).
+
+        New keys get consecutive sequence numbers in the order given; replaced keys keep theirs.
+        """
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM documents WHERE entity = ?", (entity,)
+            ).fetchone()
+            base = int(row[0])
+            params = [
+                (entity, str(key), base + index, modified, json.dumps(doc, **_JSON))
+                for index, (key, doc, modified) in enumerate(rows, start=1)
+            ]
+            self._db.executemany(
+                """
+                INSERT INTO documents (entity, key, seq, modified, data) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (entity, key) DO UPDATE SET modified = excluded.modified,
+                                                        data = excluded.data
+                """,
+                params,
+            )
+            return len(params)
 
     def delete(self, entity: str, key: str | int) -> bool:
         cursor = self._execute(

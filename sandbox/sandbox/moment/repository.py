@@ -16,9 +16,9 @@ webhooks (out of scope for now) would subscribe to.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sandbox.moment import clock
@@ -151,6 +151,19 @@ class Company:
 
     def __init__(self, data: MomentData, code: str) -> None:
         self.data, self.code, self.store = data, code, data.store
+        # VAT rates checked on every invoice line, read once per Company (one request or seed).
+        self._vat_rates: set[float] | None = None
+        # Reads memoised during a bulk insert only (the seed resolves the same customers,
+        # projects and accounts over and over); None outside one.
+        self._bulk_reads: dict[tuple[str, str], Document | None] | None = None
+
+    def _read(self, kind: str, key: str) -> Document | None:
+        if self._bulk_reads is None:
+            return self.store.get(kind, key)
+        if (kind, key) not in self._bulk_reads:
+            self._bulk_reads[kind, key] = self.store.get(kind, key)
+        doc = self._bulk_reads[kind, key]
+        return None if doc is None else dict(doc)
 
     # naming in the store ---------------------------------------------------------------------
     def _kind(self, entity: EntityType) -> str:
@@ -164,15 +177,15 @@ class Company:
 
     # reads -----------------------------------------------------------------------------------
     def get(self, entity: EntityType, record_id: int | str) -> Document:
-        doc = self.store.get(self._kind(entity), str(record_id))
+        doc = self._read(self._kind(entity), str(record_id))
         if doc is None:
             raise MomentError(404, f"No {entity.label} with id {record_id} in company {self.code}")
         return doc
 
     def find_unique(self, entity: EntityType, field_name: str, value: Any) -> Document | None:
         """The record whose unique ``field_name`` equals ``value``, or None."""
-        pointer = self.store.get(self._index(entity, field_name), str(value))
-        return None if pointer is None else self.store.get(self._kind(entity), pointer["id"])
+        pointer = self._read(self._index(entity, field_name), str(value))
+        return None if pointer is None else self._read(self._kind(entity), str(pointer["id"]))
 
     def by_number(self, entity: EntityType, number: str) -> Document:
         assert entity.number_field is not None
@@ -243,6 +256,85 @@ class Company:
         self.data.emit(Change(self.code, entity.path, "CREATE_NEW", record))
         return record
 
+    def bulk_create(
+        self, entity: EntityType, rows: Iterable[tuple[Any, datetime, datetime]]
+    ) -> list[Document]:
+        """Create many ``(body, created, modified)`` at once, with the rules of ``create``.
+
+        For the seed (100,000 records in seconds): one id block, one multi-row insert per table,
+        and uniqueness checked in the batch (plus against stored records when there are any).
+        No change events: seeding is not a user's change.
+        """
+        with self.store.transaction():
+            self._bulk_reads = {}
+            try:
+                return self._bulk_insert(entity, rows)
+            finally:
+                self._bulk_reads = None
+
+    def _bulk_insert(
+        self, entity: EntityType, rows: Iterable[tuple[Any, datetime, datetime]]
+    ) -> list[Document]:
+        check_stored = self.count(entity) > 0
+        seen: dict[str, set[Any]] = {unique: set() for unique in entity.unique}
+        records: list[Document] = []
+        for body, created, modified in rows:
+            record = {"id": 0, **self._complete(entity, clean(entity, body), existing=None)}
+            record["createdDate"] = clock.timestamp(created)
+            record["lastModifiedDate"] = clock.timestamp(modified)
+            for unique, values in seen.items():
+                value = record.get(unique)
+                if value is None:
+                    continue
+                if value in values or (
+                    check_stored and self.find_unique(entity, unique, value) is not None
+                ):
+                    raise MomentError(
+                        409, f"A {entity.label} with {unique} '{value}' already exists"
+                    )
+                values.add(value)
+            records.append(record)
+        first = self._reserve_ids(len(records))
+        for offset, record in enumerate(records):
+            record["id"] = first + offset
+        self.store.put_many(
+            self._kind(entity),
+            ((r["id"], r, clock.sortable_from_timestamp(r["lastModifiedDate"])) for r in records),
+        )
+        for unique in entity.unique:
+            self.store.put_many(
+                self._index(entity, unique),
+                ((r[unique], {"id": r["id"]}, "") for r in records if r[unique] is not None),
+            )
+        return records
+
+    def finalize_many(self, invoices: Iterable[tuple[Document, datetime]]) -> list[Document]:
+        """Finalise many drafts in order, at the given instants (the seed's bulk path)."""
+        with self.store.transaction():
+            done = []
+            for invoice, when in invoices:
+                if invoice["invoiceState"] != "DRAFT" or not invoice["invoiceLines"]:
+                    raise MomentError(409, f"Invoice id {invoice['id']} cannot be finalized")
+                number = self.store.next_number(self._series("invoiceNumber"), FIRST_INVOICE_NUMBER)
+                done.append(_finalized(invoice, number, when))
+            self.store.put_many(
+                self._kind(INVOICES),
+                ((i["id"], i, clock.sortable_from_timestamp(i["lastModifiedDate"])) for i in done),
+            )
+            self.store.put_many(
+                self._index(INVOICES, "invoiceNumber"),
+                ((i["invoiceNumber"], {"id": i["id"]}, "") for i in done),
+            )
+        return done
+
+    def _reserve_ids(self, count: int) -> int:
+        """The first of ``count`` consecutive new ids."""
+        series = self._series("id")
+        with self.store.transaction():
+            last = int(self.store.get_value(f"series:{series}", _FIRST_ID - 1))
+            self.store.set_value(f"series:{series}", last + count)
+        return last + 1
+
     def replace(self, entity: EntityType, record_id: int | str, body: Any) -> Document:
         """PUT: the writable fields become exactly those in ``body``."""
         return self._update(entity, record_id, lambda _existing: body)
@@ -270,6 +362,7 @@ class Company:
                 if existing.get(unique) is not None:
                     self.store.delete(self._index(entity, unique), str(existing[unique]))
             self.store.delete(self._kind(entity), str(existing["id"]))
+            self._vat_rates = None
         self.data.emit(Change(self.code, entity.path, "DELETE", existing))
         return existing
 
@@ -292,16 +385,7 @@ class Company:
             while self.find_unique(INVOICES, "invoiceNumber", number) is not None:
                 number = self.store.next_number(self._series("invoiceNumber"))
             when = at or clock.now()
-            invoice_date = invoice["invoiceDate"] or when.date().isoformat()
-            invoice.update(
-                invoiceNumber=number,
-                invoiceState="FINALIZED",
-                invoiceDate=invoice_date,
-                dueDate=invoice["dueDate"]
-                or (datetime.fromisoformat(invoice_date) + timedelta(days=30)).date().isoformat(),
-                ocr=invoice["ocr"] or ocr_for(number),
-                lastModifiedDate=clock.timestamp(when),
-            )
+            invoice = _finalized(invoice, number, when)
             self.store.put(
                 self._index(INVOICES, "invoiceNumber"), str(number), {"id": invoice["id"]}
             )
@@ -358,6 +442,8 @@ class Company:
         return record
 
     def _put(self, entity: EntityType, record: Document, when: datetime) -> None:
+        if entity is VAT_CODES:
+            self._vat_rates = None
         self.store.put(self._kind(entity), str(record["id"]), record, clock.sortable(when))
 
     def _check_writable(self, entity: EntityType, existing: Document) -> None:
@@ -457,7 +543,9 @@ class Company:
                 raise invalid(
                     INVOICES, "creditedInvoiceNumber", f"names no finalized invoice ({credited})"
                 )
-        rates = {float(v["rate"]) for v in self._all(VAT_CODES)}
+        if self._vat_rates is None:
+            self._vat_rates = {float(v["rate"]) for v in self._all(VAT_CODES)}
+        rates = self._vat_rates
         for index, line in enumerate(doc["invoiceLines"]):
             where = f"invoiceLines[{index}]"
             if float(line["vatRate"]) not in rates:
@@ -494,7 +582,7 @@ class Company:
         target = ENTITY_TYPES[ref.entity]
         number_field = target.number_field
         assert number_field is not None
-        by_id = None if ref.id is None else self.store.get(self._kind(target), str(ref.id))
+        by_id = None if ref.id is None else self._read(self._kind(target), str(ref.id))
         by_number = (
             None if ref.number is None else self.find_unique(target, number_field, ref.number)
         )
@@ -546,6 +634,21 @@ class Company:
                     doc,
                     clock.sortable_from_timestamp(doc["lastModifiedDate"]),
                 )
+
+
+def _finalized(invoice: Document, number: int, when: datetime) -> Document:
+    """``invoice`` finalised as number ``number`` at ``when``: dates and OCR filled if missing."""
+    invoice_date = invoice["invoiceDate"] or when.date().isoformat()
+    due_date = invoice["dueDate"] or (date.fromisoformat(invoice_date) + timedelta(days=30))
+    return {
+        **invoice,
+        "invoiceNumber": number,
+        "invoiceState": "FINALIZED",
+        "invoiceDate": invoice_date,
+        "dueDate": str(due_date),
+        "ocr": invoice["ocr"] or ocr_for(number),
+        "lastModifiedDate": clock.timestamp(when),
+    }
 
 
 def _writable_view(entity: EntityType, existing: Document) -> dict[str, Any]:

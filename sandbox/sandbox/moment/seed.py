@@ -129,17 +129,11 @@ def seed_company(company: Company, seed: int, sizes: dict[str, int]) -> dict[str
     pools = _pools(faker, max(counts["customers"], 1))
     today = clock.today()
     with company.store.transaction():
-        customers = [
-            company.create(CUSTOMERS, body, at=created, modified_at=modified)
-            for body, created, modified in _customers(counts["customers"], rng, pools)
-        ]
+        customers = company.bulk_create(CUSTOMERS, _customers(counts["customers"], rng, pools))
         customer_countries = [c["countryCode"] for c in customers]
-        projects = [
-            company.create(PROJECTS, body, at=created, modified_at=modified)
-            for body, created, modified in _projects(
-                counts["projects"], counts["customers"], rng, pools
-            )
-        ]
+        projects = company.bulk_create(
+            PROJECTS, _projects(counts["projects"], counts["customers"], rng, pools)
+        )
         company.set_series("customerNumber", 1000 + counts["customers"])
         company.set_series("projectNumber", 5000 + counts["projects"])
         _invoices(company, counts["invoices"], projects, customer_countries, rng, today)
@@ -316,48 +310,65 @@ def _invoices(
     today: date,
 ) -> None:
     drafts = max(1, count // 10) if count >= 5 else 0
-    credit_at = count - drafts if count - drafts >= 3 else None  # the last finalised is a credit
-    finalized: list[dict[str, Any]] = []
+    last_final = count - drafts
+    credit_at = last_final if last_final >= 3 else None  # the last finalised one is a credit
     span = 120  # days the invoice dates spread over, newest today
+
+    def invoice_date(k: int) -> date:
+        return today - timedelta(days=round((count - k) * span / max(count, 1)))
+
+    rows = []
     for k in range(1, count + 1):
-        invoice_date = today - timedelta(days=round((count - k) * span / max(count, 1)))
-        if k == credit_at and finalized:
-            original = finalized[0]
-            body = {
+        if k == credit_at:
+            continue
+        project = projects[(k - 1) % len(projects)] if projects and k % 6 != 0 else None
+        customer_index = (
+            int(project["customer"]["customerNumber"]) - 1001
+            if project is not None
+            else (k * 7) % len(countries)
+        )
+        day = invoice_date(k)
+        body = {
+            "customer": {"customerNumber": str(1001 + customer_index)},
+            "project": None if project is None else {"id": project["id"]},
+            "invoiceDate": day.isoformat(),
+            "dueDate": (day + timedelta(days=30)).isoformat(),
+            "invoiceLines": _invoice_lines(
+                rng, countries[customer_index] != "SE", all_rates=k % 4 == 1
+            ),
+        }
+        created = _evening_before(day, 60 * k)
+        rows.append((k, body, created))
+    invoices = company.bulk_create(INVOICES, ((b, c, c) for _, b, c in rows))
+    finalized = company.finalize_many(
+        (invoice, created + timedelta(minutes=30))
+        for invoice, (k, _, created) in zip(invoices, rows, strict=True)
+        if k <= last_final
+    )
+    if credit_at is not None:
+        # A credit note: a negative copy of the first invoice that refers to it (documented rule).
+        original = finalized[0]
+        day = invoice_date(credit_at)
+        created = _evening_before(day, 60 * credit_at)
+        credit = company.create(
+            INVOICES,
+            {
                 "customer": {"id": original["customer"]["id"]},
                 "project": original["project"],
-                "invoiceDate": invoice_date.isoformat(),
-                "dueDate": (invoice_date + timedelta(days=30)).isoformat(),
+                "invoiceDate": day.isoformat(),
+                "dueDate": (day + timedelta(days=30)).isoformat(),
                 "creditedInvoiceNumber": original["invoiceNumber"],
                 "invoiceLines": [
                     {**line, "quantity": -line["quantity"]} for line in original["invoiceLines"]
                 ],
-            }
-        else:
-            project = projects[(k - 1) % len(projects)] if projects and k % 6 != 0 else None
-            customer_index = (
-                int(project["customer"]["customerNumber"]) - 1001
-                if project is not None
-                else (k * 7) % len(countries)
-            )
-            body = {
-                "customer": {"customerNumber": str(1001 + customer_index)},
-                "project": None if project is None else {"id": project["id"]},
-                "invoiceDate": invoice_date.isoformat(),
-                "dueDate": (invoice_date + timedelta(days=30)).isoformat(),
-                "invoiceLines": _invoice_lines(
-                    rng, countries[customer_index] != "SE", all_rates=k % 4 == 1
-                ),
-            }
-        created = _evening_before(invoice_date, 60 * k)
-        invoice = company.create(INVOICES, body, at=created)
-        if k <= count - drafts:
-            finalized.append(
-                company.finalize_invoice(invoice["id"], at=created + timedelta(minutes=30))
-            )
+            },
+            at=created,
+        )
+        company.finalize_invoice(credit["id"], at=created + timedelta(minutes=30))
 
 
 def _expenses(company: Company, count: int, projects: int, rng: random.Random, today: date) -> None:
+    rows = []
     for j in range(1, count + 1):
         supplier, account, vat = _SUPPLIERS[rng.randrange(len(_SUPPLIERS))]
         amount = round(rng.uniform(150, 25_000), 2)
@@ -374,6 +385,8 @@ def _expenses(company: Company, count: int, projects: int, rng: random.Random, t
             "accountNumber": account,
         }
         created = _evening_before(expense_date, 37 * j)
-        expense = company.create(PROJECT_EXPENSES, body, at=created)
+        rows.append((body, created, created))
+    for j, expense in enumerate(company.bulk_create(PROJECT_EXPENSES, rows), start=1):
         if j % 8 == 0:  # already invoiced in Moment: read-only for the importer
+            created = clock.parse_instant(expense["createdDate"])
             company.set_invoiced(expense["id"], True, at=created + timedelta(hours=1))
