@@ -246,11 +246,10 @@ def _row_skip_reason(
     if filters.project_numbers is not None and project not in filters.project_numbers:
         return FILTERED_PROJECT
     if filters.account_numbers is not None:
-        account = row.get("Account")
         try:
-            if int(account) not in filters.account_numbers:
+            if int(row["Account"]) not in filters.account_numbers:
                 return FILTERED_ACCOUNT
-        except (TypeError, ValueError):
+        except (KeyError, TypeError, ValueError):
             return FILTERED_ACCOUNT
     return None
 
