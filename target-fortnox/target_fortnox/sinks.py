@@ -23,7 +23,12 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import jsonschema
-from fortnox_client import AmbiguousWriteError, FortnoxDataError
+from fortnox_client import (
+    AmbiguousWriteError,
+    FortnoxAuthError,
+    FortnoxDataError,
+    FortnoxTransientError,
+)
 from singer_sdk.sinks import BatchSink
 
 from target_fortnox.existing import ExistingRecords
@@ -95,10 +100,17 @@ class FortnoxSink(BatchSink):
             None  # replaced by the contract check in process_batch (see get_validator)
         )
 
-    def get_validator(self) -> None:  # type: ignore[override]
+    def get_validator(self) -> None:
         """No SDK validation: an invalid record must fail alone, not stop the run (the SDK raises
         or, when told not to, passes it on anyway). ``process_batch`` checks the contract."""
         return
+
+    def setup(self) -> None:
+        """Queue this stream's dead letters first: they are retried before any new record."""
+        super().setup()
+        for letter in self.fortnox_target.dead_letters_to_replay(self.stream_name):
+            self.process_record(dict(letter.record), self._get_context(letter.record))
+            self.tally_record_read()
 
     @property
     def existing(self) -> ExistingRecords:
@@ -107,6 +119,15 @@ class FortnoxSink(BatchSink):
     # --- the batch -----------------------------------------------------------------------------
 
     def process_batch(self, context: dict[str, Any]) -> None:
+        try:
+            self._upsert_batch(context)
+        except (FortnoxAuthError, FortnoxTransientError) as exc:
+            # Fatal: the run stops here, before STATE. Still write the summary and the e-mail.
+            self.logger.error("%s: stopping the run: %s", self.stream_name, exc)
+            self.fortnox_target.finish_run(exc)
+            raise
+
+    def _upsert_batch(self, context: dict[str, Any]) -> None:
         # Upstream streams first: their pending records may be what this batch refers to.
         self.fortnox_target.drain_streams_before(self.stream_name)
         latest: dict[str, dict[str, Any]] = {}

@@ -10,19 +10,22 @@ passes a record that was not written.
 
 from __future__ import annotations
 
-import itertools
-import json
 import sys
-from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from fortnox_client import FortnoxClient, FortnoxSettings
 from singer_sdk import typing as th
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
-from sync_common import DeadLetters, FailureMailer, RunSummary, install_secret_redaction
+from sync_common import (
+    DeadLetter,
+    DeadLetters,
+    FailureMailer,
+    RunSummary,
+    install_secret_redaction,
+)
 
 from target_fortnox.existing import ExistingRecords, FingerprintLedger
 from target_fortnox.plan import Plan
@@ -128,7 +131,11 @@ class TargetFortnox(Target):
         self.max_parallelism = 1
         self.failed_keys: dict[str, set[str]] = {}
         self._indexes: dict[tuple[str, str], ExistingRecords] = {}
-        self._stream_sinks: dict[str, Sink] = {}
+        self._letters_queued: set[str] = set()
+        self._finished = False
+        install_secret_redaction(
+            str(self.config[name]) for name in SECRET_SETTINGS if self.config.get(name)
+        )
 
     # --- settings ------------------------------------------------------------------------------
 
@@ -190,13 +197,6 @@ class TargetFortnox(Target):
             return "push_invoices is off"
         return f"stream {stream_name!r} is not pushed to Fortnox"
 
-    def add_sink(
-        self, stream_name: str, schema: dict[str, Any], key_properties: Any = None
-    ) -> Sink:
-        sink = super().add_sink(stream_name, schema, key_properties)
-        self._stream_sinks[stream_name] = sink
-        return sink
-
     def drain_streams_before(self, stream_name: str) -> None:
         """Drain the sinks of streams that ``stream_name`` refers to, before its own batch.
 
@@ -206,45 +206,45 @@ class TargetFortnox(Target):
         if stream_name not in STREAM_ORDER:
             return
         for upstream in STREAM_ORDER[: STREAM_ORDER.index(stream_name)]:
-            sink = self._stream_sinks.get(upstream)
-            if sink is not None and sink.current_size:
-                self.drain_one(sink)
+            if self.sink_exists(upstream):
+                sink = self.get_sink(upstream)
+                if sink.current_size:
+                    self.drain_one(sink)
 
     # --- the run -------------------------------------------------------------------------------
 
-    def listen(self, file_input: IO[str] | None = None) -> None:
-        """Replay dead letters first, then the input; finish the run even when it fails."""
-        install_secret_redaction(
-            str(self.config[name]) for name in SECRET_SETTINGS if self.config.get(name)
-        )
-        source = file_input if file_input is not None else self.message_reader.default_input
-        lines = itertools.chain(self._dead_letter_lines(), source)
-        try:
-            super().listen(_LineSource(lines))
-        except BaseException as exc:
-            self.summary.fail("run", None, f"the run stopped: {exc}")
-            self._finish()
-            raise
-        self._finish()
+    def dead_letters_to_replay(self, stream_name: str) -> list[DeadLetter]:
+        """The pending dead letters of ``stream_name``, handed out once per run (not when dry).
 
-    def _dead_letter_lines(self) -> Iterator[str]:
-        """SCHEMA + RECORD lines for the pending dead letters, in stream order, when not dry."""
-        if self.dry_run:
-            return
-        letters = self.dead_letters.pending()
+        A sink queues them in ``setup()``, i.e. before any new record of its stream.
+        """
+        if self.dry_run or stream_name in self._letters_queued:
+            return []
+        self._letters_queued.add(stream_name)
+        letters: list[DeadLetter] = self.dead_letters.pending(stream_name)
         if letters:
-            self.logger.info("retrying %d dead letter(s) before new records", len(letters))
-        order = {stream: index for index, stream in enumerate(STREAM_ORDER)}
-        for letter in sorted(letters, key=lambda item: order.get(item.stream, len(order))):
-            yield json.dumps(
-                {
-                    "type": "SCHEMA",
-                    "stream": letter.stream,
-                    "schema": letter.schema,
-                    "key_properties": letter.key_properties,
-                }
+            self.logger.info(
+                "%s: retrying %d dead letter(s) before new records", stream_name, len(letters)
             )
-            yield json.dumps({"type": "RECORD", "stream": letter.stream, "record": letter.record})
+        return letters
+
+    def process_endofpipe(self) -> None:
+        """Replay dead letters of streams absent from the input, drain, then finish the run."""
+        try:
+            if not self.dry_run:
+                for stream in STREAM_ORDER:
+                    letters = self.dead_letters.pending(stream)
+                    if letters and not self.sink_exists(stream):
+                        self.get_sink(
+                            stream,
+                            schema=letters[0].schema,
+                            key_properties=letters[0].key_properties,
+                        )
+            super().process_endofpipe()
+        except BaseException as exc:
+            self.finish_run(exc)
+            raise
+        self.finish_run(None)
 
     def _write_state_message(self, state: dict[str, Any]) -> None:
         # A dry run wrote nothing, so the bookmark must not move past its records.
@@ -253,9 +253,19 @@ class TargetFortnox(Target):
             return
         super()._write_state_message(state)
 
-    def _finish(self) -> None:
-        stats = self.__dict__.get("client") and self.client.stats
-        if stats:
+    def finish_run(self, error: BaseException | None) -> None:
+        """Once per run: summary (with the client's request figures), plan or files, e-mail.
+
+        Called at the end of input, or by a sink when a fatal Fortnox error is about to stop
+        the run (then before STATE, which is never written for that run).
+        """
+        if self._finished:
+            return
+        self._finished = True
+        if error is not None:
+            self.summary.fail("run", None, f"the run stopped: {error}")
+        if "client" in self.__dict__:
+            stats = self.client.stats
             self.summary.add_requests(
                 requests=stats.requests, rate_limited=stats.rate_limited, retries=stats.retries
             )
@@ -268,19 +278,6 @@ class TargetFortnox(Target):
             self.ledger.save()
         self.summary.finish()
         FailureMailer.from_config(self.config).send_if_failed(self.summary)
-
-
-class _LineSource:
-    """An iterable of input lines that the SDK reader accepts in place of a file."""
-
-    def __init__(self, lines: Iterator[str]) -> None:
-        self._lines = lines
-
-    def __iter__(self) -> Iterator[str]:
-        return self._lines
-
-    def __bool__(self) -> bool:
-        return True
 
 
 if __name__ == "__main__":

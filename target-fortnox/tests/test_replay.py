@@ -137,6 +137,11 @@ def test_invalid_records_fail_alone_and_become_dead_letters(
     assert remaining[0].attempts == 2  # retried from the dead letters, failed again
     assert retry.count("POST") == 1
 
+    # A run whose input has no customers at all still retries the customers' dead letters.
+    replay(text='{"type": "STATE", "value": {"bookmarks": {}}}\n')
+    [letter] = DeadLetters(fortnox_config["results_dir"], "target-fortnox").pending()
+    assert letter.attempts == 3
+
 
 def test_invoice_with_missing_customer_fails_naming_the_customer(
     replay: Replay, fortnox_api: FortnoxClient, fortnox_config: dict[str, Any]
