@@ -79,8 +79,18 @@ class MomentStream(Stream):
                 timespec="milliseconds"
             )
         self.logger.info("Reading Moment %s modified from %s", self.entity, since or "the start")
+        read = 0
         for record in self.moment.list(self.entity, params=params):
             # Real clients saw Moment return rows outside a filter (moment-api.md §1.6): recheck.
             if since is not None and parse_instant(record[REPLICATION_KEY]) < since:
                 continue
+            read += 1
             yield record
+        stats = self.moment.stats
+        self.logger.info(
+            "Read %d Moment %s; Moment requests so far: %d (%d retries)",
+            read,
+            self.entity,
+            stats.requests,
+            stats.retries,
+        )
