@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,10 +74,13 @@ def tap_config(fortnox_sandbox: SandboxProcess, tmp_path: Path) -> dict[str, Any
 
 
 @pytest.fixture
-def seeded(fortnox_sandbox: SandboxProcess) -> SandboxProcess:
-    """The session's sandbox restored to seed 1 (tests here change supplier invoices)."""
+def seeded(fortnox_sandbox: SandboxProcess) -> Iterator[SandboxProcess]:
+    """The session's sandbox at seed 1, and restored to it afterwards: tests here change supplier
+    invoices, and the sandbox is shared with every other folder's tests in the session."""
     fortnox_sandbox.admin("POST", "seed", {"seed": 1})
-    return fortnox_sandbox
+    yield fortnox_sandbox
+    fortnox_sandbox.admin("DELETE", "faults")
+    fortnox_sandbox.admin("POST", "seed", {"seed": 1})
 
 
 @pytest.fixture

@@ -156,6 +156,10 @@ def test_account_and_project_filters() -> None:
     assert count_reasons(outcomes) == {FILTERED_PROJECT: 1}
     assert [o.record["project_number"] for o in outcomes if o.record] == ["P100"]
 
+    # Meltano may pass project numbers as integers; Fortnox's are strings.
+    by_int = ExpenseFilters.from_config({"include_projects": [200]})
+    assert by_int.project_numbers == frozenset({"200"})
+
     # Empty lists mean "no filter" (Meltano passes [] for an unset array).
     assert ExpenseFilters.from_config({"account_numbers": [], "include_projects": []}) == (
         ExpenseFilters()

@@ -16,7 +16,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from fortnox_client import FortnoxAuthError, FortnoxClient, FortnoxTransientError
+from fortnox_client import (
+    FortnoxAuthError,
+    FortnoxClient,
+    FortnoxDataError,
+    FortnoxTransientError,
+)
 
 pytestmark = pytest.mark.usefixtures("seeded")
 
@@ -271,3 +276,20 @@ def test_auth_error_fails_the_run_and_is_summarised(
     summary = run_summary(tap_config)
     assert summary["failures"]
     assert "wrong-secret" not in json.dumps(summary)
+
+
+def test_unreadable_invoice_stops_the_run_and_names_it(
+    run_tap: Any, seeded: Any, tap_config: dict[str, Any]
+) -> None:
+    seeded.admin(
+        "POST",
+        "faults",
+        {"kind": "status", "status": 400, "count": 1, "path": r"^/3/supplierinvoices/\d+$"},
+    )
+    run = run_tap()
+
+    assert isinstance(run.error, FortnoxDataError)
+    assert run.bookmark.get("replication_key_value") is None  # no mark: the next run reads all
+    (failure,) = run_summary(tap_config)["failures"]
+    assert re.fullmatch(r"supplier invoice \d+", failure["key"])
+    assert any(failure["key"] in note for note in run.error.__notes__)
