@@ -427,7 +427,8 @@ class Invoices(Register):
             F.INVOICE_SCHEMA,
             F.INVOICE_READ_ONLY,
             body,
-            dict.fromkeys(F.INVOICE_SCHEMA, "")
+            {"DocumentNumber": ""}  # identity first, as Fortnox shows it
+            | dict.fromkeys(F.INVOICE_SCHEMA, "")
             | {
                 "Currency": "SEK",
                 "InvoiceType": "INVOICE",
@@ -674,35 +675,40 @@ class SupplierInvoices(Register):
         }
 
     def blank(self) -> dict[str, Any]:
-        return dict.fromkeys(F.SUPPLIER_INVOICE_SCHEMA, "") | {
-            "Total": 0.0,
-            "VAT": 0.0,
-            "Freight": 0.0,
-            "AdministrationFee": 0.0,
-            "RoundOffValue": 0.0,
-            "Currency": "SEK",
-            "CurrencyRate": 1.0,
-            "CurrencyUnit": 1.0,
-            "VATType": "NORMAL",
-            "SalesType": "SERVICE",
-            "PaymentPending": False,
-            "DisablePaymentFile": False,
-            "Booked": False,
-            "Cancelled": False,
-            "Credit": False,
-            "CreditReference": 0,
-            "Balance": None,
-            "SupplierName": "",
-            "AccountingMethod": "ACCRUAL",
-            "Vouchers": [],
-            "VoucherNumber": None,
-            "VoucherSeries": None,
-            "VoucherYear": None,
-            "FinalPayDate": "",
-            "ApprovalState": F.APPROVAL_PENDING,
-            "AuthorizerName": "",
-            "SupplierInvoiceRows": [],
-        }
+        # GivenNumber first so that a single GET shows the identity first, as Fortnox does.
+        return (
+            {"GivenNumber": ""}
+            | dict.fromkeys(F.SUPPLIER_INVOICE_SCHEMA, "")
+            | {
+                "Total": 0.0,
+                "VAT": 0.0,
+                "Freight": 0.0,
+                "AdministrationFee": 0.0,
+                "RoundOffValue": 0.0,
+                "Currency": "SEK",
+                "CurrencyRate": 1.0,
+                "CurrencyUnit": 1.0,
+                "VATType": "NORMAL",
+                "SalesType": "SERVICE",
+                "PaymentPending": False,
+                "DisablePaymentFile": False,
+                "Booked": False,
+                "Cancelled": False,
+                "Credit": False,
+                "CreditReference": 0,
+                "Balance": None,
+                "SupplierName": "",
+                "AccountingMethod": "ACCRUAL",
+                "Vouchers": [],
+                "VoucherNumber": None,
+                "VoucherSeries": None,
+                "VoucherYear": None,
+                "FinalPayDate": "",
+                "ApprovalState": F.APPROVAL_PENDING,
+                "AuthorizerName": "",
+                "SupplierInvoiceRows": [],
+            }
+        )
 
     def create(
         self, body: dict[str, Any], *, check_projects: bool, modified: str | None = None
