@@ -7,7 +7,6 @@ for its shape) and the skip counts. All HTTP goes through the tap's ``FortnoxCli
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
@@ -42,10 +41,10 @@ if TYPE_CHECKING:
 
 SCHEMAS = SchemaDirectory(schemas)
 PROJECT_STATUSES = frozenset({"NOTSTARTED", "ONGOING", "COMPLETED"})
-# Time stamp fields Fortnox (and the sandbox) use for "last changed" on a supplier invoice.
-MODIFIED_FIELDS = ("LastModified", "LastModifiedDate", "Modified", "UpdatedAt")
-
-logger = logging.getLogger(__name__)
+# "Last changed" time stamps a supplier invoice payload may carry. Fortnox documents none for
+# supplier invoices and the sandbox keeps its own internal, so ``invoice_modified`` is often null;
+# it is informational only (the bookmark never depends on it).
+MODIFIED_FIELDS = ("LastModified", "LastModifiedDate")
 
 
 class FortnoxStream(Stream):
