@@ -30,6 +30,7 @@ from fortnox_client import (
     FortnoxTransientError,
 )
 from singer_sdk.sinks import BatchSink
+from sync_common import ProgressReporter
 
 from target_fortnox.existing import ExistingRecords
 from target_fortnox.mapping import (
@@ -96,9 +97,7 @@ class FortnoxSink(BatchSink):
     ) -> None:
         super().__init__(target, stream_name, schema, key_properties)
         self.fortnox_target = target
-        self._validator = (
-            None  # replaced by the contract check in process_batch (see get_validator)
-        )
+        self.progress = ProgressReporter(stream_name)
 
     def get_validator(self) -> None:
         """No SDK validation: an invalid record must fail alone, not stop the run (the SDK raises
@@ -155,6 +154,7 @@ class FortnoxSink(BatchSink):
                 self.fail(record, item.key, self.describe_refusal(item, exc))
                 continue
             self.succeed(item.key, outcome, detail)
+        self.progress.tick(len(latest))
 
     def map_record(self, record: dict[str, Any]) -> MappedRecord:
         plain = jsonable_record(record)

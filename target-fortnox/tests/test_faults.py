@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from fortnox_client import FortnoxAuthError, FortnoxClient, FortnoxTransientError
 from sandbox.launcher import SandboxProcess
+from sync_common import DeadLetters
 
 Replay = Callable[..., Any]
 TS = "2026-03-01T09:00:00+01:00"
@@ -136,3 +137,73 @@ def test_push_and_no_change_run_request_economy(
     assert once.count("PUT") == 1
     assert once.count("POST") == 0
     assert len(once.requests) <= 1 + pages + 1
+
+
+def _invoice_line(number: int, customer: str) -> str:
+    record = {
+        "id": number,
+        "invoiceNumber": number,
+        "invoiceState": "FINALIZED",
+        "customer": {"id": 1, "customerNumber": customer},
+        "project": None,
+        "invoiceDate": "2026-03-02",
+        "dueDate": "2026-04-01",
+        "ocr": None,
+        "currency": "SEK",
+        "creditedInvoiceNumber": None,
+        "invoiceLines": [
+            {
+                "description": "Konsult",
+                "quantity": 2,
+                "unitPrice": 900,
+                "vatRate": 25,
+                "accountNumber": "3001",
+            }
+        ],
+        "lastModifiedDate": TS,
+    }
+    return json.dumps({"type": "RECORD", "stream": "invoices", "record": record})
+
+
+INVOICE_SCHEMA = json.dumps(
+    {
+        "type": "SCHEMA",
+        "stream": "invoices",
+        "key_properties": ["invoiceNumber"],
+        "schema": {"type": "object", "properties": {"invoiceNumber": {"type": "integer"}}},
+    }
+)
+
+
+def test_full_invoice_batch_waits_for_pending_customers(
+    replay: Replay, fortnox_api: FortnoxClient
+) -> None:
+    # Batches of 2: customers 74001-74002 drain, 74003 waits in its sink when the invoice batch
+    # fills; the invoices refer to 74003, so the customers must be drained first.
+    customers = customers_text(["74001", "74002", "74003"]).splitlines()[:-1]
+    lines = [*customers, INVOICE_SCHEMA, _invoice_line(7400001, "74003")]
+    lines.append(_invoice_line(7400002, "74003"))
+    run = replay(text="\n".join(lines) + "\n", batch_size_rows=2)
+
+    assert run.count("POST", "/3/invoices") == 2
+    invoice = fortnox_api.get("invoices", "7400002")
+    assert invoice is not None
+    assert invoice["CustomerNumber"] == "74003"
+
+
+def test_invoice_of_a_customer_that_failed_in_the_run_fails_naming_it(
+    replay: Replay, fortnox_api: FortnoxClient, fortnox_config: dict[str, Any]
+) -> None:
+    bad_customer = customers_text(["74101"]).replace('"countryCode": "SE"', '"countryCode": "XYZ"')
+    lines = [*bad_customer.splitlines()[:-1], INVOICE_SCHEMA, _invoice_line(7410001, "74101")]
+    run = replay(text="\n".join(lines) + "\n")
+
+    assert run.count("POST") == 0
+    assert fortnox_api.get("invoices", "7410001") is None
+    letters = {
+        (letter.stream, letter.key): letter.error
+        for letter in DeadLetters(fortnox_config["results_dir"], "target-fortnox").pending()
+    }
+    assert "countryCode" in letters[("customers", "74101")]
+    assert "customer 74101" in letters[("invoices", "7410001")]
+    assert "failed in this run" in letters[("invoices", "7410001")]
