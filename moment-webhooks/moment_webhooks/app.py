@@ -82,7 +82,7 @@ def _describe(payload: dict[str, Any]) -> tuple[str, str]:
     for key, value in payload.items():
         if key != "event" and isinstance(value, dict):
             ids = [
-                f"{name}={value[name]!r}"
+                f"{name}={str(value[name])[:40]!r}"
                 for name in ("id", f"{key}Number")
                 if isinstance(value.get(name), int | str)
             ]

@@ -229,8 +229,9 @@ class JobTrigger:
                     due = self._due_in_locked()
                     if due is not None and due <= 0 and not self._in_flight:
                         break
-                    # Woken by notify(); the timeout re-checks the debounce deadline.
-                    self._cond.wait(timeout=due if due is not None else None)
+                    # Woken by notify() and by the end of a run; the timeout re-checks the
+                    # debounce deadline (none while a run is in flight: its end wakes us).
+                    self._cond.wait(timeout=None if due is None or self._in_flight else due)
                 if self._stopping:
                     return
             self.run_due()
