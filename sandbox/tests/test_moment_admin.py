@@ -184,3 +184,10 @@ def test_data_survives_restart(moment: SandboxProcess, session: requests.Session
     ]
     assert final["invoiceNumber"] == max(numbers) + 1  # the series survived too
     assert moment.admin("GET", "counts")["customers"] == 30  # not reseeded on restart
+
+
+def test_refused_seed_leaves_data_untouched(moment: SandboxProcess) -> None:
+    response = requests.post(f"{moment.url}/_sandbox/seed", json={"customers": -1}, timeout=30)
+    assert response.status_code == 400
+    assert "'customers'" in response.json()["message"]
+    assert moment.admin("GET", "counts")["customers"] == 30

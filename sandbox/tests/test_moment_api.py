@@ -58,7 +58,9 @@ def new_customer(api: Api, **fields: Any) -> dict[str, Any]:
     body = {"name": "Testbolaget i Örebro AB", "countryCode": "SE", **fields}
     response = api("POST", "customers", json=body)
     assert response.status_code == 201, response.text
-    return response.json()
+    created: dict[str, Any] = response.json()
+    assert response.headers["Location"] == f"{api.base}/customers/{created['id']}"
+    return created
 
 
 # auth ------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from sandbox.moment import clock
 from sandbox.moment.errors import MomentError
@@ -176,8 +176,13 @@ def api_blueprint(data: MomentData) -> Blueprint:
     def create_record(entity: str, includes: str = "") -> tuple[Response, int, dict[str, str]]:
         kind = entity_type(entity)
         record = company().create(kind, _json_body())
-        location = f"{request.url_root.rstrip('/')}{api.url_prefix}/{entity}/{record['id']}"
-        location = location.replace("<company_code>", g.company_code)
+        location = url_for(
+            ".get_record",
+            company_code=g.company_code,
+            entity=entity,
+            record_id=record["id"],
+            _external=True,
+        )
         return jsonify(record), 201, {"Location": location}
 
     @api.get("/<entity>/<int:record_id>")
