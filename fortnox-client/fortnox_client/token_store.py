@@ -184,6 +184,23 @@ class TokenStore:
             self._cached = self._entry_from_reply(reply, previous=None)
             self._write_entry(self._cached)
 
+    def stored_entries(self) -> tuple[StoredToken | None, dict[str, StoredToken]]:
+        """The refresh-token chain and the client-credentials entries (by tenant), as stored.
+
+        Reads the file once; never posts, refreshes or writes. For status reports.
+        """
+        with self._thread_lock:
+            document = self._read_document()
+        raw_chain = document.get(REFRESH_SECTION)
+        chain = StoredToken.from_json(raw_chain) if isinstance(raw_chain, dict) else None
+        section = document.get(CLIENT_CREDENTIALS_SECTION)
+        service = {
+            str(tenant): StoredToken.from_json(raw)
+            for tenant, raw in (section.items() if isinstance(section, dict) else ())
+            if isinstance(raw, dict)
+        }
+        return chain, service
+
     # -- obtaining tokens ----------------------------------------------------------------------
 
     def _obtain(self, entry: StoredToken | None) -> StoredToken:
