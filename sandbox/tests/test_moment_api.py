@@ -429,3 +429,21 @@ def test_reference_data_matches_fortnox_accounts_and_vat_codes(api: Api) -> None
     assert {"3001", "3002", "3003", "3004", "2440", "2641", "4010", "5800", "6991"} <= set(accounts)
     codes = {v["code"]: v["rate"] for v in api.ok("GET", "vatCodes")["content"]}
     assert codes == {"MP1": 25, "MP2": 12, "MP3": 6, "MF": 0}
+
+
+def test_every_update_moves_last_modified_forward(api: Api) -> None:
+    customer = new_customer(api)
+    stamps = [customer["lastModifiedDate"]]
+    for n in range(5):
+        patched = api.ok("PATCH", f"customers/{customer['id']}", json={"address2": f"Port {n}"})
+        stamps.append(patched["lastModifiedDate"])
+    instants = [datetime.fromisoformat(s) for s in stamps]
+    assert instants == sorted(set(instants))  # strictly increasing
+
+
+def test_patch_can_move_project_to_another_customer_by_id(api: Api) -> None:
+    target = api.ok("GET", "customers", params={"customerNumber": "1007"})["content"][0]
+    project = api.ok("POST", "projects", json={"name": "Byte", "customerId": target["id"] - 1})
+    moved = api.ok("PATCH", f"projects/{project['id']}", json={"customerId": target["id"]})
+    assert moved["customer"] == {"id": target["id"], "customerNumber": "1007"}
+    assert moved["name"] == "Byte"

@@ -384,7 +384,7 @@ class Company:
             number = self.store.next_number(self._series("invoiceNumber"), FIRST_INVOICE_NUMBER)
             while self.find_unique(INVOICES, "invoiceNumber", number) is not None:
                 number = self.store.next_number(self._series("invoiceNumber"))
-            when = at or clock.now()
+            when = at or _later_than(invoice)
             invoice = _finalized(invoice, number, when)
             self.store.put(
                 self._index(INVOICES, "invoiceNumber"), str(number), {"id": invoice["id"]}
@@ -399,7 +399,7 @@ class Company:
         """Mark an expense invoiced (as invoicing it in Moment would) or not."""
         with self.store.transaction():
             expense = self.get(PROJECT_EXPENSES, record_id)
-            when = at or clock.now()
+            when = at or _later_than(expense)
             expense.update(invoiced=invoiced, lastModifiedDate=clock.timestamp(when))
             self._put(PROJECT_EXPENSES, expense, when)
         self.data.emit(Change(self.code, PROJECT_EXPENSES.path, "UPDATE", expense))
@@ -428,7 +428,7 @@ class Company:
             self._check_writable(entity, existing)
             fields = clean(entity, body_for(existing))
             doc = self._complete(entity, fields, existing=existing)
-            when = clock.now()
+            when = _later_than(existing)
             record = {
                 **existing,
                 **doc,
@@ -634,6 +634,17 @@ class Company:
                     doc,
                     clock.sortable_from_timestamp(doc["lastModifiedDate"]),
                 )
+
+
+def _later_than(record: Document) -> datetime:
+    """Now, but at least a millisecond after ``record`` last changed.
+
+    Every change moves lastModifiedDate forward even when two land in the same millisecond, so
+    an incremental reader with an inclusive bookmark always sees the newer version.
+    """
+    current = clock.now()
+    previous = clock.parse_instant(record["lastModifiedDate"])
+    return current if current > previous else previous + timedelta(milliseconds=1)
 
 
 def _finalized(invoice: Document, number: int, when: datetime) -> Document:
