@@ -63,9 +63,14 @@ class ExistingRecords:
         unknown = [key for key in dict.fromkeys(keys) if not self.is_known(key)]
         if not unknown:
             return
-        if len(unknown) > 1 and self._list_pages() < len(unknown):
-            self._list_all()
-            return
+        if len(unknown) > 1:
+            pages = self._list_pages()
+            if pages == 0:
+                self._listed = True  # the register is empty: nothing to list
+                return
+            if pages < len(unknown):
+                self._list_all()
+                return
         for key in unknown:
             self._known[key] = (self.client.get(self.resource, key), True)
 

@@ -205,6 +205,7 @@ class FortnoxSink(BatchSink):
         target.failed_keys.setdefault(self.stream_name, set()).add(key)
         if target.dry_run:
             target.plan.add(self.stream_name, key, "failed", detail=message)
+            target.summary.skip(self.stream_name, "dry run: would fail", key)
             return
         target.summary.fail(self.stream_name, key, message)
         target.dead_letters.add(
@@ -223,7 +224,9 @@ class FortnoxSink(BatchSink):
         target = self.fortnox_target
         body = to_json_body(item.payload)
         if target.dry_run:
-            target.plan.add(self.stream_name, item.key, "create", to_json_body(item.payload))
+            target.plan.add(self.stream_name, item.key, "create", body)
+            # Planned as created: later records of the plan (an invoice's customer) may rely on it.
+            self.existing.remember(item.key, body)
             return "created", None
         try:
             created = target.client.create(self.resource, body)

@@ -1,10 +1,15 @@
-"""Unit tests of the Moment → Fortnox mapping and the field comparison (no server)."""
+"""Unit tests (no server): the Moment → Fortnox mapping, the field comparison, and how the
+existing-record index chooses between listing and single GETs."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
+from target_fortnox.existing import ExistingRecords, FingerprintLedger
 from target_fortnox.mapping import (
     MappingError,
     changed_fields,
@@ -208,3 +213,67 @@ def test_fingerprint_ignores_number_formatting_but_not_values() -> None:
     c = map_invoice({**INVOICE, "ocr": "999"})
     assert fingerprint(a) == fingerprint(b.payload)
     assert fingerprint(a) != fingerprint(c.payload)
+
+
+class FakeRegister:
+    """An in-memory Fortnox register that counts the reads ExistingRecords makes."""
+
+    def __init__(self, numbers: list[str]) -> None:
+        self.rows = {n: {"CustomerNumber": n, "Name": f"Kund {n}"} for n in numbers}
+        self.calls: list[str] = []
+
+    def get(self, resource: str, key: str) -> dict[str, Any] | None:
+        self.calls.append(f"get {key}")
+        return self.rows.get(key)
+
+    def list(self, resource: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        for page in range(0, len(self.rows), 500):
+            self.calls.append(f"list page {page // 500 + 1}")
+            yield from list(self.rows.values())[page : page + 500]
+
+    def get_path(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.calls.append("probe")
+        return {"MetaInformation": {"@TotalResources": len(self.rows)}}
+
+
+def test_existing_records_lists_when_pages_are_fewer_than_keys() -> None:
+    register = FakeRegister([str(n) for n in range(1000, 2200)])  # 3 pages
+    index = ExistingRecords(register, "customers", "CustomerNumber")
+    index.prepare([str(n) for n in range(1000, 1010)] + ["9999"])
+
+    assert register.calls == ["probe", "list page 1", "list page 2", "list page 3"]
+    assert index.find("1005") == {"CustomerNumber": "1005", "Name": "Kund 1005"}
+    assert index.find("9999") is None
+    index.prepare(["2100", "8888"])  # later batches of the run: no request at all
+    assert len(register.calls) == 4
+
+
+def test_existing_records_gets_singles_when_cheaper_and_skips_an_empty_register() -> None:
+    register = FakeRegister([str(n) for n in range(1000, 2200)])
+    index = ExistingRecords(register, "customers", "CustomerNumber")
+    index.prepare(["1001", "1002"])
+    assert register.calls == ["probe", "get 1001", "get 1002"]
+    index.prepare(["1001"])
+    assert len(register.calls) == 3  # already known
+
+    empty = FakeRegister([])
+    fresh = ExistingRecords(empty, "customers", "CustomerNumber")
+    fresh.prepare(["1", "2", "3"])
+    assert empty.calls == ["probe"]
+    assert fresh.find("2") is None
+
+
+def test_full_record_is_read_once_after_a_list_row(tmp_path: Path) -> None:
+    register = FakeRegister([str(n) for n in range(1000, 1600)])
+    index = ExistingRecords(register, "customers", "CustomerNumber")
+    index.prepare([str(n) for n in range(1000, 1003)])
+    assert "list page 1" in register.calls
+    index.full("1001")
+    index.full("1001")
+    assert register.calls.count("get 1001") == 1
+
+    ledger = FingerprintLedger(tmp_path / "ledger.json")
+    ledger.put("customers", "1001", "abc")
+    ledger.save()
+    assert FingerprintLedger(tmp_path / "ledger.json").matches("customers", "1001", "abc")
+    assert not FingerprintLedger(tmp_path / "ledger.json").matches("customers", "1001", "xyz")

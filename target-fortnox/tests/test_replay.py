@@ -257,3 +257,6 @@ def test_dry_run_plans_with_reads_only(
     update = next(a for a in plan["actions"] if a["key"] == "71902")
     assert update["changes"]["Email"] == "ny@kund71902.se"
     assert plan["counts"]["customers"]["create"] == 1
+    # The invoice's customer is planned in the same run, so the invoice is planned too.
+    assert ("7190001", "create") in actions
+    assert fortnox_api.get("invoices", "7190001") is None
