@@ -25,9 +25,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import jsonschema
 from fortnox_client import (
     AmbiguousWriteError,
-    FortnoxAuthError,
     FortnoxDataError,
-    FortnoxTransientError,
+    FortnoxError,
 )
 from singer_sdk.sinks import BatchSink
 from sync_common import ProgressReporter
@@ -120,8 +119,10 @@ class FortnoxSink(BatchSink):
     def process_batch(self, context: dict[str, Any]) -> None:
         try:
             self._upsert_batch(context)
-        except (FortnoxAuthError, FortnoxTransientError) as exc:
-            # Fatal: the run stops here, before STATE. Still write the summary and the e-mail.
+        except FortnoxError as exc:
+            # Per-record errors were handled inside; what arrives here is fatal (auth, transient
+            # after retries, a create still ambiguous after its look-up): the run stops before
+            # STATE. Still write the summary and send the e-mail.
             self.logger.error("%s: stopping the run: %s", self.stream_name, exc)
             self.fortnox_target.finish_run(exc)
             raise
@@ -356,6 +357,13 @@ class InvoiceSink(FortnoxSink):
         customer = item.customer_number or ""
         if customer in target.failed_keys.get("customers", set()):
             raise _customer_error(item, customer, "failed in this run (see its error)")
+        project = item.payload.get("Project")
+        if project and project in target.failed_keys.get("projects", set()):
+            raise RecordRejected(
+                f"invoices {item.key}: needs Fortnox project {project}, which failed in this run "
+                f"(see its error). Fix project {project} in Moment; the invoice is retried on the "
+                "next run"
+            )
         existing = self.existing.find(item.key)
         if existing is not None:
             return self.compare_existing(item, existing)
