@@ -14,6 +14,7 @@ the customer it needs; see ``FortnoxSink.process_batch``.
 
 from __future__ import annotations
 
+import abc
 import json
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -142,7 +143,7 @@ class FortnoxSink(BatchSink):
                 mapped.append((record, self.map_record(record)))
             except (jsonschema.ValidationError, MappingError) as exc:
                 self.fail(record, key, self.describe_invalid(key, exc))
-        self.existing.prepare(self.lookup_keys([item for _, item in mapped]))
+        self.existing.prepare(item.key for _, item in mapped)
         for record, item in mapped:
             for warning in item.warnings:
                 self.logger.warning(warning)
@@ -160,16 +161,15 @@ class FortnoxSink(BatchSink):
     def map_record(self, record: dict[str, Any]) -> MappedRecord:
         plain = jsonable_record(record)
         jsonschema.validate(plain, contract_schema(self.stream_name))
-        return self.mapper_function(plain)
+        return self.to_fortnox(plain)
 
-    def mapper_function(self, record: dict[str, Any]) -> MappedRecord:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def to_fortnox(self, record: dict[str, Any]) -> MappedRecord:
+        """Map a validated Moment record to its Fortnox payload (``mapping``)."""
 
-    def lookup_keys(self, items: list[MappedRecord]) -> list[str]:
-        return [item.key for item in items]
-
+    @abc.abstractmethod
     def upsert(self, item: MappedRecord) -> tuple[str, str | None]:
-        raise NotImplementedError
+        """Create, update or compare one record; returns (outcome, detail) for the summary."""
 
     def describe_invalid(self, key: str, exc: Exception) -> str:
         if isinstance(exc, jsonschema.ValidationError):
@@ -300,7 +300,7 @@ class CustomerSink(FortnoxSink):
     fortnox_key = "CustomerNumber"
     moment_key = "customerNumber"
 
-    def mapper_function(self, record: dict[str, Any]) -> MappedRecord:
+    def to_fortnox(self, record: dict[str, Any]) -> MappedRecord:
         return map_customer(record)
 
     def upsert(self, item: MappedRecord) -> tuple[str, str | None]:
@@ -328,7 +328,7 @@ class ProjectSink(FortnoxSink):
     fortnox_key = "ProjectNumber"
     moment_key = "projectNumber"
 
-    def mapper_function(self, record: dict[str, Any]) -> MappedRecord:
+    def to_fortnox(self, record: dict[str, Any]) -> MappedRecord:
         return map_project(record)
 
     def upsert(self, item: MappedRecord) -> tuple[str, str | None]:
@@ -349,7 +349,7 @@ class InvoiceSink(FortnoxSink):
     fortnox_key = "DocumentNumber"
     moment_key = "invoiceNumber"
 
-    def mapper_function(self, record: dict[str, Any]) -> MappedRecord:
+    def to_fortnox(self, record: dict[str, Any]) -> MappedRecord:
         return map_invoice(record)
 
     def upsert(self, item: MappedRecord) -> tuple[str, str | None]:
