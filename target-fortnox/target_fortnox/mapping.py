@@ -356,7 +356,8 @@ def invoice_differences(desired: Mapping[str, Any], existing: Mapping[str, Any])
         diffs.append(f"InvoiceRows: Moment has {len(want_rows)} rows, Fortnox {len(have_rows)}")
         return diffs
     for index, (want, have) in enumerate(zip(want_rows, have_rows, strict=True)):
-        for name in changed_fields(want, have, INVOICE_ROW_FIELDS):
+        filled = [name for name in INVOICE_ROW_FIELDS if want.get(name) not in (None, "")]
+        for name in changed_fields(want, have, filled):
             diffs.append(
                 f"InvoiceRows[{index}].{name}: "
                 f"Moment {want.get(name)!r}, Fortnox {have.get(name)!r}"
@@ -367,12 +368,12 @@ def invoice_differences(desired: Mapping[str, Any], existing: Mapping[str, Any])
 def _compared(name: str, desired: Mapping[str, Any], existing: Mapping[str, Any]) -> bool:
     """Whether a header field takes part in the invoice comparison.
 
-    OCR only when Moment sends one (with Fortnox's OCR setting on, Fortnox makes its own);
-    CreditInvoiceReference only when Fortnox kept one (the sandbox, like some Fortnox set-ups,
-    treats it as read-only on create and leaves it empty).
+    Only fields Moment fills: an empty one is Fortnox's to default (with Fortnox's OCR setting
+    on, Fortnox makes its own OCR). CreditInvoiceReference only when Fortnox kept one: the
+    sandbox treats it as read-only on create and leaves it empty.
     """
-    if name == "OCR":
-        return desired.get("OCR") not in (None, "")
+    if desired.get(name) in (None, ""):
+        return False  # left to Fortnox (SEK, due date from terms, OCR when its setting is on)
     if name == "CreditInvoiceReference":
         return existing.get(name) not in (None, "")
     return True

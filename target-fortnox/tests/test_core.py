@@ -8,6 +8,7 @@ handling, schema and key checks, state passthrough), not Fortnox writes — the 
 from __future__ import annotations
 
 import tempfile
+from pathlib import Path
 
 from singer_sdk.testing import get_target_test_class
 from target_fortnox.target import TargetFortnox
@@ -18,7 +19,7 @@ SAMPLE_CONFIG = {
     "tenant_id": "1234567",
     # No sample stream reaches Fortnox; the run summary goes to a throw-away folder.
     "results_dir": tempfile.mkdtemp(prefix="target-fortnox-sdk-tests-"),
-    "token_store_path": tempfile.mktemp(prefix="target-fortnox-token-"),
+    "token_store_path": str(Path(tempfile.mkdtemp(prefix="target-fortnox-token-")) / "t.json"),
 }
 
 TestTargetFortnox = get_target_test_class(TargetFortnox, config=SAMPLE_CONFIG)

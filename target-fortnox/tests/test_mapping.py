@@ -205,6 +205,9 @@ def test_invoice_differences_compare_rows_numerically() -> None:
         "InvoiceRows[0].Price: Moment Decimal('1200.5'), Fortnox 1000"
     ]
     assert invoice_differences(desired, {**same, "DueDate": "2026-04-30"})[0].startswith("DueDate")
+    # Fields Moment leaves empty are Fortnox's defaults, not differences.
+    no_currency = map_invoice({**INVOICE, "currency": None, "ocr": None}).payload
+    assert invoice_differences(no_currency, {**same, "Currency": "SEK", "OCR": "12345"}) == []
 
 
 def test_fingerprint_ignores_number_formatting_but_not_values() -> None:
