@@ -260,3 +260,15 @@ def test_dry_run_plans_with_reads_only(
     # The invoice's customer is planned in the same run, so the invoice is planned too.
     assert ("7190001", "create") in actions
     assert fortnox_api.get("invoices", "7190001") is None
+
+
+def test_invoices_are_skipped_when_push_invoices_is_off(
+    replay: Replay, fortnox_config: dict[str, Any]
+) -> None:
+    run = replay("missing_reference.singer", push_invoices=False)
+
+    assert run.requests == []
+    counts = _counts(_summary(fortnox_config["results_dir"]), "invoices")
+    assert counts["skipped"] == 1
+    assert counts["failed"] == 0
+    assert run.states
