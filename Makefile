@@ -26,7 +26,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy sandbox/sandbox $(wildcard fortnox-client/fortnox_client moment-client/moment_client sync-common/sync_common)
+	$(BIN)/mypy sandbox/sandbox $(wildcard fortnox-client/fortnox_client moment-client/moment_client sync-common/sync_common moment-webhooks/moment_webhooks)
 
 demo: install
 	$(BIN)/python scripts/demo.py
