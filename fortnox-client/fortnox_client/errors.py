@@ -234,9 +234,8 @@ def classify(
     if code in (2000310, 2000311) or status in (401, 403):
         return FortnoxAuthError(
             f"{label} on {where}: Fortnox refused the credentials ({text}). The access token is "
-            "invalid even after a refresh: re-authorise the app (run the authorise command / give "
-            "consent again) and put the new refresh token in the token store or the refresh_token "
-            "setting.",
+            "invalid even after a refresh: re-authorise the app (run fortnox-auth authorize, "
+            "which gives consent again and writes the new refresh token into the token store).",
             code=code,
             status=status,
         )

@@ -118,6 +118,8 @@ class Callback:
 
     params: dict[str, str]
     _page: Future[tuple[int, str]] = field(default_factory=Future, repr=False)
+    # Set once the page went out: the command must not exit while the browser still waits.
+    delivered: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def answer(self, ok: bool, title: str, text: str) -> None:
         if not self._page.done():
@@ -142,6 +144,7 @@ class CallbackServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._callbacks: queue.Queue[Callback] = queue.Queue()
+        self._handed_out: list[Callback] = []
         self._claimed = threading.Event()
         server = self
 
@@ -161,12 +164,16 @@ class CallbackServer:
                 server._claimed.set()
                 params = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 callback = Callback(params)
+                server._handed_out.append(callback)
                 server._callbacks.put(callback)
                 try:
                     status, body = callback._page.result(timeout=_PAGE_WAIT_SECONDS)
                 except FutureTimeout:
                     status, body = 200, _page("Received", "Return to the terminal for the result.")
-                self._send(status, body)
+                try:
+                    self._send(status, body)
+                finally:
+                    callback.delivered.set()
 
             def _send(self, status: int, body: str) -> None:
                 payload = body.encode("utf-8")
@@ -210,6 +217,10 @@ class CallbackServer:
             return None
 
     def close(self) -> None:
+        for callback in self._handed_out:
+            if callback._page.done():
+                # Bounded: a browser that stopped reading must not keep the command alive.
+                callback.delivered.wait(timeout=5)
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
@@ -600,7 +611,11 @@ class TokenStatus:
                 f"  Scopes:                     {' '.join(self.scopes) or '(none recorded)'}",
                 f"  Refresh token last rotated: {_when(self.rotated_at, self.now)}",
                 f"  Refresh token expires:      {_when(self.refresh_expires_at, self.now)}"
-                + (" unless a run rotates it first" if self.level == "ok" else ""),
+                + (
+                    " (each refresh, i.e. any Fortnox run, restarts the 45 days)"
+                    if self.level == "ok"
+                    else ""
+                ),
                 f"  Access token expires:       {_when(self.access_expires_at, self.now)}"
                 + (
                     " (the next run refreshes it)"
@@ -736,4 +751,6 @@ def _span(delta: timedelta) -> str:
         return f"{days:.1f} days"
     if seconds >= 3600:
         return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    if seconds < 60:
+        return "under a minute"
     return f"{seconds // 60} min"

@@ -217,8 +217,8 @@ class TokenStore:
             if not refresh_token:
                 raise FortnoxAuthError(
                     f"No Fortnox refresh token: the token store {self.path} holds none and the "
-                    "refresh_token setting is empty. Run the authorise command (OAuth consent) and "
-                    "put the refresh token it prints in the refresh_token setting, or set "
+                    "refresh_token setting is empty. Run the authorise command (fortnox-auth "
+                    "authorize: OAuth consent in the browser, writes this store), or set "
                     "tenant_id to use a client-credentials service account."
                 )
             reply = self._post_token(
@@ -258,7 +258,7 @@ class TokenStore:
                 f"The Fortnox token request to {self._settings.token_url} got no answer "
                 f"({type(exc).__name__}). It is not retried: a refresh token works only once, so a "
                 "retry could burn the chain. Run again; if that fails with invalid_grant, "
-                "re-authorise (run the authorise command / consent again)."
+                "re-authorise (run fortnox-auth authorize / consent again)."
             ) from None
         body = _json_or_none(response)
         if response.status_code == 200 and isinstance(body, dict) and body.get("access_token"):
@@ -276,9 +276,8 @@ class TokenStore:
             raise FortnoxAuthError(
                 "Fortnox refused the refresh token (invalid_grant): it was already used or has "
                 f"expired (refresh tokens are single use and live 45 days). {description} "
-                "Re-authorise: run the authorise command (give consent again in Fortnox) and put "
-                f"the new refresh token in the refresh_token setting after deleting {self.path}, "
-                "or let the authorise command write it into the token store.",
+                "Re-authorise: run the authorise command (fortnox-auth authorize: consent again "
+                f"in Fortnox), which writes the new chain into {self.path}.",
                 status=response.status_code,
             )
         if error == "invalid_client":
@@ -297,7 +296,7 @@ class TokenStore:
             )
         raise FortnoxAuthError(
             f"Fortnox token endpoint answered HTTP {response.status_code} {error}: {description}. "
-            "Re-authorise the app (run the authorise command) if this persists.",
+            "Re-authorise the app (run fortnox-auth authorize) if this persists.",
             status=response.status_code,
         )
 
@@ -321,7 +320,7 @@ class TokenStore:
             # Fortnox always rotates; a reply without one would leave us with a dead chain.
             raise FortnoxAuthError(
                 "The Fortnox token reply carried no refresh_token, so the chain cannot continue. "
-                "Authorise with access_type=offline (run the authorise command again)."
+                "Authorise with access_type=offline (run fortnox-auth authorize again)."
             )
         return StoredToken(
             access_token=access_token,
@@ -357,7 +356,7 @@ class TokenStore:
             raise FortnoxAuthError(
                 f"The Fortnox token store {self.path} is not valid JSON (line {exc.lineno}, column "
                 f"{exc.colno}). Fix it, or delete it and seed a new refresh token (refresh_token "
-                "setting or the authorise command)."
+                "setting or fortnox-auth authorize)."
             ) from None
         if not isinstance(document, dict):
             raise FortnoxAuthError(

@@ -233,6 +233,26 @@ def test_authorize_with_consent_form_connects_and_writes_private_store(
     assert client.get_path("settings/company")["CompanySettings"]["DatabaseNumber"] == int(TENANT)
 
 
+def test_authorize_opens_the_consent_url_in_the_browser(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    opened: list[str] = []
+
+    def browser(url: str) -> bool:
+        # Stands in for the user's browser: the real consent form is approved over HTTP.
+        opened.append(url)
+        threading.Thread(target=submit_consent, args=(url, "Approve"), daemon=True).start()
+        return True
+
+    monkeypatch.setattr("fortnox_client.cli.webbrowser.open", browser)
+    assert main(["authorize", "--timeout", "30", "--config", str(config_file)]) == 0
+    out = capsys.readouterr().out
+    assert len(opened) == 1
+    assert opened[0] in out
+    assert "Could not open a browser" not in out
+    assert f"DatabaseNumber:   {TENANT}" in out
+
+
 def test_module_entry_point_runs_the_same_command(run_authorize: Any) -> None:
     process, lines = run_authorize(
         "--timeout", "60", command=[sys.executable, "-m", "fortnox_client.cli"]
