@@ -90,13 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     authorize.add_argument(
         "--port",
-        type=int,
+        type=_port,
         default=0,
         help="callback port (0 = any free port; real Fortnox needs the port of the redirect URI "
         "registered for the app)",
     )
     authorize.add_argument(
-        "--timeout", type=float, default=300.0, help="seconds to wait for the consent (300)"
+        "--timeout", type=_seconds, default=300.0, help="seconds to wait for the consent (300)"
     )
     authorize.add_argument(
         "--no-browser", action="store_true", help="only print the consent URL, do not open it"
@@ -124,6 +124,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 2 when the refresh token expires within 7 days",
     )
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {port}")
+    return port
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return seconds
 
 
 # -- settings ------------------------------------------------------------------------------------

@@ -175,3 +175,22 @@ def test_status_reports_a_corrupt_store(tmp_path: Path, capsys: pytest.CaptureFi
     store.write_text("{not json")
     assert main(_status(store)) == 1
     assert "is not valid JSON" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["authorize", "--port", "70000"],
+        ["authorize", "--timeout", "0"],
+        ["status", "--no-such-option"],
+        [],
+    ],
+)
+def test_bad_command_lines_exit_64_not_2(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 2 means "expires soon" for status --warn-exit, so usage errors must not use it.
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 64
+    assert "usage: fortnox-auth" in capsys.readouterr().err
