@@ -7,6 +7,7 @@ real one and the rotation time is what a chain that old would carry.
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -194,3 +195,30 @@ def test_bad_command_lines_exit_64_not_2(
         main(argv)
     assert exited.value.code == 64
     assert "usage: fortnox-auth" in capsys.readouterr().err
+
+
+def test_settings_come_from_a_dotenv_file_and_the_environment_wins(
+    tmp_path: Path,
+    jwt_factory: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name in list(os.environ):
+        if name.startswith(("TARGET_FORTNOX_", "TAP_FORTNOX_EXPENSES_")):
+            monkeypatch.delenv(name)
+    in_dotenv, in_environment = tmp_path / "dotenv.json", tmp_path / "environment.json"
+    _write_chain(in_dotenv, jwt_factory, rotated_days_ago=1)
+    _write_chain(in_environment, jwt_factory, rotated_days_ago=1)
+    (tmp_path / ".env").write_text(
+        f"TARGET_FORTNOX_TOKEN_STORE_PATH={in_dotenv}\nTARGET_FORTNOX_CLIENT_ID=from-dotenv\n"
+    )
+    project = tmp_path / "project" / "sub"  # .env is found in a parent, as singer-sdk does
+    project.mkdir(parents=True)
+    monkeypatch.chdir(project)
+
+    assert main(["status", "--json", "--config", "ENV"]) == 0
+    assert json.loads(capsys.readouterr().out)["token_store_path"] == str(in_dotenv)
+
+    monkeypatch.setenv("TARGET_FORTNOX_TOKEN_STORE_PATH", str(in_environment))
+    assert main(["status", "--json"]) == 0  # no --config means ENV
+    assert json.loads(capsys.readouterr().out)["token_store_path"] == str(in_environment)
