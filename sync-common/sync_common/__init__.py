@@ -1,12 +1,15 @@
 """What every Moment/Fortnox plugin shares and no API owns.
 
 Run summaries (``RunSummary``), replayable dead letters (``DeadLetters``), the failure e-mail
-(``FailureMailer``), secret redaction in logs (``install_secret_redaction``, ``redact``) and
-progress lines (``ProgressReporter``). Standard library only.
+(``FailureMailer``), secret redaction in logs (``install_secret_redaction``, ``redact``),
+progress lines (``ProgressReporter``) and pre-flight reports (``PreflightReport``,
+``CheckResult``, ``run_check``); ``sync-report`` shows the last runs (``sync_common.report``).
+Standard library only.
 """
 
 from sync_common.dead_letters import DeadLetter, DeadLetters, dead_letters_path
 from sync_common.mailer import FailureMailer, SmtpSettings, failure_report
+from sync_common.preflight import CheckResult, PreflightReport, run_check
 from sync_common.progress import ProgressReporter
 from sync_common.redaction import SecretRedactingFilter, install_secret_redaction, redact
 from sync_common.run_summary import (
@@ -20,9 +23,11 @@ from sync_common.run_summary import (
 
 __all__ = [
     "OUTCOMES",
+    "CheckResult",
     "DeadLetter",
     "DeadLetters",
     "FailureMailer",
+    "PreflightReport",
     "ProgressReporter",
     "RecordIssue",
     "RunSummary",
@@ -35,4 +40,5 @@ __all__ = [
     "load_runs",
     "redact",
     "render_runs_table",
+    "run_check",
 ]
