@@ -16,6 +16,7 @@ from sandbox.moment.api import api_blueprint
 from sandbox.moment.errors import MomentError, error_body
 from sandbox.moment.repository import DEMO_COMPANY, MomentData
 from sandbox.moment.seed import seed_company
+from sandbox.moment.webhooks import WebhookSender, WebhookSubscriptions, webhooks_blueprint
 from sandbox.store import Store
 
 _COMPANY_IN_PATH = re.compile(r"^/api/1\.0/companies/([^/]+)")
@@ -37,6 +38,9 @@ def create_app(db_path: str | Path, *, seed: int | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["moment_data"] = data
+    # Started before the routes exist, so no committed change can miss its webhook.
+    webhooks = WebhookSender(data, WebhookSubscriptions(store)).start()
+    app.extensions["moment_webhooks"] = webhooks
 
     def error_response(status: int, message: str | None = None) -> tuple[Response, int]:
         text = message or f"Injected fault: {status}"
@@ -55,6 +59,7 @@ def create_app(db_path: str | Path, *, seed: int | None = None) -> Flask:
     faults, log = install(app, error_response, identity)
     app.register_blueprint(api_blueprint(data))
     app.register_blueprint(moment_admin_blueprint(data))
+    app.register_blueprint(webhooks_blueprint(webhooks))
     app.register_blueprint(admin_blueprint("moment", faults, log, reseed))
 
     @app.errorhandler(MomentError)

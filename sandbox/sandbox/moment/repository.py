@@ -10,7 +10,7 @@ unique field ``F`` has a lookup ``C/E#F`` (value -> id) so uniqueness checks and
 unique fields are one primary-key read however many records a benchmark seeds.
 
 Every committed change is announced to ``MomentData.listeners`` (a ``Change``): the hook that
-webhooks (out of scope for now) would subscribe to.
+webhooks (``sandbox.moment.webhooks``) subscribe to.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ from sandbox.store import Document, Filter, Store
 DEMO_COMPANY = "demo"
 DEMO_API_KEY = "sandbox-key"
 _COMPANIES_KEY = "moment:companies"
+# Settings, not records: a wipe (reseed) keeps them, as it keeps companies and their keys.
+_SETTINGS_KEYS = (_COMPANIES_KEY, "moment:webhooks")
 
 # Numbers Moment assigns when a client leaves them out (inferred: the UI auto-numbers customers and
 # projects, and the number "can be overridden").
@@ -110,11 +112,14 @@ class MomentData:
         return Company(self, code)
 
     def wipe(self) -> None:
-        """Delete every record of every company; companies and their keys stay."""
+        """Delete every record of every company; companies, keys and webhooks stay."""
         with self.store.transaction():
             companies = self.companies()
+            settings = {key: self.store.get_value(key) for key in _SETTINGS_KEYS}
             self.store.clear()
-            self.store.set_value(_COMPANIES_KEY, companies)
+            for key, value in settings.items():
+                if value is not None:
+                    self.store.set_value(key, value)
         for code in companies:
             self.company(code).ensure_reference_data()
 
