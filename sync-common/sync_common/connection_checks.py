@@ -1,0 +1,154 @@
+"""Pre-flight checks both pipelines make: Fortnox token and scopes, project module, Moment API.
+
+Owns the checks that do not depend on the direction of the data: can we get a Fortnox access
+token, does it carry the scopes the pipeline needs, is the project module licensed, and does the
+Moment API key open the company. The clients are passed in and used through the small protocols
+below (``fortnox_client.FortnoxClient`` and ``moment_client.MomentClient`` fit them), so
+sync-common stays free of both clients at run time. Errors are told apart by the ``code`` (Fortnox
+error code) and ``status`` (HTTP) attributes both clients' errors carry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from itertools import islice
+from typing import Any, Protocol
+
+from sync_common.preflight import CheckResult
+
+FORTNOX_MISSING_SCOPE = 2000663
+FORTNOX_NO_LICENCE = 2001101
+FORTNOX_BAD_TOKEN = (2000310, 2000311)
+
+
+class TokenSource(Protocol):
+    @property
+    def scope(self) -> str | None: ...
+
+    def access_token(self) -> str: ...
+
+
+class FortnoxReader(Protocol):
+    @property
+    def tokens(self) -> TokenSource: ...
+
+    def get_path(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]: ...
+
+
+class MomentReader(Protocol):
+    def list(self, entity: str, params: Any = None) -> Iterable[dict[str, Any]]: ...
+
+
+def error_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "code", None)
+    return code if isinstance(code, int) else None
+
+
+def error_status(exc: BaseException) -> int | None:
+    status = getattr(exc, "status", None)
+    return status if isinstance(status, int) else None
+
+
+def check_fortnox_token(
+    client: FortnoxReader, required_scopes: Collection[str], authorize_command: str
+) -> list[CheckResult]:
+    """``fortnox-token``: a token can be had (refreshing if due) and names the company;
+    ``fortnox-scopes``: the token reply's scope list holds every scope the pipeline uses."""
+    try:
+        client.tokens.access_token()
+        company = client.get_path("companyinformation").get("CompanyInformation", {})
+    except Exception as exc:  # any failure here means "not connected"
+        return [
+            CheckResult(
+                "fortnox-token",
+                "fail",
+                f"no usable Fortnox access token: {exc}",
+                f"Run `{authorize_command}` (consent in Fortnox) or, for a service account, set "
+                "tenant_id and run `meltano invoke target-fortnox:verify-service-account`; check "
+                "client_id/client_secret against the Fortnox developer portal.",
+            )
+        ]
+    name = company.get("CompanyName") or "?"
+    tenant = company.get("DatabaseNumber") or "?"
+    results = [
+        CheckResult("fortnox-token", "pass", f"connected to {name} (DatabaseNumber {tenant})")
+    ]
+    granted = set((client.tokens.scope or "").split())
+    missing = [scope for scope in required_scopes if scope not in granted]
+    if not granted:
+        results.append(
+            CheckResult(
+                "fortnox-scopes",
+                "warn",
+                "the token store does not record the granted scopes; the checks below probe them",
+                f"Run `{authorize_command}` to record them.",
+            )
+        )
+    elif missing:
+        results.append(
+            CheckResult(
+                "fortnox-scopes",
+                "fail",
+                f"the token lacks scope(s) {', '.join(missing)} "
+                f"(granted: {' '.join(sorted(granted))})",
+                f"In the Fortnox developer portal add the scopes {', '.join(missing)} to the app, "
+                f"then run `{authorize_command}` again so a user consents to them.",
+                missing,
+            )
+        )
+    else:
+        results.append(
+            CheckResult("fortnox-scopes", "pass", f"all of {' '.join(required_scopes)} granted")
+        )
+    return results
+
+
+def check_project_module(client: FortnoxReader) -> CheckResult:
+    """``project-module``: GET /3/projects answers; 2001101 means the module is not licensed."""
+    try:
+        client.get_path("projects", {"limit": 1})
+    except Exception as exc:  # told apart by Fortnox's code below
+        code = error_code(exc)
+        if code == FORTNOX_NO_LICENCE:
+            return CheckResult(
+                "project-module",
+                "fail",
+                "Fortnox answers 2001101 on /3/projects: the project module (Projekt) is off",
+                "In Fortnox switch on project accounting (Inställningar > Fakturering > Projekt; "
+                "the company needs the licence), then run the pre-flight check again.",
+            )
+        if code == FORTNOX_MISSING_SCOPE:
+            return CheckResult(
+                "project-module",
+                "fail",
+                "Fortnox answers 2000663 on /3/projects: the token lacks the project scope",
+                "Add the scope 'project' to the app and authorise again.",
+            )
+        raise
+    return CheckResult("project-module", "pass", "the project module is on")
+
+
+def check_moment_api(client: MomentReader, company_code: str, prefix: str) -> CheckResult:
+    """``moment-api``: one customer page opens with the key, so the key and the company work."""
+    try:
+        list(islice(client.list("customers"), 1))
+    except Exception as exc:  # told apart by HTTP status below
+        status = error_status(exc)
+        if status in (401, 403):
+            return CheckResult(
+                "moment-api",
+                "fail",
+                f"Moment refuses the API key for company {company_code!r} (HTTP {status})",
+                f"Check {prefix}_API_KEY (Moment: Company > API keys, after adding the "
+                "'API Access' integration under Setup > Settings > Integrations) and that the key "
+                f"belongs to company {company_code!r}.",
+            )
+        if status == 404:
+            return CheckResult(
+                "moment-api",
+                "fail",
+                f"Moment knows no company {company_code!r} (HTTP 404)",
+                f"Set {prefix}_COMPANY_CODE to the company code in your Moment URL.",
+            )
+        raise
+    return CheckResult("moment-api", "pass", f"the API key opens Moment company {company_code!r}")

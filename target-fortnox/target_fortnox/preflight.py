@@ -1,0 +1,461 @@
+"""``target-fortnox-preflight``: is Fortnox ready for Moment's customers, projects and invoices?
+
+Owns the checks of the moment-to-fortnox pipeline before its first real run (DESIGN §8): Fortnox
+token and scopes, project module, a financial year covering today, the Moment API key, every
+account number and VAT rate Moment's invoice lines use, Fortnox's OCR setting, number-series
+collisions (Fortnox records holding numbers Moment uses or will use), and Moment project numbers
+that do not fit Fortnox's 20 characters. Each check passes or fails with the exact fix; the exit
+code is 1 when a blocking check failed, and ``--json`` prints the report for automation.
+
+Settings: the target's own (``--config ENV`` reads ``TARGET_FORTNOX_*``, as Meltano exports
+them to a plugin command, or ``--config file.json``), plus Moment's, which the target does not
+have: ``--moment-config ENV`` (default) reads the tap's variables ``TAP_MOMENT_API_URL``,
+``TAP_MOMENT_COMPANY_CODE`` and ``TAP_MOMENT_API_KEY`` (from the environment or ``.env``), or
+``--moment-config moment.json``. Reads only: nothing is written to either system.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from fortnox_client import FortnoxClient, FortnoxSettings
+from fortnox_client.cli import ConfigError, load_config
+from moment_client import MomentClient, MomentSettings
+from sync_common import CheckResult, PreflightReport, install_secret_redaction, run_check
+from sync_common.connection_checks import (
+    check_fortnox_token,
+    check_moment_api,
+    check_project_module,
+)
+from sync_common.preflight import EXIT_UNUSABLE
+
+from target_fortnox.mapping import PROJECT_DESCRIPTION_MAX
+
+PIPELINE = "moment-to-fortnox (tap-moment → target-fortnox)"
+AUTHORIZE = "meltano invoke target-fortnox:authorize"
+# customers/projects/invoices are written; bookkeeping reads accounts and financial years;
+# companyinformation names the company.
+REQUIRED_SCOPES = ("customer", "project", "invoice", "bookkeeping", "companyinformation")
+# Fortnox invoice rows take Sweden's VAT rates only (reference/fortnox-api.md §4.3).
+FORTNOX_VAT_RATES = (25.0, 12.0, 6.0, 0.0)
+PROJECT_NUMBER_MAX = 20
+MOMENT_ENV_PREFIX = "TAP_MOMENT"
+SECRET_KEYS = ("client_secret", "refresh_token", "smtp_password", "api_key")
+
+
+@dataclass
+class MomentData:
+    """What the checks need from Moment, read once: numbers, names, lines' accounts and VAT."""
+
+    customers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    projects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Finalised invoices by number: customer number and OCR only (memory stays small).
+    invoices: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    line_accounts: dict[str, list[str]] = field(default_factory=dict)  # account -> invoices
+    line_vat_rates: dict[float, list[str]] = field(default_factory=dict)
+    financial_accounts: set[str] = field(default_factory=set)
+
+    @classmethod
+    def read(cls, moment: MomentClient) -> MomentData:
+        data = cls()
+        for customer in moment.list("customers"):
+            data.customers[str(customer["customerNumber"])] = customer
+        for project in moment.list("projects"):
+            data.projects[str(project["projectNumber"])] = project
+        for invoice in moment.list("invoices", {"invoiceState": "FINALIZED"}):
+            number = invoice.get("invoiceNumber")
+            if number is None:
+                continue
+            key = str(number)
+            customer = (invoice.get("customer") or {}).get("customerNumber")
+            data.invoices[key] = (None if customer is None else str(customer), invoice.get("ocr"))
+            for line in invoice.get("invoiceLines") or []:
+                if line.get("accountNumber") is not None:
+                    data.line_accounts.setdefault(str(line["accountNumber"]), []).append(key)
+                if line.get("vatRate") is not None:
+                    data.line_vat_rates.setdefault(float(line["vatRate"]), []).append(key)
+        data.financial_accounts = {
+            str(account["accountNumber"]) for account in moment.list("financialAccounts")
+        }
+        return data
+
+
+def _numeric(value: str) -> int | None:
+    return int(value) if value.isdigit() else None
+
+
+def _examples(numbers: Sequence[str], n: int = 3) -> str:
+    shown = ", ".join(numbers[:n])
+    return shown + (f" and {len(numbers) - n} more" if len(numbers) > n else "")
+
+
+class MomentToFortnoxPreflight:
+    """Runs every check of the pipeline into a ``PreflightReport``; reads, never writes."""
+
+    def __init__(self, fortnox: FortnoxClient, moment: MomentClient, company_code: str) -> None:
+        self.fortnox = fortnox
+        self.moment = moment
+        self.company_code = company_code
+        self._moment_data: MomentData | None = None
+
+    @property
+    def moment_data(self) -> MomentData:
+        if self._moment_data is None:
+            self._moment_data = MomentData.read(self.moment)
+        return self._moment_data
+
+    def run(self, today: date | None = None) -> PreflightReport:
+        report = PreflightReport(PIPELINE)
+        token = run_check(
+            report,
+            "fortnox-token",
+            lambda: check_fortnox_token(self.fortnox, REQUIRED_SCOPES, AUTHORIZE),
+        )
+        # Without a token every other Fortnox check would fail the same way: say it once.
+        fortnox_ok = not token[0].blocking
+        moment_ok = not run_check(
+            report,
+            "moment-api",
+            lambda: check_moment_api(self.moment, self.company_code, MOMENT_ENV_PREFIX),
+        )[0].blocking
+        if fortnox_ok:
+            run_check(report, "project-module", lambda: check_project_module(self.fortnox))
+            run_check(report, "financial-year", lambda: self.check_financial_year(today))
+        if moment_ok:
+            run_check(report, "project-numbers", self.check_project_numbers)
+        if fortnox_ok and moment_ok:
+            run_check(report, "accounts", self.check_accounts)
+            run_check(report, "vat-rates", self.check_vat_rates)
+            run_check(report, "number-series", self.check_number_series)
+            run_check(report, "ocr", self.check_ocr)
+        return report
+
+    # --- Fortnox alone -------------------------------------------------------------------------
+
+    def check_financial_year(self, today: date | None = None) -> CheckResult:
+        day = (today or date.today()).isoformat()
+        body = self.fortnox.get_path("financialyears", {"date": day})
+        years = body.get("FinancialYears") or []
+        if years:
+            year = years[0]
+            return CheckResult(
+                "financial-year",
+                "pass",
+                f"financial year {year.get('FromDate')} – {year.get('ToDate')} covers {day}",
+            )
+        return CheckResult(
+            "financial-year",
+            "fail",
+            f"no Fortnox financial year covers {day}: invoices dated today cannot be booked",
+            "In Fortnox create the financial year (Inställningar > Bokföring > Räkenskapsår, "
+            "'Skapa nytt räkenskapsår'), then run the pre-flight check again.",
+        )
+
+    # --- Moment alone --------------------------------------------------------------------------
+
+    def check_project_numbers(self) -> CheckResult:
+        too_long = [n for n in self.moment_data.projects if len(n) > PROJECT_NUMBER_MAX]
+        if too_long:
+            return CheckResult(
+                "project-numbers",
+                "fail",
+                f"{len(too_long)} Moment project number(s) exceed Fortnox's "
+                f"{PROJECT_NUMBER_MAX} characters; those projects (and their invoices and "
+                "expenses) would fail",
+                f"Shorten these project numbers in Moment to {PROJECT_NUMBER_MAX} characters.",
+                sorted(too_long),
+            )
+        return CheckResult(
+            "project-numbers",
+            "pass",
+            f"all {len(self.moment_data.projects)} Moment project numbers fit "
+            f"{PROJECT_NUMBER_MAX} characters",
+        )
+
+    # --- both ----------------------------------------------------------------------------------
+
+    def check_accounts(self) -> list[CheckResult]:
+        fortnox_accounts = {str(a.get("Number")) for a in self.fortnox.list("accounts")}
+        used = self.moment_data.line_accounts
+        missing = sorted(a for a in used if a not in fortnox_accounts)
+        results: list[CheckResult] = []
+        if missing:
+            results.append(
+                CheckResult(
+                    "accounts",
+                    "fail",
+                    f"{len(missing)} account number(s) on Moment invoice lines do not exist in "
+                    "Fortnox; those invoices would fail with 2001304",
+                    "Create the accounts in Fortnox's chart of accounts (Bokföring > "
+                    "Kontoplan) or change the lines' accounts in Moment's financial accounts.",
+                    [f"{a} (invoices {_examples(used[a])})" for a in missing],
+                )
+            )
+        else:
+            results.append(
+                CheckResult(
+                    "accounts",
+                    "pass",
+                    f"all {len(used)} account numbers on Moment invoice lines exist in Fortnox",
+                )
+            )
+        unused_missing = sorted(self.moment_data.financial_accounts - fortnox_accounts - set(used))
+        if unused_missing:
+            results.append(
+                CheckResult(
+                    "accounts-unused",
+                    "warn",
+                    f"{len(unused_missing)} of Moment's financial accounts are not in Fortnox "
+                    "(no invoice line uses them yet)",
+                    "Create them in Fortnox before an invoice line uses them, or remove them "
+                    "from Moment.",
+                    unused_missing,
+                )
+            )
+        return results
+
+    def check_vat_rates(self) -> CheckResult:
+        rates = self.moment_data.line_vat_rates
+        wrong = sorted(r for r in rates if r not in FORTNOX_VAT_RATES)
+        if wrong:
+            return CheckResult(
+                "vat-rates",
+                "fail",
+                f"VAT rate(s) {', '.join(f'{r:g}' for r in wrong)} % on Moment invoice lines "
+                "are not Fortnox VAT rates (25, 12, 6, 0)",
+                "Correct the VAT codes in Moment (Settings > VAT codes) and the lines of the "
+                "invoices listed; Fortnox accepts 25, 12, 6 and 0 %.",
+                [f"{r:g} % (invoices {_examples(rates[r])})" for r in wrong],
+            )
+        shown = ", ".join(f"{r:g}" for r in sorted(rates, reverse=True)) or "none yet"
+        return CheckResult(
+            "vat-rates", "pass", f"VAT rates on Moment invoice lines ({shown}) exist in Fortnox"
+        )
+
+    def check_number_series(self) -> list[CheckResult]:
+        data = self.moment_data
+        customers = {str(c["CustomerNumber"]): c for c in self.fortnox.list("customers")}
+        projects = {str(p["ProjectNumber"]): p for p in self.fortnox.list("projects")}
+        invoices = {str(i["DocumentNumber"]): i for i in self.fortnox.list("invoices")}
+        return [
+            self._series(
+                "customers",
+                data.customers,
+                customers,
+                _different_customer,
+                "Register > Kunder",
+            ),
+            self._series(
+                "projects",
+                data.projects,
+                projects,
+                _different_project,
+                "Register > Projekt",
+            ),
+            self._series(
+                "invoices",
+                {n: {"customer": c} for n, (c, _) in data.invoices.items()},
+                invoices,
+                _different_invoice,
+                "Fakturering > Kundfakturor",
+            ),
+        ]
+
+    def _series(
+        self,
+        register: str,
+        moment_records: Mapping[str, Mapping[str, Any]],
+        fortnox_records: Mapping[str, Mapping[str, Any]],
+        differs: Callable[[Mapping[str, Any], Mapping[str, Any]], str | None],
+        where: str,
+    ) -> CheckResult:
+        """Same number, different record: fail. Fortnox-only numbers Moment's series will
+        reach (at or above Moment's lowest number): warn, so the series can be moved in time."""
+        name = f"number-series-{register}"
+        taken = sorted(
+            f"{number}: {reason}"
+            for number, record in moment_records.items()
+            if number in fortnox_records
+            and (reason := differs(record, fortnox_records[number])) is not None
+        )
+        moment_numbers = [n for n in map(_numeric, moment_records) if n is not None]
+        lowest = min(moment_numbers, default=None)
+        ahead = sorted(
+            (int(n) for n in fortnox_records if n not in moment_records and n.isdigit()),
+        )
+        ahead = [n for n in ahead if lowest is not None and n >= lowest]
+        if taken:
+            return CheckResult(
+                name,
+                "fail",
+                f"{len(taken)} Fortnox {register} use numbers Moment uses for a different "
+                f"record; pushing would update or conflict with the wrong {register}",
+                f"In Fortnox ({where}) renumber or remove these records (a deleted customer "
+                "number stays reserved: renumber it in Moment instead), then run pre-flight again. "
+                "A project renamed in Moment since its last push also shows here; the next "
+                "run updates it.",
+                taken,
+            )
+        if ahead:
+            return CheckResult(
+                name,
+                "warn",
+                f"{len(ahead)} Fortnox-only {register} have numbers at or above Moment's lowest "
+                f"({lowest}); Moment's series will reach them",
+                "Start Fortnox's own number series far above Moment's (Inställningar > "
+                "Fakturering > Nummerserier och OCR) or renumber those records in Fortnox.",
+                [str(n) for n in ahead],
+            )
+        return CheckResult(
+            name,
+            "pass",
+            f"no Fortnox {register} hold numbers of Moment's series "
+            f"({len(moment_records)} in Moment, {len(fortnox_records)} in Fortnox)",
+        )
+
+    def check_ocr(self) -> CheckResult:
+        """Fortnox's OCR switch is UI-only: its effect shows as a pushed invoice whose OCR is not
+        Moment's. Without such an invoice the setting cannot be seen, so it is a manual check."""
+        pushed = {
+            str(i["DocumentNumber"]): i.get("OCR")
+            for i in self.fortnox.list("invoices")
+            if str(i.get("DocumentNumber")) in self.moment_data.invoices
+        }
+        with_ocr = {
+            n: ocr for n, (_, ocr) in self.moment_data.invoices.items() if ocr and n in pushed
+        }
+        differing = sorted(
+            f"{n}: Moment OCR {ocr}, Fortnox OCR {pushed[n] or '(none)'}"
+            for n, ocr in with_ocr.items()
+            if (pushed[n] or "") != ocr
+        )
+        menu = (
+            "In Fortnox turn OCR off for customer invoices: Inställningar > Fakturering > "
+            "Nummerserier och OCR, untick OCR for Kundfakturor (Moment generates the OCR)."
+        )
+        if differing:
+            return CheckResult(
+                "ocr",
+                "fail",
+                f"{len(differing)} invoice(s) in Fortnox carry an OCR that is not Moment's: "
+                "Fortnox's OCR setting is on",
+                menu + " Then credit and re-send the listed invoices if customers pay by them.",
+                differing,
+            )
+        if with_ocr:
+            return CheckResult(
+                "ocr",
+                "pass",
+                f"{len(with_ocr)} invoice(s) already in Fortnox keep Moment's OCR",
+            )
+        return CheckResult(
+            "ocr",
+            "manual",
+            "Fortnox's OCR setting is not readable through the API and no Moment invoice is "
+            "in Fortnox yet to show its effect",
+            menu,
+        )
+
+
+def _different_customer(moment: Mapping[str, Any], fortnox: Mapping[str, Any]) -> str | None:
+    org_m = (moment.get("organizationNumber") or "").replace("-", "")
+    org_f = (fortnox.get("OrganisationNumber") or "").replace("-", "")
+    if org_m and org_f and org_m != org_f:
+        return (
+            f"Fortnox {fortnox.get('Name')!r} ({fortnox.get('OrganisationNumber')}) is not "
+            f"Moment {moment.get('name')!r} ({moment.get('organizationNumber')})"
+        )
+    return None
+
+
+def _different_project(moment: Mapping[str, Any], fortnox: Mapping[str, Any]) -> str | None:
+    # Fortnox projects carry no customer, so the name is the only identity to compare; the
+    # Description is Moment's name cut to 50 characters (and stripped of refused characters).
+    name = str(moment.get("name") or "")[:PROJECT_DESCRIPTION_MAX].strip().casefold()
+    description = str(fortnox.get("Description") or "").strip().casefold()
+    if description and name and not (name.startswith(description) or description in name):
+        return f"Fortnox {fortnox.get('Description')!r} is not Moment {moment.get('name')!r}"
+    return None
+
+
+def _different_invoice(moment: Mapping[str, Any], fortnox: Mapping[str, Any]) -> str | None:
+    customer = moment.get("customer")
+    if customer is not None and str(fortnox.get("CustomerNumber")) != customer:
+        return (
+            f"Fortnox invoice is to customer {fortnox.get('CustomerNumber')}, Moment's to "
+            f"customer {customer}"
+        )
+    return None
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="target-fortnox-preflight",
+        description="Check Fortnox and Moment before the first moment-to-fortnox run (reads only).",
+    )
+    parser.add_argument(
+        "--config",
+        action="append",
+        metavar="PATH|ENV",
+        help="target-fortnox settings: JSON file(s), or ENV for TARGET_FORTNOX_* (default ENV)",
+    )
+    parser.add_argument("--env-prefix", default="TARGET_FORTNOX", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--moment-config",
+        action="append",
+        metavar="PATH|ENV",
+        help=f"Moment settings (api_url, company_code, api_key): JSON file(s), or ENV for "
+        f"{MOMENT_ENV_PREFIX}_* (default ENV)",
+    )
+    parser.add_argument("--moment-env-prefix", default=MOMENT_ENV_PREFIX, help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    # singer-sdk style flag, so `args: --config ENV --preflight` also reads naturally.
+    parser.add_argument("--preflight", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def load_settings(
+    args: argparse.Namespace,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    fortnox = load_config(args.config, env_prefix=args.env_prefix)
+    try:
+        moment = load_config(args.moment_config, env_prefix=args.moment_env_prefix)
+    except ConfigError:
+        raise ConfigError(
+            f"No Moment settings: set {args.moment_env_prefix}_COMPANY_CODE and "
+            f"{args.moment_env_prefix}_API_KEY (and {args.moment_env_prefix}_API_URL for a "
+            "non-default API) in the environment or .env, or pass --moment-config moment.json."
+        ) from None
+    return fortnox, moment
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        fortnox_config, moment_config = load_settings(args)
+        install_secret_redaction(
+            str(config[key])
+            for config in (fortnox_config, moment_config)
+            for key in SECRET_KEYS
+            if config.get(key)
+        )
+        fortnox = FortnoxClient(FortnoxSettings.from_config(fortnox_config))
+        moment = MomentClient(MomentSettings.from_config(moment_config))
+    except (ConfigError, ValueError) as exc:
+        print(f"target-fortnox-preflight: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    report = MomentToFortnoxPreflight(fortnox, moment, str(moment_config.get("company_code"))).run()
+    print(report.to_json() if args.json else report.render())
+    return report.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
