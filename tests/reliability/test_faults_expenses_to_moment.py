@@ -1,0 +1,212 @@
+"""Faults on the fortnox-expenses-to-moment job, end to end with `meltano run`: after every
+scenario each qualifying Fortnox cost row is in Moment exactly once (by externalReference).
+
+What "qualifying" means is decided by a reference run: the same job, fault-free, into a second
+Moment sandbox with the same seed. After all scenarios the faulted Moment must hold exactly the
+reference's set. Each scenario also posts new supplier invoices and checks their rows arrived once.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sandbox.launcher import SandboxProcess
+
+pytestmark = pytest.mark.e2e
+
+JOB = "fortnox-expenses-to-moment"
+STATE_ID = "dev:tap-fortnox-expenses-to-target-moment"
+SECTION = "faults: fortnox-expenses-to-moment"
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def reference_moment(pipelines: Any) -> Iterator[SandboxProcess]:
+    with SandboxProcess("moment", pipelines.workdir / "reference-moment.db", seed=1) as moment:
+        yield moment
+
+
+def scenario(
+    kit: Any, name: str, *faults: tuple[str, dict[str, Any]], new_rows: int = 1, **env: str
+) -> Any:
+    """New supplier invoices, the faults armed, one run; then the invariants after a re-run."""
+    keys = [
+        kit.post_supplier_invoice("5001", 1000 + i * 10, f"Resa {name} {i}")[1]
+        for i in range(new_rows)
+    ]
+    for sandbox, body in faults:
+        kit.fault(sandbox, **body)
+    state_before = kit.state(STATE_ID)
+    started = time.monotonic()
+    result = kit.pipelines.run(JOB, check=False, **env)
+    seconds = round(time.monotonic() - started, 1)
+    kit.clear_faults()
+    if result.returncode != 0:
+        # A failed run must not have moved the bookmark past rows it did not write.
+        assert kit.state(STATE_ID) == state_before
+        kit.pipelines.run(JOB)
+    refs = kit.oracle.assert_expenses_once()
+    missing = [k for k in keys if k not in refs]
+    assert not missing, f"new expense rows not imported: {missing}"
+    summary = kit.pipelines.last_summary("target-moment")
+    assert summary["totals"]["failed"] == 0, summary["failures"]
+    kit.figures.add(
+        SECTION,
+        name,
+        faulted_run_exit=result.returncode,
+        faulted_run_seconds=seconds,
+        rerun_needed=result.returncode != 0,
+        expenses_in_moment=len(refs),
+        requests=summary["requests"],
+    )
+    return result
+
+
+def test_projects_pushed_first(kit: Any) -> None:
+    """Expenses need their projects in Fortnox with a start date: the other job puts them there."""
+    kit.pipelines.run("moment-to-fortnox")
+    assert kit.pipelines.last_summary("target-fortnox")["totals"]["failed"] == 0
+
+
+def test_moment_429_storm_on_the_first_import(kit: Any) -> None:
+    result = scenario(
+        kit,
+        "Moment 429 on 30 % of expense calls (first import)",
+        ("moment", {"kind": "status", "status": 429, "rate": 0.3, "path": "projectExpenses"}),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_fortnox_429_and_5xx_on_reads(kit: Any) -> None:
+    result = scenario(
+        kit,
+        "Fortnox 429 on 30 % of reads, 503×4, 502×2",
+        ("fortnox", {"kind": "status", "status": 429, "rate": 0.3, "path": "^/3/"}),
+        ("fortnox", {"kind": "status", "status": 503, "count": 4, "path": "^/3/"}),
+        ("fortnox", {"kind": "status", "status": 502, "count": 2, "path": "^/3/"}),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_ambiguous_creates_in_moment(kit: Any) -> None:
+    """500 answers to creates (nothing stored) and connections dropped after the create was
+    stored: the target looks each expense up by externalReference before creating it again."""
+    result = scenario(
+        kit,
+        "Moment 500 on POST ×2 and dropped after commit ×2",
+        ("moment", {"kind": "status", "status": 500, "count": 2, "method": "POST"}),
+        ("moment", {"kind": "drop_after_commit", "count": 2, "method": "POST"}),
+        new_rows=4,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_access_token_expires_mid_run(kit: Any) -> None:
+    kit.post_supplier_invoice("5003", 777, "Hotell")
+    kit.fault("fortnox", kind="latency", seconds=0.3, path="^/3/supplierinvoices/")
+    requests = kit.pipelines.fortnox.admin("GET", "requests")["requests"]
+    since = requests[-1]["seq"] if requests else 0
+
+    def reading_details() -> bool:
+        log = kit.pipelines.fortnox.admin("GET", f"requests?since={since}")["requests"]
+        return any("/3/supplierinvoices/" in r["path"] for r in log)
+
+    run = kit.background(JOB).start("expenses-token-expiry")
+    assert kit.wait_for(reading_details, timeout=120), "the tap never read an invoice"
+    kit.pipelines.fortnox.admin("POST", "tokens/expire")
+    code = run.wait(300)
+    kit.clear_faults()
+    assert code == 0, run.stderr[-3000:]
+    kit.oracle.assert_expenses_once()
+    kit.figures.add(SECTION, "access token expired mid-run", faulted_run_exit=code)
+
+
+def test_moment_unreachable(kit: Any) -> None:
+    short = scenario(kit, "Moment unreachable for 2 s", ("moment", {"kind": "drop", "seconds": 2}))
+    assert short.returncode == 0, short.stderr[-3000:]
+    long = scenario(
+        kit,
+        "Moment unreachable for 60 s (run fails, re-run)",
+        ("moment", {"kind": "drop", "seconds": 60}),
+    )
+    assert long.returncode != 0
+
+
+def test_slow_moment_past_the_client_timeout(kit: Any, tmp_path: Path) -> None:
+    """Moment answers 3 s late with a 1 s client timeout (direct pipe: `timeout` is no Meltano
+    setting): the lookups are retried and the create is resolved by lookup, never doubled."""
+    _given, key = kit.post_supplier_invoice("5004", 4321, "Sen Moment")
+    env = kit.pipelines.env()
+    tap_config = {
+        "api_url": env["TAP_FORTNOX_EXPENSES_API_URL"],
+        "token_url": env["TAP_FORTNOX_EXPENSES_TOKEN_URL"],
+        "client_id": "sandbox-client",
+        "client_secret": "sandbox-secret",
+        "token_store_path": env["TAP_FORTNOX_EXPENSES_TOKEN_STORE_PATH"],
+        "results_dir": env["TAP_FORTNOX_EXPENSES_RESULTS_DIR"],
+        "refresh_token": env.get("TAP_FORTNOX_EXPENSES_REFRESH_TOKEN"),
+        "max_requests_per_5s": 0,
+    }
+    target_config = {
+        "api_url": env["TARGET_MOMENT_API_URL"],
+        "company_code": "demo",
+        "api_key": "sandbox-key",
+        "results_dir": env["TARGET_MOMENT_RESULTS_DIR"],
+        "timeout": 1,
+        "backoff_factor": 0.2,
+    }
+    (tmp_path / "tap.json").write_text(json.dumps(tap_config))
+    (tmp_path / "target.json").write_text(json.dumps(target_config))
+    kit.fault("moment", kind="latency", seconds=3, count=2, method="GET", path="projectExpenses")
+    kit.fault("moment", kind="latency", seconds=3, count=1, method="POST", path="projectExpenses")
+    started = time.monotonic()
+    pipe = subprocess.run(
+        f"{BIN}/tap-fortnox-expenses --config {tmp_path}/tap.json"
+        f" | {BIN}/target-moment --config {tmp_path}/target.json",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    seconds = round(time.monotonic() - started, 1)
+    kit.clear_faults()
+    assert pipe.returncode == 0, pipe.stderr[-3000:]
+    # The late POST may still be committing on the server; wait for it before counting.
+    assert kit.wait_for(lambda: kit.oracle.expense_refs()[key] >= 1, timeout=10)
+    time.sleep(3)  # the server's delayed handler of the first POST finishes within its 3 s latency
+    refs = kit.oracle.assert_expenses_once()
+    assert key in refs
+    kit.figures.add(
+        SECTION,
+        "Moment 3 s late, client timeout 1 s (direct pipe)",
+        faulted_run_exit=0,
+        faulted_run_seconds=seconds,
+    )
+
+
+def test_faulted_moment_equals_the_fault_free_reference(
+    kit: Any, reference_moment: SandboxProcess
+) -> None:
+    """The same job, fault-free, into a fresh Moment: both must hold the same expenses, once."""
+    kit.pipelines.run(JOB)  # whatever the faulted runs left: one more normal run
+    reference = kit.pipelines.run(
+        JOB,
+        TARGET_MOMENT_API_URL=f"{reference_moment.url}/api/1.0",
+        TARGET_MOMENT_RESULTS_DIR=str(kit.pipelines.workdir / "reference-results"),
+        TAP_FORTNOX_EXPENSES_RESULTS_DIR=str(kit.pipelines.workdir / "reference-results"),
+        MELTANO_STATE_BACKEND_URI=(kit.pipelines.workdir / "reference-state").as_uri(),
+    )
+    assert reference.returncode == 0
+    rows = reference_moment.admin("GET", "projectExpenses?size=500")["content"]
+    expected = {r["externalReference"] for r in rows if r.get("externalReference")}
+    actual = kit.oracle.assert_expenses_once()
+    assert expected, "the reference run imported nothing"
+    assert actual == expected, (sorted(expected - actual), sorted(actual - expected))
+    kit.figures.add(SECTION, "equals fault-free reference", expenses=len(expected))
