@@ -56,7 +56,7 @@ def check_fortnox_token(
     ``fortnox-scopes``: the token reply's scope list holds every scope the pipeline uses."""
     try:
         client.tokens.access_token()
-        company = client.get_path("companyinformation").get("CompanyInformation", {})
+        company = _company(client)
     except Exception as exc:  # any failure here means "not connected"
         return [
             CheckResult(
@@ -101,6 +101,20 @@ def check_fortnox_token(
             CheckResult("fortnox-scopes", "pass", f"all of {' '.join(required_scopes)} granted")
         )
     return results
+
+
+def _company(client: FortnoxReader) -> Mapping[str, Any]:
+    """The company the token opens; empty when the token lacks the companyinformation scope
+    (the scope check below says so, the token itself works)."""
+    try:
+        company: Mapping[str, Any] = client.get_path("companyinformation").get(
+            "CompanyInformation", {}
+        )
+    except Exception as exc:
+        if error_code(exc) == FORTNOX_MISSING_SCOPE:
+            return {}
+        raise
+    return company
 
 
 def check_project_module(client: FortnoxReader) -> CheckResult:

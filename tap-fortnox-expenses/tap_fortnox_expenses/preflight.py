@@ -1,0 +1,288 @@
+"""``tap-fortnox-expenses-preflight``: can Fortnox's project costs land in Moment?
+
+Owns the checks of the fortnox-expenses-to-moment pipeline before its first real run: Fortnox
+token and scopes, project module, the Moment API key, and — over the supplier invoices of the
+window the tap will read (``lookback_days``, or ``start_date``) — that every cost account on an
+expense row exists among Moment's ``financialAccounts`` (blocking: Moment refuses the expense),
+that the rows' projects exist in Moment (a warning: those rows are skipped and counted, as
+Moment's own integration does) and that those projects have a start date in Fortnox (a warning:
+Fortnox needs one before costs can be booked on a project).
+
+Why here and not in target-moment: most of what can go wrong is on the Fortnox side (token,
+scopes, module, the rows the tap qualifies as expenses, with the tap's own rules and filters),
+and the tap holds the Fortnox settings and token store; Moment needs only its three settings.
+Settings: the tap's own (``--config ENV`` reads ``TAP_FORTNOX_EXPENSES_*``, or a JSON file) and
+Moment's through ``--moment-config ENV`` (default: the target's ``TARGET_MOMENT_API_URL``,
+``TARGET_MOMENT_COMPANY_CODE``, ``TARGET_MOMENT_API_KEY``) or ``--moment-config moment.json``.
+Reads only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from itertools import islice
+from typing import Any
+
+from fortnox_client import FortnoxClient, FortnoxSettings
+from fortnox_client.cli import ConfigError, load_config
+from moment_client import MomentClient, MomentSettings
+from sync_common import CheckResult, PreflightReport, install_secret_redaction, run_check
+from sync_common.connection_checks import (
+    check_fortnox_token,
+    check_moment_api,
+    check_project_module,
+)
+from sync_common.preflight import EXIT_UNUSABLE
+
+from tap_fortnox_expenses.expenses import ExpenseFilters, invoice_skip_reason, project_expense_rows
+from tap_fortnox_expenses.window import SyncWindow
+
+PIPELINE = "fortnox-expenses-to-moment (tap-fortnox-expenses → target-moment)"
+AUTHORIZE = "meltano invoke tap-fortnox-expenses:authorize"
+REQUIRED_SCOPES = ("supplierinvoice", "project", "companyinformation")
+MOMENT_ENV_PREFIX = "TARGET_MOMENT"
+# Each qualifying invoice costs one GET for its rows; enough to see the accounts in use without
+# making pre-flight as slow as a full backfill (at 25 requests per 5 s: under a minute).
+MAX_INVOICES_READ = 200
+SECRET_KEYS = ("client_secret", "refresh_token", "smtp_password", "api_key")
+
+
+@dataclass
+class WindowExpenses:
+    """Accounts and projects of the expense rows in the window, each with its supplier invoices."""
+
+    accounts: dict[str, list[str]] = field(default_factory=dict)
+    projects: dict[str, list[str]] = field(default_factory=dict)
+    invoices_read: int = 0
+    invoices_not_read: int = 0
+
+    def add(self, account: str, project: str, invoice: str) -> None:
+        for index, key in ((self.accounts, account), (self.projects, project)):
+            seen = index.setdefault(key, [])
+            if invoice not in seen:
+                seen.append(invoice)
+
+
+def _examples(numbers: Sequence[str], n: int = 3) -> str:
+    return ", ".join(numbers[:n]) + (f" and {len(numbers) - n} more" if len(numbers) > n else "")
+
+
+def _setting_list(value: Any) -> Any:
+    # Meltano hands array settings to a command as JSON text in the environment.
+    return json.loads(value) if isinstance(value, str) and value.strip() else value
+
+
+class ExpensesPreflight:
+    """Runs every check of the expenses pipeline into a ``PreflightReport``; reads only."""
+
+    def __init__(
+        self,
+        fortnox: FortnoxClient,
+        moment: MomentClient,
+        company_code: str,
+        tap_config: Mapping[str, Any],
+    ) -> None:
+        self.fortnox = fortnox
+        self.moment = moment
+        self.company_code = company_code
+        self.tap_config = tap_config
+        self._expenses: WindowExpenses | None = None
+
+    def window(self, now: datetime | None = None) -> SyncWindow:
+        start = self.tap_config.get("start_date")
+        return SyncWindow.plan(
+            started_at=now or datetime.now(UTC),
+            lookback_days=int(self.tap_config.get("lookback_days") or 30),
+            start_date=date.fromisoformat(str(start)[:10]) if start else None,
+        )
+
+    @property
+    def expenses(self) -> WindowExpenses:
+        if self._expenses is None:
+            self._expenses = self.read_window()
+        return self._expenses
+
+    def read_window(self) -> WindowExpenses:
+        """The tap's own rules over the window: list, skip what never qualifies, GET the rest."""
+        filters = ExpenseFilters.from_config(
+            {
+                "account_numbers": _setting_list(self.tap_config.get("account_numbers")),
+                "include_projects": _setting_list(self.tap_config.get("include_projects")),
+            }
+        )
+        found = WindowExpenses()
+        listed = self.fortnox.list("supplierinvoices", self.window().window_params())
+        candidates = (item for item in listed if invoice_skip_reason(item) is None)
+        for item in islice(candidates, MAX_INVOICES_READ):
+            invoice = self.fortnox.get("supplierinvoices", item["GivenNumber"])
+            if invoice is None:
+                continue
+            found.invoices_read += 1
+            for outcome in project_expense_rows(invoice, filters):
+                if outcome.record is not None:
+                    found.add(
+                        str(outcome.record["account_number"]),
+                        str(outcome.record["project_number"]),
+                        str(outcome.given_number),
+                    )
+        found.invoices_not_read = sum(1 for _ in candidates)
+        return found
+
+    def run(self) -> PreflightReport:
+        report = PreflightReport(PIPELINE)
+        token = run_check(
+            report,
+            "fortnox-token",
+            lambda: check_fortnox_token(self.fortnox, REQUIRED_SCOPES, AUTHORIZE),
+        )
+        fortnox_ok = not token[0].blocking
+        moment_ok = not run_check(
+            report,
+            "moment-api",
+            lambda: check_moment_api(self.moment, self.company_code, MOMENT_ENV_PREFIX),
+        )[0].blocking
+        if fortnox_ok:
+            module = run_check(report, "project-module", lambda: check_project_module(self.fortnox))
+            fortnox_ok = not module[0].blocking
+        if fortnox_ok and moment_ok:
+            run_check(report, "expense-accounts", self.check_expense_accounts)
+            run_check(report, "expense-projects", self.check_expense_projects)
+            run_check(report, "project-start-dates", self.check_project_start_dates)
+        return report
+
+    def _scope_note(self) -> str:
+        window = self.window()
+        note = (
+            f"{self.expenses.invoices_read} supplier invoice(s) dated {window.from_date} – "
+            f"{window.to_date}"
+        )
+        if self.expenses.invoices_not_read:
+            note += f" ({self.expenses.invoices_not_read} more not read: pre-flight reads at most "
+            note += f"{MAX_INVOICES_READ})"
+        return note
+
+    def check_expense_accounts(self) -> CheckResult:
+        moment_accounts = {str(a["accountNumber"]) for a in self.moment.list("financialAccounts")}
+        used = self.expenses.accounts
+        missing = sorted(a for a in used if a not in moment_accounts)
+        if missing:
+            return CheckResult(
+                "expense-accounts",
+                "fail",
+                f"{len(missing)} cost account(s) on Fortnox expense rows are not among Moment's "
+                f"financial accounts, so Moment would refuse those expenses ({self._scope_note()})",
+                "Add the accounts in Moment (Setup > Settings > Financial accounts) with the same "
+                "numbers as in Fortnox, or exclude them with the tap's account_numbers setting.",
+                [f"{a} (supplier invoices {_examples(used[a])})" for a in missing],
+            )
+        return CheckResult(
+            "expense-accounts",
+            "pass",
+            f"all {len(used)} cost accounts on expense rows exist in Moment ({self._scope_note()})",
+        )
+
+    def check_expense_projects(self) -> CheckResult:
+        moment_projects = {str(p["projectNumber"]) for p in self.moment.list("projects")}
+        used = self.expenses.projects
+        unknown = sorted(p for p in used if p not in moment_projects)
+        if unknown:
+            return CheckResult(
+                "expense-projects",
+                "warn",
+                f"{len(unknown)} project(s) on Fortnox expense rows do not exist in Moment; their "
+                "expenses will be skipped and counted as 'unknown project'",
+                "Create the projects in Moment with the same numbers (or move the costs to a "
+                "Moment project in Fortnox); Fortnox-only projects are expected to be skipped.",
+                [f"{p} (supplier invoices {_examples(used[p])})" for p in unknown],
+            )
+        return CheckResult(
+            "expense-projects",
+            "pass",
+            f"all {len(used)} projects on expense rows exist in Moment",
+        )
+
+    def check_project_start_dates(self) -> CheckResult:
+        used = self.expenses.projects
+        without = sorted(
+            str(p["ProjectNumber"])
+            for p in self.fortnox.list("projects")
+            if str(p.get("ProjectNumber")) in used and not p.get("StartDate")
+        )
+        if without:
+            return CheckResult(
+                "project-start-dates",
+                "warn",
+                f"{len(without)} Fortnox project(s) with expense rows have no start date; "
+                "Fortnox needs one for project costs",
+                "Give the projects a start date in Moment (target-fortnox sends it, or the "
+                "create date) or in Fortnox under Register > Projekt.",
+                without,
+            )
+        return CheckResult(
+            "project-start-dates", "pass", "every project with expense rows has a start date"
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tap-fortnox-expenses-preflight",
+        description="Check Fortnox and Moment before the first fortnox-expenses-to-moment run "
+        "(reads only).",
+    )
+    parser.add_argument(
+        "--config",
+        action="append",
+        metavar="PATH|ENV",
+        help="tap settings: JSON file(s), or ENV for TAP_FORTNOX_EXPENSES_* (default ENV)",
+    )
+    parser.add_argument("--env-prefix", default="TAP_FORTNOX_EXPENSES", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--moment-config",
+        action="append",
+        metavar="PATH|ENV",
+        help=f"Moment settings (api_url, company_code, api_key): JSON file(s), or ENV for "
+        f"{MOMENT_ENV_PREFIX}_* (default ENV)",
+    )
+    parser.add_argument("--moment-env-prefix", default=MOMENT_ENV_PREFIX, help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--preflight", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        tap_config = load_config(args.config, env_prefix=args.env_prefix)
+        try:
+            moment_config = load_config(args.moment_config, env_prefix=args.moment_env_prefix)
+        except ConfigError:
+            raise ConfigError(
+                f"No Moment settings: set {args.moment_env_prefix}_COMPANY_CODE and "
+                f"{args.moment_env_prefix}_API_KEY (and {args.moment_env_prefix}_API_URL for a "
+                "non-default API) in the environment or .env, or pass --moment-config moment.json."
+            ) from None
+        install_secret_redaction(
+            str(config[key])
+            for config in (tap_config, moment_config)
+            for key in SECRET_KEYS
+            if config.get(key)
+        )
+        fortnox = FortnoxClient(FortnoxSettings.from_config(tap_config))
+        moment = MomentClient(MomentSettings.from_config(moment_config))
+    except (ConfigError, ValueError) as exc:
+        print(f"tap-fortnox-expenses-preflight: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    report = ExpensesPreflight(
+        fortnox, moment, str(moment_config.get("company_code")), tap_config
+    ).run()
+    print(report.to_json() if args.json else report.render())
+    return report.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
