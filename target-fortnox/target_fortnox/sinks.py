@@ -205,7 +205,12 @@ class FortnoxSink(BatchSink):
 
     def describe_refusal(self, item: MappedRecord, exc: FortnoxDataError) -> str:
         field = f" (field {exc.field})" if getattr(exc, "field", None) else ""
-        return f"{self.stream_name} {item.key}: Fortnox refused the record{field}: {exc}"
+        # Fortnox's own text names the problem, not the fix; Moment is master, so the fix is there.
+        return (
+            f"{self.stream_name} {item.key}: Fortnox refused the record{field}: {exc} "
+            "Correct the record in Moment (or Fortnox's register it refers to); the next run "
+            "retries it from the dead letters."
+        )
 
     # --- outcomes ------------------------------------------------------------------------------
 
