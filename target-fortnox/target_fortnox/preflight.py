@@ -72,8 +72,8 @@ class MomentData:
             if number is None:
                 continue
             key = str(number)
-            customer = (invoice.get("customer") or {}).get("customerNumber")
-            data.invoices[key] = (None if customer is None else str(customer), invoice.get("ocr"))
+            billed = (invoice.get("customer") or {}).get("customerNumber")
+            data.invoices[key] = (None if billed is None else str(billed), invoice.get("ocr"))
             for line in invoice.get("invoiceLines") or []:
                 if line.get("accountNumber") is not None:
                     data.line_accounts.setdefault(str(line["accountNumber"]), []).append(key)
