@@ -38,6 +38,9 @@ class FortnoxSettings:
     # Set for a client-credentials service account (no refresh token at all).
     tenant_id: str | None = None
     token_store_path: Path = Path(DEFAULT_TOKEN_STORE_PATH)
+    # postgresql://user:pass@host/db[?tenant=NAME]: a token store shared across machines; wins
+    # over token_store_path when set (see token_store_postgres). Holds a password: never logged.
+    token_store_url: str | None = field(default=None, repr=False)
     max_requests_per_5s: int = DEFAULT_MAX_REQUESTS_PER_5S
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
@@ -80,6 +83,7 @@ class FortnoxSettings:
             token_store_path=Path(
                 _text(config.get("token_store_path")) or DEFAULT_TOKEN_STORE_PATH
             ).expanduser(),
+            token_store_url=_text(config.get("token_store_url")),
             max_requests_per_5s=_int(
                 config, "max_requests_per_5s", DEFAULT_MAX_REQUESTS_PER_5S, minimum=0
             ),

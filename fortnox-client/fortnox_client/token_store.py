@@ -93,7 +93,21 @@ class StoredToken:
 
 
 class TokenStore:
-    """Valid Fortnox access tokens for one app, shared through ``token_store_path``."""
+    """Valid Fortnox access tokens for one app, shared through ``token_store_path``.
+
+    With ``token_store_url`` set, ``TokenStore(settings)`` is a
+    :class:`~fortnox_client.token_store_postgres.PostgresTokenStore` (same semantics, one row per
+    client and tenant, for processes on several machines), so every caller gets the configured
+    backend without choosing it.
+    """
+
+    def __new__(cls, settings: FortnoxSettings, **_: Any) -> TokenStore:
+        if cls is TokenStore and settings.token_store_url:
+            # Imported here: psycopg is the optional `postgres` extra.
+            from fortnox_client.token_store_postgres import PostgresTokenStore
+
+            return super().__new__(PostgresTokenStore)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -118,6 +132,11 @@ class TokenStore:
 
     def __repr__(self) -> str:
         return f"TokenStore(path={str(self.path)!r}, mode={self.mode!r})"
+
+    @property
+    def location(self) -> str:
+        """Where the tokens are kept, for messages (never holds a secret)."""
+        return str(self.path)
 
     @property
     def mode(self) -> str:
@@ -216,7 +235,7 @@ class TokenStore:
                 refresh_token = self._settings.refresh_token
             if not refresh_token:
                 raise FortnoxAuthError(
-                    f"No Fortnox refresh token: the token store {self.path} holds none and the "
+                    f"No Fortnox refresh token: the token store {self.location} holds none and the "
                     "refresh_token setting is empty. Run the authorise command (fortnox-auth "
                     "authorize: OAuth consent in the browser, writes this store), or set "
                     "tenant_id to use a client-credentials service account."
@@ -234,7 +253,7 @@ class TokenStore:
             self.mode,
             new_entry.tenant_id or "?",
             datetime.fromtimestamp(new_entry.expires_at, UTC).isoformat(timespec="seconds"),
-            self.path,
+            self.location,
         )
         return new_entry
 
@@ -385,6 +404,9 @@ class TokenStore:
             document[CLIENT_CREDENTIALS_SECTION] = section
         else:
             document[REFRESH_SECTION] = entry.to_json()
+        self._save_document(document)
+
+    def _save_document(self, document: Mapping[str, Any]) -> None:
         write_private_json_atomically(self.path, document)
 
 

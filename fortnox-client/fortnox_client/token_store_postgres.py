@@ -1,0 +1,234 @@
+"""The Fortnox token store in PostgreSQL: the file store's rotation rules, across machines.
+
+Owns the table and the row lock. A file lock works only for processes that share a disk; a
+deployment with workers on several machines (Airflow, Dagster, Kubernetes jobs) shares a database
+instead. Selected by the setting ``token_store_url`` (``postgresql://user:pass@host/db``), which
+wins over ``token_store_path``; psycopg 3 is the optional extra ``fortnox-client[postgres]``.
+
+One row per app and tenant holds the same JSON document as the file store (see ``token_store``).
+Where the file store takes its exclusive file lock, this store opens a transaction and takes the
+row with ``SELECT … FOR UPDATE``: inside it the row is re-read (another process may have rotated
+the token already: then its token is used), the token endpoint gets exactly one POST, and the new
+pair is written and committed before the access token is returned for use. Another process
+waiting for the row sees the new pair when its ``FOR UPDATE`` returns, so a refresh token is never
+used twice (no ``invalid_grant``).
+
+Row key: ``client_id`` and a tenant key — the URL's ``tenant`` query parameter
+(``postgresql://…/db?tenant=acme``, stripped before connecting), else the ``tenant_id`` setting,
+else ``default``. Give every tenant of a refresh-token deployment its own ``?tenant=``; the table
+name can be set with ``?table=`` (default ``fortnox_tokens``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import requests
+
+from fortnox_client.errors import FortnoxAuthError, FortnoxTokenUnavailable
+from fortnox_client.settings import FortnoxSettings, SettingsError
+from fortnox_client.token_store import (
+    DEFAULT_LOCK_TIMEOUT_SECONDS,
+    DEFAULT_REFRESH_MARGIN_SECONDS,
+    TokenStore,
+)
+
+if TYPE_CHECKING:
+    import psycopg
+
+DEFAULT_TABLE = "fortnox_tokens"
+DEFAULT_TENANT_KEY = "default"
+_TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class PostgresTokenStore(TokenStore):
+    """A :class:`TokenStore` whose document is a row in PostgreSQL, locked per refresh."""
+
+    def __init__(
+        self,
+        settings: FortnoxSettings,
+        *,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.time,
+        refresh_margin: float = DEFAULT_REFRESH_MARGIN_SECONDS,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
+    ) -> None:
+        super().__init__(
+            settings,
+            session=session,
+            clock=clock,
+            refresh_margin=refresh_margin,
+            lock_timeout=lock_timeout,
+        )
+        url = settings.token_store_url
+        if not url:
+            raise SettingsError("PostgresTokenStore needs the token_store_url setting")
+        self._dsn, self.table, tenant = _parse_url(url)
+        self.tenant_key = tenant or settings.tenant_id or DEFAULT_TENANT_KEY
+        self.client_id = settings.client_id
+        self._display = _display_url(url)
+        self._conn: psycopg.Connection[Any] | None = None
+        self._conn_lock = threading.Lock()
+        # The transaction of the lock in progress; reads and writes inside the lock use it.
+        self._locked: psycopg.Cursor[Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"PostgresTokenStore({self.location!r}, mode={self.mode!r})"
+
+    @property
+    def location(self) -> str:
+        return (
+            f"{self._display} (table {self.table}, client {self.client_id}, "
+            f"tenant {self.tenant_key})"
+        )
+
+    def close(self) -> None:
+        with self._conn_lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # -- the TokenStore storage hooks ----------------------------------------------------------
+
+    def _file_lock(self) -> AbstractContextManager[None]:
+        return self._row_lock()
+
+    def _ensure_parent(self) -> None:
+        """Nothing on disk: the table is created on first connection."""
+
+    def _read_document(self) -> dict[str, Any]:
+        if self._locked is not None:
+            return self._select(self._locked, lock=False)
+        with self._connection().cursor() as cursor:
+            return self._select(cursor, lock=False)
+
+    def _save_document(self, document: Mapping[str, Any]) -> None:
+        if self._locked is None:
+            # The base class writes only under its lock; anything else is a bug to surface.
+            raise RuntimeError("PostgresTokenStore writes only inside its row lock")
+        self._locked.execute(
+            f"UPDATE {self.table} SET document = %s, updated_at = now() "  # noqa: S608 (checked name)
+            "WHERE client_id = %s AND tenant = %s",
+            (json.dumps(document, sort_keys=True), self.client_id, self.tenant_key),
+        )
+
+    # -- PostgreSQL ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _row_lock(self) -> Iterator[None]:
+        """A transaction holding this app's and tenant's row: commit on success, else roll back."""
+        import psycopg
+
+        conn = self._connection()
+        try:
+            with conn.transaction(), conn.cursor() as cursor:
+                # The lock wait is bounded like the file lock's (milliseconds, a literal: SET
+                # takes no parameters).
+                cursor.execute(f"SET LOCAL lock_timeout = {int(self._lock_timeout * 1000)}")
+                cursor.execute(
+                    f"INSERT INTO {self.table} (client_id, tenant, document) "  # noqa: S608
+                    "VALUES (%s, %s, '{}'::jsonb) ON CONFLICT DO NOTHING",
+                    (self.client_id, self.tenant_key),
+                )
+                self._select(cursor, lock=True)
+                self._locked = cursor
+                try:
+                    yield
+                finally:
+                    self._locked = None
+        except psycopg.errors.LockNotAvailable:
+            raise FortnoxTokenUnavailable(
+                f"Waited {self._lock_timeout:.0f} s for the lock on the Fortnox token store "
+                f"{self.location}; another process holds it. Check for a hung Fortnox job."
+            ) from None
+        except psycopg.OperationalError as exc:
+            raise FortnoxTokenUnavailable(
+                f"The Fortnox token store {self.location} is unreachable "
+                f"({type(exc).__name__}). Check token_store_url and that the database is up."
+            ) from None
+
+    def _select(self, cursor: psycopg.Cursor[Any], *, lock: bool) -> dict[str, Any]:
+        cursor.execute(
+            f"SELECT document FROM {self.table} "  # noqa: S608 (checked name)
+            "WHERE client_id = %s AND tenant = %s" + (" FOR UPDATE" if lock else ""),
+            (self.client_id, self.tenant_key),
+        )
+        row = cursor.fetchone()
+        if row is None:
+            return {}
+        document = row[0]
+        if not isinstance(document, dict):
+            raise FortnoxAuthError(
+                f"The Fortnox token store row {self.location} does not hold a JSON object; "
+                "delete the row and seed a new refresh token."
+            )
+        return document
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        with self._conn_lock:
+            if self._conn is None or self._conn.closed:
+                self._conn = self._connect()
+            return self._conn
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            import psycopg
+        except ImportError:
+            raise SettingsError(
+                "token_store_url is set but psycopg is not installed: install "
+                "fortnox-client[postgres] (psycopg[binary]) in the plugins' environment."
+            ) from None
+        try:
+            conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            # psycopg's message may quote the connection string: name only the redacted URL.
+            raise FortnoxTokenUnavailable(
+                f"Could not connect to the Fortnox token store {self._display} "
+                f"({type(exc).__name__}). Check token_store_url and that the database is up."
+            ) from None
+        with conn.transaction(), conn.cursor() as cursor:
+            # Serialise the first CREATE of concurrent processes (IF NOT EXISTS alone can race).
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.table,))
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.table} ("
+                "client_id text NOT NULL, tenant text NOT NULL, document jsonb NOT NULL, "
+                "updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (client_id, tenant))"
+            )
+        return conn
+
+
+def _parse_url(url: str) -> tuple[str, str, str | None]:
+    """``(libpq URL without our parameters, table, tenant key)``; SettingsError when malformed."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.netloc:
+        raise SettingsError(
+            "Fortnox setting token_store_url must look like postgresql://user:password@host/db "
+            f"(optionally ?tenant=NAME), got a URL with scheme {parts.scheme or 'none'!r}"
+        )
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    tenant = query.pop("tenant", None) or None
+    table = query.pop("table", None) or DEFAULT_TABLE
+    if not _TABLE_NAME.match(table):
+        raise SettingsError(
+            f"Fortnox setting token_store_url: table {table!r} must be a plain lower-case "
+            "identifier (letters, digits, underscores)"
+        )
+    dsn = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query), ""))
+    return dsn, table, tenant
+
+
+def _display_url(url: str) -> str:
+    """The URL without its password (for messages and logs)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit((parts.scheme, user + host, parts.path, "", ""))

@@ -1,0 +1,170 @@
+"""PostgresTokenStore against a real PostgreSQL server and the real Fortnox sandbox.
+
+The server is a private cluster started for this module (``sandbox.postgres.PostgresServer``:
+Debian's initdb + pg_ctl on a temp directory and a free port). The module is skipped, saying why,
+only when the PostgreSQL binaries are not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fortnox_client import FortnoxSettings, FortnoxTokenUnavailable, SettingsError, TokenStore
+from sandbox.postgres import PASSWORD, PostgresServer, find_bindir
+
+psycopg = pytest.importorskip("psycopg", reason="fortnox-client[postgres] (psycopg) not installed")
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    if find_bindir() is None:
+        pytest.skip(
+            "PostgreSQL server binaries (initdb, pg_ctl under /usr/lib/postgresql/*/bin) are not "
+            "installed: apt-get install postgresql"
+        )
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def store_url(postgres: PostgresServer, request: pytest.FixtureRequest) -> str:
+    """A URL whose tenant key is this test's own row."""
+    return postgres.url() + f"?tenant={request.node.name[:60]}"
+
+
+@pytest.fixture
+def sandbox(fortnox_sandbox: Any) -> Any:
+    return fortnox_sandbox
+
+
+def _config(sandbox: Any, store_url: str, tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    return {
+        "client_id": "sandbox-client",
+        "client_secret": "sandbox-secret",
+        "api_url": f"{sandbox.url}/3",
+        "token_url": f"{sandbox.url}/oauth-v1/token",
+        "token_store_path": str(tmp_path / "never-written.json"),
+        "token_store_url": store_url,
+        "refresh_token": sandbox.admin("POST", "refresh-tokens", {})["refresh_token"],
+        **overrides,
+    }
+
+
+def _row(postgres: PostgresServer, tenant: str) -> dict[str, Any]:
+    with psycopg.connect(postgres.url()) as conn:
+        row = conn.execute(
+            "SELECT document FROM fortnox_tokens WHERE client_id = %s AND tenant = %s",
+            ("sandbox-client", tenant),
+        ).fetchone()
+    assert row is not None, f"no token row for tenant {tenant}"
+    document: dict[str, Any] = row[0]
+    return document
+
+
+def test_token_store_url_selects_postgres_and_wins_over_the_path(
+    sandbox: Any, postgres: PostgresServer, store_url: str, tmp_path: Path
+) -> None:
+    settings = FortnoxSettings.from_config(_config(sandbox, store_url, tmp_path))
+    store = TokenStore(settings)
+    assert type(store).__name__ == "PostgresTokenStore"
+    token = store.access_token()
+
+    assert not (tmp_path / "never-written.json").exists()
+    tenant = store_url.rsplit("tenant=", 1)[1]
+    saved = _row(postgres, tenant)["refresh_token_grant"]
+    assert saved["access_token"] == token
+    assert saved["tenant_id"] == "1234567"
+    # A second store (another plugin, another machine) uses the stored token: no new refresh.
+    again = TokenStore(settings)
+    assert again.access_token() == token
+    assert again.refreshes == 0
+    # The password never shows up where a log or error could carry it.
+    assert PASSWORD not in repr(store)
+    assert PASSWORD not in store.location
+    assert PASSWORD not in repr(settings)
+
+
+_PROCESS_SCRIPT = """
+import json, sys, time
+from fortnox_client import FortnoxSettings, TokenStore
+settings = FortnoxSettings.from_config(json.loads(sys.argv[1]))
+start_at = float(sys.argv[2])
+store = TokenStore(settings)
+time.sleep(max(0.0, start_at - time.time()))
+first = store.access_token()
+# Every process rejects the same token at the same instant, as after a 401 on all of them.
+time.sleep(max(0.0, start_at + 1.0 - time.time()))
+second = store.force_refresh(first)
+print(json.dumps({"first": first, "second": second, "refreshes": store.refreshes}))
+"""
+
+
+def test_processes_refreshing_at_once_against_the_sandbox_never_burn_the_chain(
+    sandbox: Any, postgres: PostgresServer, store_url: str, tmp_path: Path
+) -> None:
+    config = _config(sandbox, store_url, tmp_path)
+    # All interpreters wake at the same instants, well after their imports.
+    start_at = time.time() + 2.5
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _PROCESS_SCRIPT, json.dumps(config), str(start_at)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=45) for p in procs]
+    errors = [err[-2000:] for _, err in outputs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errors
+    assert not any("invalid_grant" in err for err in errors)
+    results = [json.loads(out) for out, _ in outputs]
+
+    # One refresh per round for all three: the first round seeds, the second rotates once.
+    assert len({r["first"] for r in results}) == 1
+    assert len({r["second"] for r in results}) == 1
+    assert results[0]["first"] != results[0]["second"]
+    assert sum(r["refreshes"] for r in results) == 2
+    # The chain is alive: the stored refresh token still works (a spent one gives invalid_grant).
+    follow_up = TokenStore(FortnoxSettings.from_config(config))
+    assert follow_up.force_refresh(results[0]["second"]) != results[0]["second"]
+
+
+def test_a_row_held_too_long_fails_with_a_clear_message(
+    sandbox: Any, postgres: PostgresServer, store_url: str, tmp_path: Path
+) -> None:
+    settings = FortnoxSettings.from_config(_config(sandbox, store_url, tmp_path))
+    store = TokenStore(settings, lock_timeout=0.3)
+    token = store.access_token()  # creates the row
+    tenant = store_url.rsplit("tenant=", 1)[1]
+    with psycopg.connect(postgres.url()) as holder:
+        holder.execute(
+            "SELECT 1 FROM fortnox_tokens WHERE client_id = %s AND tenant = %s FOR UPDATE",
+            ("sandbox-client", tenant),
+        )
+        with pytest.raises(FortnoxTokenUnavailable, match="Waited 0 s for the lock") as waited:
+            store.force_refresh(token)
+    assert "hung Fortnox job" in str(waited.value)
+    assert PASSWORD not in str(waited.value)
+
+
+def test_bad_or_unreachable_url_says_what_to_fix_without_the_password(
+    sandbox: Any, postgres: PostgresServer, tmp_path: Path
+) -> None:
+    bad_scheme = _config(sandbox, "mysql://u:p@h/db", tmp_path)
+    with pytest.raises(SettingsError, match="token_store_url must look like postgresql://"):
+        TokenStore(FortnoxSettings.from_config(bad_scheme))
+
+    closed = f"postgresql://sandbox:{PASSWORD}@127.0.0.1:{postgres.port + 1}/postgres"
+    unreachable = TokenStore(FortnoxSettings.from_config(_config(sandbox, closed, tmp_path)))
+    with pytest.raises(FortnoxTokenUnavailable, match="Check token_store_url") as failed:
+        unreachable.access_token()
+    assert PASSWORD not in str(failed.value)
+    assert "postgresql://sandbox@127.0.0.1" in str(failed.value)
