@@ -1,0 +1,260 @@
+"""Bad input piped into the targets: one `.singer` replay file per kind under `bad_input/`.
+
+Each file holds the bad record(s) and a good record after them. The target must name the stream,
+the record's key, the field and what to do (on stderr and beside the record in the dead-letter
+file), and still write the good record: a bad record fails alone, never the run.
+
+The targets run as plain Singer targets (`target-x --config c.json < file`), as a user replays a
+file, against real sandbox processes; the cases run three at a time, each with its own results dir.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sandbox.launcher import SandboxProcess
+
+HERE = Path(__file__).parent / "bad_input"
+BIN = Path(sys.executable).parent
+SECTION = "bad input"
+
+
+@dataclass(frozen=True)
+class Case:
+    """What a file must produce: the failed key with words its error must hold, the good key."""
+
+    failed: tuple[str, str, tuple[str, ...]] | None  # (stream, key, words in the error)
+    good: tuple[str, str]  # (stream, key) written despite the bad record
+    warning: tuple[str, ...] = ()  # words of a warning when the record goes through altered
+    skipped: str | None = None  # a skip reason instead of a failure
+
+
+WHAT_TO_DO = ("orrect it in Moment", "orrect the record in Moment", "Fix", "Set a start date")
+FORTNOX: dict[str, Case] = {
+    "customer_missing_name": Case(
+        ("customers", "91001", ("'name'", "required")), ("customers", "92001")
+    ),
+    "customer_bad_email": Case(
+        ("customers", "91003", ("Email", "ekonomi@@kund..se")), ("customers", "92003")
+    ),
+    "customer_country_not_alpha2": Case(
+        ("customers", "91004", ("countryCode", "alpha-2")), ("customers", "92004")
+    ),
+    "customer_country_unknown": Case(
+        ("customers", "91005", ("CountryCode", "'QQ'")), ("customers", "92005")
+    ),
+    "customer_zip_too_long": Case(
+        ("customers", "91006", ("postalCode", "too long")), ("customers", "92006")
+    ),
+    "customer_number_bad_characters": Case(
+        ("customers", "91 007", ("customerNumber",)), ("customers", "92007")
+    ),
+    "invoice_for_failed_customer": Case(
+        ("invoices", "97008", ("customer 91008", "failed")), ("invoices", "98008")
+    ),
+    "project_number_too_long": Case(
+        ("projects", "P-" + "1" * 25, ("projectNumber", "20")), ("projects", "92009")
+    ),
+    "project_unknown_state": Case(
+        ("projects", "91010", ("projectState", "PAUSED")), ("projects", "92010")
+    ),
+    "project_without_any_date": Case(
+        ("projects", "91011", ("createdDate",)), ("projects", "92011")
+    ),
+    "invoice_amounts_as_strings": Case(
+        ("invoices", "97012", ("unitPrice", "number")), ("invoices", "98012")
+    ),
+    "invoice_date_wrong_format": Case(
+        ("invoices", "97013", ("invoiceDate", "01/11/2026")), ("invoices", "98013")
+    ),
+    "invoice_unknown_account": Case(
+        ("invoices", "97014", ("AccountNumber", "2001304")), ("invoices", "98014")
+    ),
+    "invoice_vat_rate_not_swedish": Case(
+        ("invoices", "97015", ("VAT", "19")), ("invoices", "98015")
+    ),
+    "invoice_unknown_project": Case(
+        ("invoices", "97016", ("NOPE-16", "project")), ("invoices", "98016")
+    ),
+    "invoice_without_lines": Case(
+        ("invoices", "97017", ("invoiceLines", "required")), ("invoices", "98017")
+    ),
+    "duplicate_keys_in_one_batch": Case(None, ("customers", "92018")),
+    "unknown_stream": Case(None, ("customers", "92019")),
+    "emoji_in_every_text_field": Case(
+        None, ("customers", "92021"), ("92021", "'address2'", "'city'")
+    ),
+    "project_name_over_50": Case(None, ("projects", "92022"), ("92022", "50")),
+}
+MOMENT: dict[str, Case] = {
+    "expense_unknown_project": Case(
+        None,
+        ("project_expenses", "rel-expense_unknown_project-ok"),
+        skipped="project unknown in Moment",
+    ),
+    "expense_bad_date": Case(
+        ("project_expenses", "rel-bad-date", ("expense_date", "2026-13-45")),
+        ("project_expenses", "rel-expense_bad_date-ok"),
+    ),
+    "expense_amount_as_string": Case(
+        ("project_expenses", "rel-bad-string", ("amount", "number")),
+        ("project_expenses", "rel-expense_amount_as_string-ok"),
+    ),
+    "expense_unknown_account": Case(
+        ("project_expenses", "rel-bad-account", ("accountNumber", "9999")),
+        ("project_expenses", "rel-expense_unknown_account-ok"),
+    ),
+    "expense_bad_currency": Case(
+        ("project_expenses", "rel-bad-currency", ("currency", "KRONOR")),
+        ("project_expenses", "rel-expense_bad_currency-ok"),
+    ),
+    "expense_project_without_start_date": Case(
+        ("project_expenses", "rel-bad-no-start", ("5006", "start date")),
+        ("project_expenses", "rel-expense_project_without_start_date-ok"),
+    ),
+    "expense_negative_amount": Case(None, ("project_expenses", "rel-bad-negative")),
+    "expense_zero_amount": Case(None, ("project_expenses", "rel-bad-zero")),
+    "expense_emoji_in_text": Case(None, ("project_expenses", "rel-emoji")),
+    "expense_duplicate_keys_in_one_batch": Case(None, ("project_expenses", "rel-dup")),
+}
+# Protocol errors the Singer SDK refuses before any sink sees the record: the run stops before
+# any STATE (nothing is lost: the tap's bookmark does not move). See test_protocol_errors.
+PROTOCOL = {
+    "fortnox/record_before_schema": "before a corresponding schema",
+    "fortnox/customer_missing_number": "missing one or more key_properties",
+    "moment/expense_missing_source_key": "missing one or more key_properties",
+}
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    stderr: str
+    letters: list[dict[str, Any]]
+    summary: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Outcome]]:
+    work = tmp_path_factory.mktemp("bad-input")
+    with (
+        SandboxProcess(
+            "fortnox", work / "f.db", seed=1, extra_args=["--max-requests-per-5s", "0"]
+        ) as fortnox,
+        SandboxProcess("moment", work / "m.db", seed=1) as moment,
+    ):
+        refresh = fortnox.admin("POST", "refresh-tokens", {})["refresh_token"]
+
+        def run(name: str) -> tuple[str, Outcome]:
+            kind, stem = name.split("/")
+            results = work / stem
+            if kind == "fortnox":
+                plugin = "target-fortnox"
+                config = {
+                    "api_url": f"{fortnox.url}/3",
+                    "token_url": f"{fortnox.url}/oauth-v1/token",
+                    "client_id": "sandbox-client",
+                    "client_secret": "sandbox-secret",
+                    "refresh_token": refresh,
+                    "token_store_path": str(work / "token.json"),
+                    "max_requests_per_5s": 0,
+                    "results_dir": str(results),
+                }
+            else:
+                plugin = "target-moment"
+                config = {
+                    "api_url": f"{moment.url}/api/1.0",
+                    "company_code": "demo",
+                    "api_key": "sandbox-key",
+                    "results_dir": str(results),
+                }
+            config_path = work / f"{stem}.json"
+            config_path.write_text(json.dumps(config))
+            with (HERE / f"{name}.singer").open("rb") as replay:
+                done = subprocess.run(
+                    [BIN / plugin, "--config", config_path],
+                    stdin=replay,
+                    capture_output=True,
+                    timeout=180,
+                )
+            letters_file = results / "dead-letters" / f"{plugin}.singer"
+            letters = []
+            if letters_file.exists():
+                messages = [json.loads(x) for x in letters_file.read_text().splitlines() if x]
+                letters = [m for m in messages if m["type"] == "RECORD"]
+            runs = sorted((results / "runs").glob("*.json"))
+            summary = json.loads(runs[-1].read_text()) if runs else {}
+            stderr = done.stderr.decode("utf-8", "replace")
+            return name, Outcome(done.returncode, stderr, letters, summary)
+
+        names = [f"fortnox/{n}" for n in FORTNOX] + [f"moment/{n}" for n in MOMENT] + list(PROTOCOL)
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            yield dict(pool.map(run, names))
+
+
+def test_every_kind_has_a_file() -> None:
+    files = {f"{p.parent.name}/{p.stem}" for p in HERE.glob("*/*.singer")}
+    expected = {f"fortnox/{n}" for n in FORTNOX} | {f"moment/{n}" for n in MOMENT} | set(PROTOCOL)
+    assert files == expected
+    assert len(expected) >= 20
+
+
+@pytest.mark.parametrize(
+    ("name", "case"),
+    [(f"fortnox/{n}", c) for n, c in FORTNOX.items()]
+    + [(f"moment/{n}", c) for n, c in MOMENT.items()],
+)
+def test_bad_record_fails_alone_with_an_actionable_error(
+    name: str, case: Case, outcomes: dict[str, Outcome], figures: Any
+) -> None:
+    outcome = outcomes[name]
+    assert outcome.exit_code == 0, outcome.stderr[-3000:]
+    assert "Traceback" not in outcome.stderr
+    streams = outcome.summary["streams"]
+    good_stream, _good_key = case.good
+    assert streams[good_stream]["created"] + streams[good_stream]["updated"] >= 1, streams
+    row: dict[str, Any] = {"target": name.split("/")[0], "outcome": "written"}
+    if case.failed is not None:
+        stream, key, words = case.failed
+        letter = next((m for m in outcome.letters if m["error"]["key"] == key), None)
+        assert letter is not None, f"no dead letter for {stream} {key}: {outcome.letters}"
+        assert letter["stream"] == stream
+        message = letter["error"]["message"]
+        for word in words:
+            assert word in message, f"{word!r} not in {message!r}"
+        assert any(w in message for w in WHAT_TO_DO), f"no advice in {message!r}"
+        error_lines = [x for x in outcome.stderr.splitlines() if "ERROR" in x and key in x]
+        assert error_lines, outcome.stderr[-2000:]
+        assert any(stream in x for x in error_lines)
+        failed = sum(s["failed"] for s in streams.values())
+        assert failed == len(outcome.letters), (streams, outcome.letters)
+        row = {**row, "outcome": "dead-lettered", "error": message[:240]}
+    else:
+        assert outcome.letters == [], outcome.letters
+    for word in case.warning:
+        assert any("WARNING" in x and word in x for x in outcome.stderr.splitlines()), word
+    if case.warning:
+        row["outcome"] = "written with a warning"
+    if case.skipped:
+        assert streams[good_stream]["skipped_reasons"] == {case.skipped: 1}
+        row["outcome"] = f"skipped ({case.skipped})"
+    figures.add(SECTION, name, **row)
+
+
+@pytest.mark.parametrize(("name", "words"), list(PROTOCOL.items()))
+def test_protocol_errors_stop_before_any_state(
+    name: str, words: str, outcomes: dict[str, Outcome], figures: Any
+) -> None:
+    """A stream that breaks the Singer protocol stops the target before it writes STATE."""
+    outcome = outcomes[name]
+    assert outcome.exit_code != 0
+    assert words in outcome.stderr
+    figures.add(SECTION, name, target=name.split("/")[0], outcome=f"run stopped: {words}")
