@@ -28,7 +28,9 @@ _FORTNOX_LETTERS = set("åäöéáüæøœÅÄÖÉÁÜÆØŒ")
 _FORTNOX_PUNCTUATION = set("–:.`´’,;^¤#%§£$€¢¥©™°&/()=+-*_!?²³®½@")
 _FORTNOX_WHITESPACE = set(" \u00a0\n\r")
 # Characters with an accepted look-alike: replaced rather than dropped.
-_SUBSTITUTES = {"'": "’", "\t": " ", "—": "–", "‘": "’", "\u2009": " "}
+# ß has no decomposition and is not on Fortnox's list: without its spelled-out form a German
+# address would lose the letter ("Spitalerstraße" → "Spitalerstrae").
+_SUBSTITUTES = {"'": "’", "\t": " ", "—": "–", "‘": "’", "\u2009": " ", "ß": "ss", "ẞ": "SS"}
 
 # Customer fields the Fortnox customer list carries: comparing on these needs no single GET.
 CUSTOMER_FIELDS = (

@@ -72,6 +72,13 @@ def test_emoji_are_stripped_with_a_warning_naming_record_and_field() -> None:
     assert "'name'" in mapped.warnings[0]
 
 
+def test_sharp_s_is_spelled_out_not_dropped() -> None:
+    mapped = map_customer({**CUSTOMER, "address1": "Spitalerstraße 44"})
+    assert mapped.payload["Address1"] == "Spitalerstrasse 44"
+    assert len(mapped.warnings) == 1
+    assert "'address1'" in mapped.warnings[0]
+
+
 def test_text_that_is_only_refused_characters_makes_a_required_field_fail() -> None:
     with pytest.raises(MappingError, match="'name' is required"):
         map_customer({**CUSTOMER, "name": "🎉🎉"})
