@@ -18,6 +18,7 @@ SETTINGS = (
     "refresh_token",
     "tenant_id",
     "token_store_path",
+    "token_store_url",
     "max_requests_per_5s",
     "notify_email",
     "smtp_host",

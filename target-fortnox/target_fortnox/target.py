@@ -90,6 +90,14 @@ class TargetFortnox(Target):
             description="File holding the rotating token pair, shared with tap-fortnox-expenses.",
         ),
         th.Property(
+            "token_store_url",
+            th.StringType,
+            secret=True,
+            description="PostgreSQL URL of a token store shared across machines "
+            "(postgresql://user:password@host/db?tenant=NAME, one row per client and tenant); "
+            "wins over token_store_path when set. Needs fortnox-client[postgres].",
+        ),
+        th.Property(
             "max_requests_per_5s",
             th.IntegerType,
             default=25,

@@ -23,6 +23,7 @@ DESIGN_SETTINGS = [
     "refresh_token",
     "tenant_id",
     "token_store_path",
+    "token_store_url",
     "max_requests_per_5s",
     "notify_email",
     "smtp_host",
@@ -35,7 +36,7 @@ DESIGN_SETTINGS = [
     "dry_run",
     "push_invoices",
 ]
-SECRETS = {"client_secret", "refresh_token", "smtp_password"}
+SECRETS = {"client_secret", "refresh_token", "token_store_url", "smtp_password"}
 
 
 def test_settings_are_the_design_names_and_the_readme_lists_each_with_its_default() -> None:
