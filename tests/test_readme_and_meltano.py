@@ -60,8 +60,8 @@ def test_jobs_and_schedules() -> None:
         "moment-to-fortnox": ["tap-moment target-fortnox"],
         "fortnox-expenses-to-moment": ["tap-fortnox-expenses target-moment"],
         # Data stacks (tests/stack): the taps into a warehouse, another tap into target-fortnox.
-        "moment-to-warehouse": ["tap-moment--warehouse target-postgres"],
-        "fortnox-expenses-to-warehouse": ["tap-fortnox-expenses--warehouse target-postgres"],
+        "moment-to-warehouse": ["tap-moment target-postgres"],
+        "fortnox-expenses-to-warehouse": ["tap-fortnox-expenses target-postgres"],
         "csv-customers-to-fortnox": ["tap-csv-folder target-fortnox"],
     }
     schedules = {s["job"]: s["interval"] for s in project["schedules"]}
