@@ -2,7 +2,8 @@
 
 Run summaries (``RunSummary``), replayable dead letters (``DeadLetters``), the failure e-mail
 (``FailureMailer``), secret redaction in logs (``install_secret_redaction``, ``redact``),
-progress lines (``ProgressReporter``) and pre-flight reports (``PreflightReport``,
+progress lines (``ProgressReporter``), per-record handling of Singer protocol slips
+(``RecordGuard``) and pre-flight reports (``PreflightReport``,
 ``CheckResult``, ``run_check``); ``sync-report`` shows the last runs (``sync_common.report``).
 Standard library only.
 """
@@ -20,6 +21,12 @@ from sync_common.run_summary import (
     load_runs,
     render_runs_table,
 )
+from sync_common.singer_input import (
+    RecordGuard,
+    is_keyless_letter_key,
+    keyless_letter_key,
+    missing_key_properties,
+)
 
 __all__ = [
     "OUTCOMES",
@@ -29,6 +36,7 @@ __all__ = [
     "FailureMailer",
     "PreflightReport",
     "ProgressReporter",
+    "RecordGuard",
     "RecordIssue",
     "RunSummary",
     "SecretRedactingFilter",
@@ -37,7 +45,10 @@ __all__ = [
     "dead_letters_path",
     "failure_report",
     "install_secret_redaction",
+    "is_keyless_letter_key",
+    "keyless_letter_key",
     "load_runs",
+    "missing_key_properties",
     "redact",
     "render_runs_table",
     "run_check",
