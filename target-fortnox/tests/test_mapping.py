@@ -237,39 +237,45 @@ class FakeRegister:
         return self.rows.get(key)
 
     def list(self, resource: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-        for page in range(0, len(self.rows), 500):
+        first = int((params or {}).get("page", 1))
+        for page in range((first - 1) * 500, len(self.rows), 500):
             self.calls.append(f"list page {page // 500 + 1}")
             yield from list(self.rows.values())[page : page + 500]
 
     def get_path(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        self.calls.append("probe")
-        return {"MetaInformation": {"@TotalResources": len(self.rows)}}
+        assert params == {"limit": 500, "page": 1}  # page 1 doubles as the probe
+        self.calls.append("list page 1")
+        rows = list(self.rows.values())[:500]
+        return {"MetaInformation": {"@TotalResources": len(self.rows)}, "Customers": rows}
 
 
 def test_existing_records_lists_when_pages_are_fewer_than_keys() -> None:
     register = FakeRegister([str(n) for n in range(1000, 2200)])  # 3 pages
     index = ExistingRecords(register, "customers", "CustomerNumber")
-    index.prepare([str(n) for n in range(1000, 1010)] + ["9999"])
+    index.prepare([str(n) for n in range(1000, 1010)] + [str(n) for n in range(2100, 2110)])
 
-    assert register.calls == ["probe", "list page 1", "list page 2", "list page 3"]
+    # Page 1 is the probe and is not read twice.
+    assert register.calls == ["list page 1", "list page 2", "list page 3"]
     assert index.find("1005") == {"CustomerNumber": "1005", "Name": "Kund 1005"}
     assert index.find("9999") is None
     index.prepare(["2100", "8888"])  # later batches of the run: no request at all
-    assert len(register.calls) == 4
+    assert len(register.calls) == 3
 
 
 def test_existing_records_gets_singles_when_cheaper_and_skips_an_empty_register() -> None:
     register = FakeRegister([str(n) for n in range(1000, 2200)])
     index = ExistingRecords(register, "customers", "CustomerNumber")
     index.prepare(["1001", "1002"])
-    assert register.calls == ["probe", "get 1001", "get 1002"]
-    index.prepare(["1001"])
+    assert register.calls == ["list page 1"]  # both on page 1, the probe: no single GET
+    index.prepare(["2001", "2002"])
+    assert register.calls == ["list page 1", "get 2001", "get 2002"]  # 2 GETs < 2 more pages
+    index.prepare(["1001", "2001"])
     assert len(register.calls) == 3  # already known
 
     empty = FakeRegister([])
     fresh = ExistingRecords(empty, "customers", "CustomerNumber")
     fresh.prepare(["1", "2", "3"])
-    assert empty.calls == ["probe"]
+    assert empty.calls == ["list page 1"]
     assert fresh.find("2") is None
 
 
