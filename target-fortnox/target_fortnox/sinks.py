@@ -291,12 +291,13 @@ class FortnoxSink(BatchSink):
         unlisted = [name for name in fields if name not in existing]
         changes = changed_fields(item.payload, existing, [f for f in fields if f in existing])
         if unlisted and not target.ledger.matches(self.stream_name, item.key, print_):
-            if changes:
+            if changes and not target.dry_run:
                 # Written anyway: send the fields the list lacks too, rather than GET to diff them
                 # (one request per changed record, DESIGN §7); a PUT of an equal value is a no-op.
                 changes.update({name: item.payload.get(name) or "" for name in unlisted})
             else:
-                # Only an unlisted field can differ: read the record before deciding to write.
+                # Only an unlisted field can differ (or this is a dry run, whose plan must name
+                # only the fields that really change): read the record before deciding.
                 existing = self.existing.full(item.key) or existing
                 changes = changed_fields(item.payload, existing, fields)
         if not changes:
