@@ -102,6 +102,8 @@ class MomentToFortnoxPreflight:
         self.moment = moment
         self.company_code = company_code
         self._moment_data: MomentData | None = None
+        # Off: /3/projects refuses every call, which the project-module check already reports.
+        self.project_module_on = True
 
     @property
     def moment_data(self) -> MomentData:
@@ -124,7 +126,8 @@ class MomentToFortnoxPreflight:
             lambda: check_moment_api(self.moment, self.company_code, MOMENT_ENV_PREFIX),
         )[0].blocking
         if fortnox_ok:
-            run_check(report, "project-module", lambda: check_project_module(self.fortnox))
+            module = run_check(report, "project-module", lambda: check_project_module(self.fortnox))
+            self.project_module_on = not module[0].blocking
             run_check(report, "financial-year", lambda: self.check_financial_year(today))
         if moment_ok:
             run_check(report, "project-numbers", self.check_project_numbers)
@@ -240,31 +243,33 @@ class MomentToFortnoxPreflight:
     def check_number_series(self) -> list[CheckResult]:
         data = self.moment_data
         customers = {str(c["CustomerNumber"]): c for c in self.fortnox.list("customers")}
-        projects = {str(p["ProjectNumber"]): p for p in self.fortnox.list("projects")}
         invoices = {str(i["DocumentNumber"]): i for i in self.fortnox.list("invoices")}
-        return [
+        results = [
             self._series(
                 "customers",
                 data.customers,
                 customers,
                 _different_customer,
                 "Register > Kunder",
-            ),
-            self._series(
-                "projects",
-                data.projects,
-                projects,
-                _different_project,
-                "Register > Projekt",
-            ),
+            )
+        ]
+        if self.project_module_on:
+            projects = {str(p["ProjectNumber"]): p for p in self.fortnox.list("projects")}
+            results.append(
+                self._series(
+                    "projects", data.projects, projects, _different_project, "Register > Projekt"
+                )
+            )
+        results.append(
             self._series(
                 "invoices",
                 {n: {"customer": c} for n, (c, _) in data.invoices.items()},
                 invoices,
                 _different_invoice,
                 "Fakturering > Kundfakturor",
-            ),
-        ]
+            )
+        )
+        return results
 
     def _series(
         self,

@@ -133,6 +133,9 @@ def test_project_module_off_blocks(
     assert "2001101" in check.detail
     assert "Inställningar > Fakturering > Projekt" in check.fix
     assert report.exit_code == 1
+    # Said once: the other checks do not fail again on /3/projects.
+    assert [r.name for r in report.results if r.status == "fail"] == ["project-module"]
+    assert "number-series-projects" not in statuses(report)
 
 
 def test_missing_scopes_are_named_with_the_fix(
