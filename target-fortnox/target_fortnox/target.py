@@ -23,8 +23,10 @@ from sync_common import (
     DeadLetter,
     DeadLetters,
     FailureMailer,
+    RecordGuard,
     RunSummary,
     install_secret_redaction,
+    is_keyless_letter_key,
 )
 
 from target_fortnox.existing import ExistingRecords, FingerprintLedger
@@ -42,7 +44,7 @@ SINKS: dict[str, type[Sink]] = {
 }
 
 
-class TargetFortnox(Target):
+class TargetFortnox(RecordGuard, Target):
     """Upserts Moment customers, projects and invoices into Fortnox; Moment is master."""
 
     name = PLUGIN
@@ -224,17 +226,56 @@ class TargetFortnox(Target):
     def dead_letters_to_replay(self, stream_name: str) -> list[DeadLetter]:
         """The pending dead letters of ``stream_name``, handed out once per run (not when dry).
 
-        A sink queues them in ``setup()``, i.e. before any new record of its stream.
+        A sink queues them in ``setup()``, i.e. before any new record of its stream. A letter of
+        a record that came without its key stays in the file and counts failed again: it cannot
+        succeed until someone sets the key (in the source, or in the file, and replays it).
         """
         if self.dry_run or stream_name in self._letters_queued:
             return []
         self._letters_queued.add(stream_name)
-        letters: list[DeadLetter] = self.dead_letters.pending(stream_name)
+        letters: list[DeadLetter] = []
+        for letter in self.dead_letters.pending(stream_name):
+            if is_keyless_letter_key(letter.key):
+                self.logger.error(
+                    "%s %s: still without its key: %s", stream_name, letter.key, letter.error
+                )
+                self.summary.fail(stream_name, letter.key, letter.error)
+            else:
+                letters.append(letter)
         if letters:
             self.logger.info(
                 "%s: retrying %d dead letter(s) before new records", stream_name, len(letters)
             )
         return letters
+
+    # --- Singer protocol slips, per record (RecordGuard) --------------------------------------
+
+    def expected_key_properties(self, stream: str) -> list[str]:
+        sink = SINKS.get(stream)
+        return [sink.moment_key] if sink is not None and hasattr(sink, "moment_key") else []
+
+    def reject_record(
+        self,
+        stream: str,
+        schema: dict[str, Any],
+        key_properties: list[str],
+        record: dict[str, Any],
+        key: str,
+        message: str,
+    ) -> None:
+        if self.dry_run:
+            self.plan.add(stream, key, "failed", detail=message)
+            self.summary.skip(stream, "dry run: would fail", key)
+            return
+        self.summary.fail(stream, key, message)
+        self.dead_letters.add(stream, schema, key_properties, record, key, message)
+
+    def count_record_without_schema(
+        self, stream: str, record: dict[str, Any], message: str
+    ) -> None:
+        keys = self.expected_key_properties(stream)
+        key = str(record[keys[0]]) if keys and record.get(keys[0]) is not None else None
+        self.summary.fail(stream, key, message)
 
     def process_endofpipe(self) -> None:
         """Replay dead letters of streams absent from the input, drain, then finish the run."""
