@@ -25,7 +25,7 @@ from moment_client import (
     MomentError,
     MomentTransientError,
 )
-from sync_common import DeadLetters, ProgressReporter, RunSummary
+from sync_common import DeadLetters, ProgressReporter, RunSummary, is_keyless_letter_key
 
 from target_moment.contract import (
     PROJECT_EXPENSES,
@@ -149,6 +149,14 @@ class ExpenseImport:
         if letters:
             logger.info("Retrying %d dead-lettered expense(s) from earlier runs", len(letters))
         for letter in letters:
+            if is_keyless_letter_key(letter.key):
+                # It came without its source key: retrying cannot succeed until someone sets it
+                # (in the file, then replays it). Kept, and counted failed again.
+                logger.error(
+                    "%s %s: still without its key: %s", letter.stream, letter.key, letter.error
+                )
+                self.summary.fail(letter.stream, letter.key, letter.error)
+                continue
             self.import_expense(letter.record, letter.schema, letter.key_properties)
 
     def import_expense(
@@ -263,6 +271,32 @@ class ExpenseImport:
                 EXPENSES_ENTITY, existing["id"], decision.patch_body()
             )
         return decision
+
+    def reject(
+        self,
+        stream: str,
+        record: Mapping[str, Any],
+        schema: Mapping[str, Any],
+        key_properties: Sequence[str],
+        key: str,
+        message: str,
+    ) -> None:
+        """Fail a record the target refused before any sink saw it (e.g. without its key).
+
+        The message was logged by the caller. An expense becomes a dead letter like any other;
+        a record of another stream is only counted (projects are re-sent whole every run).
+        """
+        if stream == PROJECT_EXPENSES:
+            # Earlier runs' letters go first, as for any new expense (and this letter must not
+            # be retried by this run).
+            self.retry_dead_letters()
+        self.summary.fail(stream, key, message)
+        if stream != PROJECT_EXPENSES:
+            return
+        if self.settings.dry_run:
+            self.plan.add_failure(key, str(record.get("project_number") or ""), message)
+        else:
+            self.dead_letters.add(stream, schema, key_properties, json_ready(record), key, message)
 
     def _fail(
         self,

@@ -13,19 +13,31 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from moment_client import DEFAULT_API_URL, MomentClient, MomentSettings
+from moment_client import (
+    DEFAULT_API_URL,
+    MomentAuthError,
+    MomentClient,
+    MomentSettings,
+    MomentTransientError,
+)
 from singer_sdk import typing as th
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
-from sync_common import DeadLetters, FailureMailer, RunSummary, install_secret_redaction
+from sync_common import (
+    DeadLetters,
+    FailureMailer,
+    RecordGuard,
+    RunSummary,
+    install_secret_redaction,
+)
 
-from target_moment.contract import PROJECT_EXPENSES, PROJECTS
+from target_moment.contract import KEY_PROPERTIES, PROJECT_EXPENSES, PROJECTS
 from target_moment.dry_run import PLUGIN
 from target_moment.expense_import import ExpenseImport, ImportSettings
 from target_moment.sinks import FortnoxProjectsSink, IgnoredStreamSink, ProjectExpenseSink
 
 
-class TargetMoment(Target):
+class TargetMoment(RecordGuard, Target):
     """Writes Fortnox project expenses into Moment, idempotently (upsert by Fortnox source key)."""
 
     name = PLUGIN
@@ -118,6 +130,34 @@ class TargetMoment(Target):
                 dry_run=bool(self.config.get("dry_run", False)),
             ),
         )
+
+    # Singer protocol slips, per record (RecordGuard) ----------------------------------------
+    def expected_key_properties(self, stream: str) -> list[str]:
+        key = KEY_PROPERTIES.get(stream)
+        return [key] if key else []
+
+    def reject_record(
+        self,
+        stream: str,
+        schema: dict[str, Any],
+        key_properties: list[str],
+        record: dict[str, Any],
+        key: str,
+        message: str,
+    ) -> None:
+        try:
+            self.expense_import.reject(stream, record, schema, key_properties, key, message)
+        except (MomentAuthError, MomentTransientError) as exc:
+            # Retrying older dead letters first hit a run-level error: fail before any state.
+            self.end_run(fatal=exc)
+            raise
+
+    def count_record_without_schema(
+        self, stream: str, record: dict[str, Any], message: str
+    ) -> None:
+        keys = self.expected_key_properties(stream)
+        key = str(record[keys[0]]) if keys and record.get(keys[0]) is not None else None
+        self.expense_import.summary.fail(stream, key, message)
 
     def process_endofpipe(self) -> None:
         try:
