@@ -14,7 +14,7 @@ that the caller looks the record up instead of creating it twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -128,10 +128,18 @@ class MomentClient:
         return f"MomentClient(api_url={settings.api_url!r}, company={settings.company_code!r})"
 
     # public API -------------------------------------------------------------------------------
-    def list(self, entity: str, params: Params | None = None) -> Iterator[dict[str, Any]]:
+    def list(
+        self,
+        entity: str,
+        params: Params | None = None,
+        *,
+        on_total: Callable[[int], None] | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """Every record of ``entity`` matching ``params``, one page in memory at a time.
 
         Pages are requested lazily (a generator): stopping the iteration stops the requests.
+        ``on_total`` is called once, before the first record, with the first page's
+        ``totalElements`` when Moment sends it (progress lines use it for time left).
         """
         size = self.settings.page_size
         page = 0
@@ -145,6 +153,10 @@ class MomentClient:
                     "is api_url the API base (…/api/1.0)?",
                     path=self._path(entity),
                 )
+            if page == 0 and on_total is not None:
+                total = (body.get("page") or {}).get("totalElements")
+                if isinstance(total, int) and not isinstance(total, bool):
+                    on_total(total)
             yield from content
             if not content or self._is_last_page(body.get("page"), page, len(content), size):
                 return

@@ -97,6 +97,15 @@ def test_list_pages_from_zero_until_total_pages() -> None:
 
 
 @responses.activate
+def test_list_reports_the_total_once_before_the_first_record() -> None:
+    responses.add_callback(responses.GET, f"{BASE}/customers", callback=paged_callback(5))
+    events: list[str] = []
+    for record in make_client().list("customers", on_total=lambda n: events.append(f"total {n}")):
+        events.append(f"record {record['id']}")
+    assert events == ["total 5", *(f"record {i}" for i in range(5))]
+
+
+@responses.activate
 def test_list_without_page_metadata_stops_on_short_page() -> None:
     responses.get(f"{BASE}/customers", json={"content": [{"id": 1}, {"id": 2}]})
     responses.get(f"{BASE}/customers", json={"content": [{"id": 3}]})
