@@ -50,21 +50,21 @@ def test_record_without_key_and_record_before_schema_fail_alone(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     text = _text(
-        _record(customerNumber="71901", name="För Tidig AB"),
+        _record(customerNumber="71951", name="För Tidig AB"),
         SCHEMA,
         _record(name="Utan Nummer AB"),
-        _record(customerNumber="71902", name="I Tid AB"),
+        _record(customerNumber="71952", name="I Tid AB"),
         {"type": "STATE", "value": {"bookmarks": {"customers": {"replication_key_value": "x"}}}},
     )
     run = replay(text=text)
 
-    assert fortnox_api.get("customers", "71902") is not None
-    assert fortnox_api.get("customers", "71901") is None
+    assert fortnox_api.get("customers", "71952") is not None
+    assert fortnox_api.get("customers", "71951") is None
     assert run.states, "a per-record slip must not stop the run or its STATE"
     summary = _summary(fortnox_config["results_dir"])
     assert summary["streams"]["customers"]["failed"] == 2
     assert summary["streams"]["customers"]["created"] == 1
-    early = next(f for f in summary["failures"] if f["key"] == "71901")
+    early = next(f for f in summary["failures"] if f["key"] == "71951")
     assert "before any SCHEMA" in early["message"]
     assert "Fix the tap" in early["message"]
     (letter,) = DeadLetters(fortnox_config["results_dir"], "target-fortnox").pending()
@@ -72,11 +72,11 @@ def test_record_without_key_and_record_before_schema_fail_alone(
     assert "'customerNumber' is missing" in letter.error
     assert letter.record["name"] == "Utan Nummer AB"
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert any("customers" in e and "71901" in e for e in errors)
+    assert any("customers" in e and "71951" in e for e in errors)
     assert any(letter.key in e for e in errors)
 
     # The next run keeps the keyless letter (it cannot succeed) and counts it failed again.
-    replay(text=_text(SCHEMA, _record(customerNumber="71903", name="Nästa AB")))
+    replay(text=_text(SCHEMA, _record(customerNumber="71953", name="Nästa AB")))
     again = _summary(fortnox_config["results_dir"])
     assert again["streams"]["customers"]["failed"] == 1
     assert again["streams"]["customers"]["created"] == 1
