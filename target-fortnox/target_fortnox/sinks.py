@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 
 RESERVED_CUSTOMER_NUMBER = 2000637
 BATCH_SIZE = 500
+# Rounds of POST → unanswered (5xx, timeout, reset) → look-up → absent, before the record fails
+# alone: each look-up proves the earlier POST left nothing, so another POST is safe.
+MAX_AMBIGUOUS_CREATES = 3
 
 
 class RecordRejected(Exception):
@@ -254,20 +257,33 @@ class FortnoxSink(BatchSink):
             # Planned as created: later records of the plan (an invoice's customer) may rely on it.
             self.existing.remember(item.key, body)
             return "created", None
-        try:
-            created = target.client.create(self.resource, body)
-        except AmbiguousWriteError:
-            self.logger.warning(
-                "%s %s: the create may or may not have reached Fortnox; looking it up before any "
-                "retry",
-                self.stream_name,
-                item.key,
-            )
-            found = self.existing.refresh(item.key)
-            if found is None:
+        created: dict[str, Any] | None = None
+        for attempt in range(1, MAX_AMBIGUOUS_CREATES + 1):
+            try:
                 created = target.client.create(self.resource, body)
-            else:
-                return self.update_if_changed(item, found, fields, outcome_if_same="created")
+                break
+            except AmbiguousWriteError as exc:
+                self.logger.warning(
+                    "%s %s: the create may or may not have reached Fortnox (attempt %d of %d: "
+                    "%s); looking it up before any retry",
+                    self.stream_name,
+                    item.key,
+                    attempt,
+                    MAX_AMBIGUOUS_CREATES,
+                    exc,
+                )
+                found = self.existing.refresh(item.key)
+                if found is not None:
+                    return self.update_if_changed(item, found, fields, outcome_if_same="created")
+        if created is None:
+            # Every POST went unanswered and none left a record: this record fails alone (dead
+            # letter, retried first next run) rather than the whole run.
+            raise RecordRejected(
+                f"{self.stream_name} {item.key}: Fortnox did not answer {MAX_AMBIGUOUS_CREATES} "
+                "creates of this record and a look-up after each found it absent, so it was not "
+                "written. Nothing to fix in Moment: the next run retries it from the dead letters "
+                "(check status.fortnox.se if it keeps failing)."
+            )
         self.existing.remember(item.key, created)
         target.ledger.put(self.stream_name, item.key, fingerprint(item.payload))
         return "created", None

@@ -207,3 +207,43 @@ def test_invoice_of_a_customer_that_failed_in_the_run_fails_naming_it(
     assert "countryCode" in letters[("customers", "74101")]
     assert "customer 74101" in letters[("invoices", "7410001")]
     assert "failed in this run" in letters[("invoices", "7410001")]
+
+
+def test_repeated_ambiguous_creates_are_looked_up_each_time_then_written(
+    replay: Replay, fortnox_sandbox: SandboxProcess, fortnox_api: FortnoxClient
+) -> None:
+    # Two 500 answers in a row (nothing committed): look-up, POST, look-up, POST — never stop.
+    fortnox_sandbox.admin(
+        "POST",
+        "faults",
+        {"kind": "status", "status": 500, "method": "POST", "path": "^/3/customers$", "count": 2},
+    )
+    run = replay(text=customers_text(["72101"]))
+
+    assert run.count("POST") == 3
+    assert run.states, "an ambiguous create resolved by look-ups must not stop the run"
+    assert fortnox_api.get("customers", "72101") is not None
+    summary = json.loads(
+        next(Path(run.target.config["results_dir"]).glob("runs/*.json")).read_text()
+    )
+    assert summary["streams"]["customers"]["created"] == 1
+
+
+def test_create_unanswered_every_time_fails_that_record_alone(
+    replay: Replay, fortnox_sandbox: SandboxProcess, fortnox_api: FortnoxClient
+) -> None:
+    fortnox_sandbox.admin(
+        "POST",
+        "faults",
+        {"kind": "status", "status": 502, "method": "POST", "path": "^/3/customers$", "count": 3},
+    )
+    run = replay(text=customers_text(["72201", "72202"]))
+
+    assert run.count("POST") == 4  # three for 72201 (each looked up after), one for 72202
+    assert run.states, "one record's unanswered creates must not stop the run"
+    assert fortnox_api.get("customers", "72201") is None
+    assert fortnox_api.get("customers", "72202") is not None
+    (letter,) = DeadLetters(run.target.config["results_dir"], "target-fortnox").pending()
+    assert letter.key == "72201"
+    assert "did not answer 3 creates" in letter.error
+    assert "retries it from the dead letters" in letter.error
