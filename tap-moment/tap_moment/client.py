@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from singer_sdk import Stream
 from singer_sdk.schema.source import SchemaDirectory, StreamSchema
+from sync_common import ProgressReporter
 
 from tap_moment import schemas
 
@@ -52,6 +53,9 @@ class MomentStream(Stream):
     # previous bookmark (which the check counts as unsorted), and the timestamps carry Stockholm
     # offsets (+01:00/+02:00) whose strings do not sort across a daylight-saving change.
     check_sorted = False
+    # A long first sync (100,000 customers) logs "customers: 12000 done, 950.0/s, ~2 min left"
+    # at most this often; the total comes from Moment's first page.
+    progress_interval_seconds: t.ClassVar[float] = 10.0
 
     @property
     def moment(self) -> MomentClient:
@@ -79,13 +83,20 @@ class MomentStream(Stream):
                 timespec="milliseconds"
             )
         self.logger.info("Reading Moment %s modified from %s", self.entity, since or "the start")
+        progress = ProgressReporter(
+            self.name, interval_seconds=self.progress_interval_seconds, log=self.logger
+        )
         read = 0
-        for record in self.moment.list(self.entity, params=params):
+        for record in self.moment.list(
+            self.entity, params=params, on_total=lambda n: setattr(progress, "total", n)
+        ):
+            progress.tick()
             # Real clients saw Moment return rows outside a filter (moment-api.md §1.6): recheck.
             if since is not None and parse_instant(record[REPLICATION_KEY]) < since:
                 continue
             read += 1
             yield record
+        progress.finish()
         stats = self.moment.stats
         self.logger.info(
             "Read %d Moment %s; Moment requests so far: %d (%d retries)",
