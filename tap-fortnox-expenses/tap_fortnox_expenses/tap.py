@@ -86,6 +86,26 @@ class TapFortnoxExpenses(Tap):
             "5 s)",
         ),
         th.Property(
+            "timeout",
+            th.NumberType,
+            default=60,
+            description="Seconds to wait for each Fortnox answer (read timeout; connecting may "
+            "take 10 s). A create that times out is looked up before it is sent again",
+        ),
+        th.Property(
+            "max_tries",
+            th.IntegerType,
+            default=8,
+            description="Tries per Fortnox request on 429, 5xx, timeouts and resets (1 = no "
+            "retry); when they run out the run fails before its state is saved",
+        ),
+        th.Property(
+            "max_retry_seconds",
+            th.NumberType,
+            default=60,
+            description="Longest time spent retrying one Fortnox request (backoff with jitter)",
+        ),
+        th.Property(
             "notify_email",
             th.StringType,
             description="Address (or comma list) that gets one e-mail per run with failures",

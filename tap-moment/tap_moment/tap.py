@@ -51,6 +51,19 @@ class TapMoment(Tap):
             description=f"Records per list request (1-{MAX_PAGE_SIZE})",
         ),
         th.Property(
+            "timeout",
+            th.NumberType,
+            default=60,
+            description="Seconds to wait for each Moment answer",
+        ),
+        th.Property(
+            "max_tries",
+            th.IntegerType,
+            default=5,
+            description="Tries per Moment request on 429, 5xx, timeouts and resets (1 = no "
+            "retry); when they run out the run fails before its state is saved",
+        ),
+        th.Property(
             "lookback_minutes",
             th.IntegerType(minimum=0),
             default=5,

@@ -65,6 +65,20 @@ class TargetMoment(RecordGuard, Target):
             description="Moment API key (Company > API keys); sent as HTTP Basic apikey:<key>.",
         ),
         th.Property(
+            "timeout",
+            th.NumberType,
+            default=60,
+            description="Seconds to wait for each Moment answer (a create that times out is "
+            "looked up by its Fortnox source key before it is sent again)",
+        ),
+        th.Property(
+            "max_tries",
+            th.IntegerType,
+            default=5,
+            description="Tries per Moment request on 429, 5xx, timeouts and resets (1 = no "
+            "retry); when they run out the run fails before its state is saved",
+        ),
+        th.Property(
             "default_billable",
             th.BooleanType,
             default=True,
