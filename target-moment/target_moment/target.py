@@ -183,6 +183,14 @@ class TargetMoment(RecordGuard, Target):
             raise
         self.end_run()
 
+    def _write_state_message(self, state: dict[str, Any]) -> None:
+        # A dry run wrote nothing, so the tap's bookmark must not move: tap-fortnox-expenses does
+        # not emit an unchanged invoice again, so the next real run would skip what was planned.
+        if self.config.get("dry_run"):
+            self.logger.info("dry run: STATE not emitted")
+            return
+        super()._write_state_message(state)
+
     def end_run(self, fatal: BaseException | None = None) -> None:
         """Write the summary (and the plan in dry run), save dead letters, e-mail on failure.
 
