@@ -125,12 +125,28 @@ MOMENT: dict[str, Case] = {
     "expense_emoji_in_text": Case(None, ("project_expenses", "rel-emoji")),
     "expense_duplicate_keys_in_one_batch": Case(None, ("project_expenses", "rel-dup")),
 }
-# Protocol errors the Singer SDK refuses before any sink sees the record: the run stops before
-# any STATE (nothing is lost: the tap's bookmark does not move). See test_protocol_errors.
+# Singer protocol slips the SDK alone would stop the run on (sync-common's RecordGuard fails the
+# record only): stream, the key (or the missing key field), words of the error, whether it is a
+# dead letter (a record before its SCHEMA has no schema to be replayed with: counted failed).
 PROTOCOL = {
-    "fortnox/record_before_schema": "before a corresponding schema",
-    "fortnox/customer_missing_number": "missing one or more key_properties",
-    "moment/expense_missing_source_key": "missing one or more key_properties",
+    "fortnox/record_before_schema": ("customers", "91020", "before any SCHEMA", False),
+    "fortnox/customer_missing_number": (
+        "customers",
+        "(no customerNumber)",
+        "'customerNumber' is missing",
+        True,
+    ),
+    "moment/expense_missing_source_key": (
+        "project_expenses",
+        "(no source_key)",
+        "'source_key' is missing",
+        True,
+    ),
+}
+GOOD_AFTER_SLIP = {
+    "fortnox/record_before_schema": "customers",
+    "fortnox/customer_missing_number": "customers",
+    "moment/expense_missing_source_key": "project_expenses",
 }
 
 
@@ -249,12 +265,37 @@ def test_bad_record_fails_alone_with_an_actionable_error(
     figures.add(SECTION, name, **row)
 
 
-@pytest.mark.parametrize(("name", "words"), list(PROTOCOL.items()))
-def test_protocol_errors_stop_before_any_state(
-    name: str, words: str, outcomes: dict[str, Outcome], figures: Any
+@pytest.mark.parametrize(("name", "expected"), list(PROTOCOL.items()))
+def test_protocol_slips_fail_the_record_not_the_run(
+    name: str, expected: tuple[str, str, str, bool], outcomes: dict[str, Outcome], figures: Any
 ) -> None:
-    """A stream that breaks the Singer protocol stops the target before it writes STATE."""
+    """A record before its SCHEMA, or without its key: an ERROR naming the stream, the key (or
+    the missing key field) and the fix; the good record after it is written."""
+    stream, key, words, dead_lettered = expected
     outcome = outcomes[name]
-    assert outcome.exit_code != 0
-    assert words in outcome.stderr
-    figures.add(SECTION, name, target=name.split("/")[0], outcome=f"run stopped: {words}")
+    assert outcome.exit_code == 0, outcome.stderr[-3000:]
+    assert "Traceback" not in outcome.stderr
+    streams = outcome.summary["streams"]
+    good = streams[GOOD_AFTER_SLIP[name]]
+    assert good["created"] + good["updated"] >= 1, streams
+    assert streams[stream]["failed"] == 1, streams
+    error_lines = [x for x in outcome.stderr.splitlines() if "ERROR" in x and key in x]
+    assert any(stream in x and words in x for x in error_lines), outcome.stderr[-2000:]
+    if dead_lettered:
+        (letter,) = outcome.letters
+        assert letter["stream"] == stream
+        assert letter["error"]["key"].startswith(key)
+        assert words in letter["error"]["message"]
+        assert "replay" in letter["error"]["message"]
+    else:
+        assert outcome.letters == []
+        (failure,) = outcome.summary["failures"]
+        assert failure["key"] == key
+        assert "Fix the tap" in failure["message"]
+    figures.add(
+        SECTION,
+        name,
+        target=name.split("/")[0],
+        outcome="dead-lettered" if dead_lettered else "counted failed (no schema to replay with)",
+        error=(letter["error"]["message"] if dead_lettered else failure["message"])[:240],
+    )
