@@ -32,6 +32,14 @@ What every fault scenario asserts afterwards:
   the faulted run, before any re-run);
 - Moment holds each qualifying Fortnox cost row exactly once (by `externalReference`), and after
   all scenarios exactly the set a fault-free run puts into a fresh Moment.
+
+"Faults injected" counts the answers the sandboxes really faulted (429/5xx instead of handling,
+connections dropped before or after the commit, as their request logs note them), plus answers
+delayed past the client timeout, an expired access token and a spent refresh token. A kill point
+is a `meltano run` (meltano, tap and target) killed with SIGKILL while it was still running; the
+normal re-run after the loop must then leave the destination exactly as expected. "Records lost"
+and "records duplicated" are what the oracle found after each scenario: a row is written only
+when its assertions passed, so any other value than 0 cannot appear here.
 """
 
 
@@ -61,9 +69,34 @@ def render_section(title: str, rows: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def headline(sections: dict[str, dict[str, dict[str, Any]]]) -> dict[str, int]:
+    """The figures the README shows, summed over every recorded scenario row."""
+    rows = [row for section in sections.values() for row in section.values()]
+
+    def total(key: str) -> int:
+        return sum(int(row.get(key) or 0) for row in rows)
+
+    return {
+        "scenarios run": len(rows),
+        "faults injected": total("faults_injected"),
+        "kill points (kill -9 of meltano run)": total("kill_points"),
+        "bad-input kinds": len(sections.get("bad input", {})),
+        "records lost": total("records_lost"),
+        "records duplicated": total("records_duplicated"),
+    }
+
+
+def render_headline(sections: dict[str, dict[str, dict[str, Any]]]) -> str:
+    lines = ["## Figures", "", "| figure | value |", "|---|---|"]
+    lines += [f"| {name} | {value} |" for name, value in headline(sections).items()]
+    return "\n".join(lines) + "\n"
+
+
 def render(figures: dict[str, Any]) -> str:
     sections = figures.get("sections", {})
     parts = [INTRO]
+    if sections:
+        parts.append(render_headline(sections))
     for title in sorted(sections):
         parts.append(render_section(title, sections[title]))
     if not sections:
