@@ -444,6 +444,25 @@ class Kit:
         target = self.pipelines.fortnox if sandbox == "fortnox" else self.pipelines.moment
         return target.admin("POST", "faults", body)  # type: ignore[no-any-return]
 
+    def log_mark(self) -> dict[str, int]:
+        """Where both sandboxes' request logs are now, for ``injected_since``."""
+        return {
+            "fortnox": int(self.pipelines.fortnox.admin("GET", "requests?since=999999999")["last"]),
+            "moment": int(self.pipelines.moment.admin("GET", "requests?since=999999999")["last"]),
+        }
+
+    def injected_since(self, mark: dict[str, int]) -> int:
+        """Answers the sandboxes faulted since ``mark`` (injected status, dropped, dropped after
+        commit), as their request logs note them: the faults a scenario really injected."""
+        total = 0
+        for name, sandbox in (
+            ("fortnox", self.pipelines.fortnox),
+            ("moment", self.pipelines.moment),
+        ):
+            log = sandbox.admin("GET", f"requests?since={mark[name]}")["requests"]
+            total += sum(1 for r in log if r.get("note"))
+        return total
+
     def clear_faults(self) -> None:
         self.pipelines.fortnox.admin("DELETE", "faults")
         self.pipelines.moment.admin("DELETE", "faults")
