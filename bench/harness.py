@@ -1,0 +1,372 @@
+"""The bench's workbench: sandboxes, plugin processes and what the Fortnox request log says.
+
+Owns starting both sandboxes (``sandbox.launcher.SandboxProcess``) in one work folder, seeding them
+at bench sizes (big seeds take longer than ``SandboxProcess.admin``'s 30 s, so seeding has its own
+call), building the plugins' config files for the two contenders (ours: the client-side limiter on;
+the baseline: limiter off and singer-sdk's default retry on 429), running the real plugin
+executables as child processes (``tap | target`` pipes, a tap alone, a tap under the RSS meter) and
+turning the sandbox's request log into figures (requests, writes, 429s, sustained rate).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sandbox.launcher import SandboxProcess
+
+BIN = Path(sys.executable).parent
+WINDOW_SECONDS = 5.0
+# singer-sdk's RESTStream defaults (backoff_wait_generator = expo(factor=2), backoff_max_tries = 5,
+# full jitter, no time cap): what a straightforward SDK plugin does on a 429.
+SDK_RETRY = {"max_tries": 5, "retry_base_seconds": 2.0, "max_retry_seconds": 3600.0}
+WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
+
+
+def post_json(url: str, body: Any, timeout: float = 900.0) -> Any:
+    """POST JSON and decode the answer; for admin calls that may outlast the launcher's 30 s."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read() or b"null")
+
+
+@dataclass
+class Contender:
+    """One way of running the plugins: ours (limiter on) or the naive baseline."""
+
+    name: str
+    limiter: bool
+
+    def fortnox_settings(self, limit: int) -> dict[str, Any]:
+        if self.limiter:
+            return {"max_requests_per_5s": limit}
+        return {"max_requests_per_5s": 0, **SDK_RETRY}
+
+
+OURS = Contender("ours", limiter=True)
+BASELINE = Contender("baseline", limiter=False)
+
+
+@dataclass
+class RunResult:
+    """One plugin run: wall time, the Fortnox requests it made and the summary it wrote."""
+
+    seconds: float
+    requests: list[dict[str, Any]]
+    summary: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+    records_out: int = 0
+
+    @property
+    def api_requests(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests if str(r.get("path", "")).startswith("/3/")]
+
+    @property
+    def total(self) -> int:
+        return len(self.api_requests)
+
+    @property
+    def refused(self) -> int:
+        return sum(1 for r in self.api_requests if r.get("status") == 429)
+
+    @property
+    def accepted(self) -> list[dict[str, Any]]:
+        return [r for r in self.api_requests if r.get("status") != 429]
+
+    @property
+    def writes(self) -> int:
+        return sum(1 for r in self.accepted if r.get("method") in WRITE_METHODS)
+
+    @property
+    def reads(self) -> int:
+        return sum(1 for r in self.accepted if r.get("method") == "GET")
+
+    def count(self, method: str, path_prefix: str, *, single: bool | None = None) -> int:
+        """Accepted requests of ``method`` under ``path_prefix``; ``single`` = by-key GETs only."""
+        found = 0
+        for r in self.accepted:
+            path = str(r.get("path", ""))
+            if r.get("method") != method or not path.startswith(path_prefix):
+                continue
+            is_single = path.rstrip("/") != path_prefix.rstrip("/")
+            if single is None or single == is_single:
+                found += 1
+        return found
+
+    def summary_total(self, outcome: str) -> int:
+        streams = self.summary.get("streams", {})
+        return sum(int(s.get(outcome, 0)) for s in streams.values())
+
+    def summary_429s(self) -> int:
+        return int((self.summary.get("requests") or {}).get("rate_limited", 0))
+
+
+def arrivals(requests: Iterable[dict[str, Any]]) -> list[float]:
+    """When each accepted request reached the server (the log stamps the answer: less its ms)."""
+    return sorted(
+        float(r["time"]) - float(r.get("ms") or 0) / 1000
+        for r in requests
+        if r.get("status") != 429
+    )
+
+
+def sustained_rate(requests: Iterable[dict[str, Any]]) -> float:
+    """Accepted requests per second from the first to the last accepted request's arrival."""
+    times = arrivals(requests)
+    if len(times) < 2:
+        return 0.0
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
+def busiest_window(requests: Iterable[dict[str, Any]], window: float = WINDOW_SECONDS) -> int:
+    """Most accepted requests that arrived within any ``window`` seconds (the server's view)."""
+    times = arrivals(requests)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+class Bench:
+    """Both sandboxes in ``workdir`` and the plugin runs against them."""
+
+    def __init__(self, workdir: Path, limit: int) -> None:
+        self.workdir, self.limit = workdir, limit
+        self.fortnox = SandboxProcess(
+            "fortnox", workdir / "fortnox.db", seed=1, extra_args=["--max-requests-per-5s", "0"]
+        )
+        self.moment = SandboxProcess("moment", workdir / "moment.db", seed=1)
+        self.token_store = workdir / "fortnox-token.json"
+        self._refresh_seed: str | None = None
+        self._last_run_ended = 0.0
+
+    def __enter__(self) -> Bench:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.fortnox.start()
+        self.moment.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.moment.stop()
+        self.fortnox.stop()
+
+    # --- sandboxes -------------------------------------------------------------------------------
+
+    def seed_fortnox(self, **sizes: int) -> dict[str, Any]:
+        sizes = {"customers": 0, "supplierinvoices": 0, "moment_projects": 20, **sizes}
+        answer: dict[str, Any] = post_json(
+            f"{self.fortnox.url}/_sandbox/seed", {"seed": 1, **sizes}
+        )
+        return answer
+
+    def seed_moment(self, **sizes: int) -> dict[str, Any]:
+        sizes = {"customers": 0, "projects": 0, "invoices": 0, "expenses": 0, **sizes}
+        answer: dict[str, Any] = post_json(f"{self.moment.url}/_sandbox/seed", {"seed": 1, **sizes})
+        return answer
+
+    def server_limit(self, on: bool) -> None:
+        """The Fortnox sandbox's own limiter: the bench's scaled limit, or off for set-up runs."""
+        value = self.limit if on else 0
+        request = urllib.request.Request(
+            f"{self.fortnox.url}/_sandbox/settings",
+            data=json.dumps({"max_requests_per_5s": value}).encode(),
+            method="PATCH",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30):
+            pass
+
+    def settle(self) -> None:
+        """Let the server's 5 s window empty before the next plugin process starts.
+
+        The client-side limiter lives in one process: a process started within 5 s of the last
+        one does not know the requests still in Fortnox's window (see bench/README.md). Scheduled
+        runs are minutes apart; the bench waits out the window so each run is measured alone.
+        """
+        remaining = self._last_run_ended + WINDOW_SECONDS + 0.2 - time.monotonic()
+        if remaining > 0:
+            time.sleep(remaining)
+
+    def finished(self, name: str, seq: int) -> list[dict[str, Any]]:
+        """Mark the end of a run; keep and return the requests it made (also as a JSON file)."""
+        self._last_run_ended = time.monotonic()
+        found = self.requests_since(seq)
+        (self.workdir / "logs" / f"{name}-requests.json").write_text(json.dumps(found))
+        return found
+
+    def log_seq(self) -> int:
+        return int(self.fortnox.admin("GET", "requests?since=999999999999")["last"])
+
+    def requests_since(self, seq: int) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.fortnox.admin("GET", f"requests?since={seq}")["requests"]
+        return found
+
+    # --- configs ---------------------------------------------------------------------------------
+
+    def fortnox_config(
+        self, results: Path, contender: Contender, *, limiter: bool = True, **extra: Any
+    ) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "api_url": f"{self.fortnox.url}/3",
+            "token_url": f"{self.fortnox.url}/oauth-v1/token",
+            "client_id": "sandbox-client",
+            "client_secret": "sandbox-secret",
+            "token_store_path": str(self.token_store),
+            "results_dir": str(results),
+        }
+        if not self.token_store.exists():
+            # Stands in for the one-time consent; the token store rotates it from then on.
+            if self._refresh_seed is None:
+                self._refresh_seed = self.fortnox.admin("POST", "refresh-tokens", {})[
+                    "refresh_token"
+                ]
+            config["refresh_token"] = self._refresh_seed
+        if limiter:
+            config.update(contender.fortnox_settings(self.limit))
+        else:
+            config["max_requests_per_5s"] = 0  # set-up runs: as fast as the machine goes
+        config.update(extra)
+        return config
+
+    def moment_config(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "api_url": f"{self.moment.url}/api/1.0",
+            "company_code": "demo",
+            "api_key": "sandbox-key",
+            **extra,
+        }
+
+    def write_config(self, name: str, config: dict[str, Any]) -> Path:
+        path = self.workdir / f"{name}.json"
+        path.write_text(json.dumps(config, indent=1))
+        return path
+
+    # --- runs ------------------------------------------------------------------------------------
+
+    def pipeline(
+        self,
+        name: str,
+        target_config: dict[str, Any],
+        *,
+        state: dict[str, Any] | None = None,
+        tap_config: dict[str, Any] | None = None,
+    ) -> RunResult:
+        """``tap-moment | target-fortnox``; returns the run with its final STATE."""
+        tap_path = self.write_config(f"{name}-tap", tap_config or self.moment_config())
+        target_path = self.write_config(f"{name}-target", target_config)
+        tap_cmd = [str(BIN / "tap-moment"), "--config", str(tap_path)]
+        if state:
+            state_path = self.write_config(f"{name}-state", state)
+            tap_cmd += ["--state", str(state_path)]
+        logs = self.workdir / "logs"
+        logs.mkdir(exist_ok=True)
+        self.settle()
+        seq = self.log_seq()
+        started = time.monotonic()
+        with (
+            open(logs / f"{name}-tap.log", "w") as tap_err,
+            open(logs / f"{name}-target.log", "w") as target_err,
+        ):
+            tap = subprocess.Popen(tap_cmd, stdout=subprocess.PIPE, stderr=tap_err)
+            target = subprocess.run(
+                [str(BIN / "target-fortnox"), "--config", str(target_path)],
+                stdin=tap.stdout,
+                stdout=subprocess.PIPE,
+                stderr=target_err,
+                text=True,
+                check=False,
+            )
+            if tap.stdout is not None:
+                tap.stdout.close()
+            tap_code = tap.wait()
+        seconds = time.monotonic() - started
+        if tap_code or target.returncode:
+            raise RuntimeError(
+                f"{name}: tap-moment exited {tap_code}, target-fortnox {target.returncode}; "
+                f"see {logs}/{name}-*.log"
+            )
+        return RunResult(
+            seconds=seconds,
+            requests=self.finished(name, seq),
+            summary=latest_summary(Path(target_config["results_dir"]), "target-fortnox"),
+            state=last_state(target.stdout),
+        )
+
+    def expenses_tap(
+        self, name: str, config: dict[str, Any], state: dict[str, Any] | None = None
+    ) -> RunResult:
+        """``tap-fortnox-expenses`` alone; its records are counted, its last STATE kept."""
+        cmd = [str(BIN / "tap-fortnox-expenses"), "--config", str(self.write_config(name, config))]
+        if state:
+            cmd += ["--state", str(self.write_config(f"{name}-state", state))]
+        logs = self.workdir / "logs"
+        logs.mkdir(exist_ok=True)
+        self.settle()
+        seq = self.log_seq()
+        started = time.monotonic()
+        with open(logs / f"{name}.log", "w") as err:
+            done = subprocess.run(cmd, capture_output=False, stdout=subprocess.PIPE, stderr=err)
+        seconds = time.monotonic() - started
+        if done.returncode:
+            raise RuntimeError(f"{name}: tap-fortnox-expenses exited {done.returncode}; see logs")
+        out = done.stdout.decode()
+        records = sum(
+            1 for line in out.splitlines() if line.startswith('{"type":"RECORD"')
+        ) or out.count('"type": "RECORD"')
+        return RunResult(
+            seconds=seconds,
+            requests=self.finished(name, seq),
+            summary=latest_summary(Path(config["results_dir"]), "tap-fortnox-expenses"),
+            state=last_state(out),
+            records_out=records,
+        )
+
+    def tap_moment_rss(self, name: str, config: dict[str, Any]) -> tuple[int, float, int]:
+        """(peak RSS in bytes, seconds, records) of tap-moment with its output counted."""
+        path = self.write_config(name, config)
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.rss", str(BIN / "tap-moment"), "--config", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        seconds = time.monotonic() - started
+        if done.returncode:
+            raise RuntimeError(f"{name}: tap-moment under bench.rss failed: {done.stderr[-2000:]}")
+        measured = json.loads(done.stdout.strip().splitlines()[-1])
+        return int(measured["peak_rss_bytes"]), seconds, int(measured["records"])
+
+
+def last_state(singer_output: str) -> dict[str, Any]:
+    """The last state in a tap's output (STATE messages) or a target's (bare state lines)."""
+    state: dict[str, Any] = {}
+    for line in singer_output.splitlines():
+        if not line.startswith("{") or ("STATE" not in line and "bookmarks" not in line):
+            continue
+        message = json.loads(line)
+        if message.get("type") == "STATE":
+            state = message.get("value") or {}
+        elif "type" not in message:
+            state = message
+    return state
+
+
+def latest_summary(results_dir: Path, plugin: str) -> dict[str, Any]:
+    files = sorted((results_dir / "runs").glob(f"*-{plugin}.json"))
+    return json.loads(files[-1].read_text()) if files else {}
