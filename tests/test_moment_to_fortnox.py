@@ -475,11 +475,12 @@ def token_calls(pipelines: Any, since: int) -> list[dict[str, Any]]:
 
 
 def test_runs_survive_many_token_refreshes_and_rotate_the_refresh_token(
-    short_tokens: None, pipelines: Any, fortnox: FortnoxClient
+    short_tokens: None, pipelines: Any, fortnox: FortnoxClient, record_property: Any
 ) -> None:
-    # Latency on every API request stretches the run over several token lifetimes.
+    # Round 0: latency on every API request stretches the run over several token lifetimes.
+    # Round 1: a separate, ordinary run later on must carry the chain on from the store.
     pipelines.fortnox.admin("POST", "faults", {"kind": "latency", "seconds": 0.7, "path": "^/3/"})
-    rounds = (("1011", "1012", "1013", "1014", "1015", "1016"), ("1022", "1023", "1024", "1025"))
+    rounds = (("1011", "1012", "1013", "1014", "1015", "1016"), ("1022", "1023"))
     for round_, numbers in enumerate(rounds):
         before = secret_digest(pipelines.token_store)
         for n in numbers:
@@ -495,14 +496,17 @@ def test_runs_survive_many_token_refreshes_and_rotate_the_refresh_token(
             for r in pipelines.fortnox.admin("GET", f"requests?since={run.since}")["requests"]
             if r["path"].startswith("/3/")
         ]
-        # Each access token lives 2 s; the API traffic spans more than two lifetimes, so the
-        # target had to refresh again and again, and every refresh was accepted (a reused
-        # refresh token gets 400 invalid_grant).
         span = api[-1]["time"] - api[0]["time"]
-        assert span > 4.0, f"{len(api)} API requests over {span:.1f} s in round {round_}"
-        assert len(calls) >= 3, f"only {len(calls)} token refreshes in round {round_}"
+        record_property(f"round{round_}", f"{len(api)} API requests, {len(calls)} token calls")
+        # Every refresh was accepted: a reused refresh token would get 400 invalid_grant.
         assert {c["status"] for c in calls} == {200}
         assert secret_digest(pipelines.token_store) != before, "refresh token did not rotate"
+        if round_ == 0:
+            # Each access token lives 2 s and the API traffic spans more than two lifetimes,
+            # so the target had to refresh again and again within the one run.
+            assert span > 4.0, f"{len(api)} API requests over {span:.1f} s"
+            assert len(calls) >= 3, f"only {len(calls)} token refreshes"
+            pipelines.fortnox.admin("DELETE", "faults")
         for n in numbers:
             assert fortnox.get("customers", n)["City"] == f"Kiruna {round_}"  # type: ignore[index]
 
