@@ -104,7 +104,10 @@ def test_stream_maps_in_target_fortnox_rename_another_taps_stream(
         "type": "object",
         "properties": {column: {"type": ["string", "null"]} for column in CSV_HEADER.split(",")},
     }
-    row = "8101,Västkustens Måleri AB,556677-8899,order@vastkustmaleri.se,Kustvägen 3,412 58,Göteborg,SE"
+    row = (
+        "8101,Västkustens Måleri AB,556677-8899,order@vastkustmaleri.se,"
+        "Kustvägen 3,412 58,Göteborg,SE"
+    )
     record = dict(zip(CSV_HEADER.split(","), row.split(","), strict=True))
     lines = [
         {"type": "SCHEMA", "stream": "kunder", "schema": schema, "key_properties": ["Kundnr"]},
