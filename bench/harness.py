@@ -264,8 +264,13 @@ class Bench:
         *,
         state: dict[str, Any] | None = None,
         tap_config: dict[str, Any] | None = None,
+        back_to_back: bool = False,
     ) -> RunResult:
-        """``tap-moment | target-fortnox``; returns the run with its final STATE."""
+        """``tap-moment | target-fortnox``; returns the run with its final STATE.
+
+        ``back_to_back`` starts at once, while the previous run's requests are still in the
+        server's window, as a webhook-triggered run right after another would.
+        """
         tap_path = self.write_config(f"{name}-tap", tap_config or self.moment_config())
         target_path = self.write_config(f"{name}-target", target_config)
         tap_cmd = [str(BIN / "tap-moment"), "--config", str(tap_path)]
@@ -274,7 +279,8 @@ class Bench:
             tap_cmd += ["--state", str(state_path)]
         logs = self.workdir / "logs"
         logs.mkdir(exist_ok=True)
-        self.settle()
+        if not back_to_back:
+            self.settle()
         seq = self.log_seq()
         started = time.monotonic()
         with (
