@@ -104,6 +104,7 @@ class MomentToFortnoxPreflight:
         self._moment_data: MomentData | None = None
         # Off: /3/projects refuses every call, which the project-module check already reports.
         self.project_module_on = True
+        self._fortnox_invoices: dict[str, dict[str, Any]] | None = None
 
     @property
     def moment_data(self) -> MomentData:
@@ -137,6 +138,15 @@ class MomentToFortnoxPreflight:
             run_check(report, "number-series", self.check_number_series)
             run_check(report, "ocr", self.check_ocr)
         return report
+
+    @property
+    def fortnox_invoices(self) -> dict[str, dict[str, Any]]:
+        """Fortnox's invoice list rows by DocumentNumber, listed once for two checks."""
+        if self._fortnox_invoices is None:
+            self._fortnox_invoices = {
+                str(i["DocumentNumber"]): i for i in self.fortnox.list("invoices")
+            }
+        return self._fortnox_invoices
 
     # --- Fortnox alone -------------------------------------------------------------------------
 
@@ -243,7 +253,7 @@ class MomentToFortnoxPreflight:
     def check_number_series(self) -> list[CheckResult]:
         data = self.moment_data
         customers = {str(c["CustomerNumber"]): c for c in self.fortnox.list("customers")}
-        invoices = {str(i["DocumentNumber"]): i for i in self.fortnox.list("invoices")}
+        invoices = self.fortnox_invoices
         results = [
             self._series(
                 "customers",
@@ -327,9 +337,9 @@ class MomentToFortnoxPreflight:
         """Fortnox's OCR switch is UI-only: its effect shows as a pushed invoice whose OCR is not
         Moment's. Without such an invoice the setting cannot be seen, so it is a manual check."""
         pushed = {
-            str(i["DocumentNumber"]): i.get("OCR")
-            for i in self.fortnox.list("invoices")
-            if str(i.get("DocumentNumber")) in self.moment_data.invoices
+            number: invoice.get("OCR")
+            for number, invoice in self.fortnox_invoices.items()
+            if number in self.moment_data.invoices
         }
         with_ocr = {
             n: ocr for n, (_, ocr) in self.moment_data.invoices.items() if ocr and n in pushed
