@@ -107,6 +107,9 @@ class FortnoxSink(BatchSink):
     """Upserts one stream into one Fortnox register, a batch of up to 500 records at a time."""
 
     MAX_SIZE_DEFAULT = BATCH_SIZE
+    # A long push (10,000 customers at 25 requests per 5 s) logs "customers: 2500 done, 4.9/s"
+    # at most this often, so an operator sees it is alive without a flood of lines.
+    progress_interval_seconds: ClassVar[float] = 10.0
     resource: ClassVar[str]
     fortnox_key: ClassVar[str]
     moment_key: ClassVar[str]
@@ -120,7 +123,9 @@ class FortnoxSink(BatchSink):
     ) -> None:
         super().__init__(target, stream_name, schema, key_properties)
         self.fortnox_target = target
-        self.progress = ProgressReporter(stream_name)
+        self.progress = ProgressReporter(
+            stream_name, interval_seconds=self.progress_interval_seconds, log=self.logger
+        )
 
     def get_validator(self) -> None:
         """No SDK validation: an invalid record must fail alone, not stop the run (the SDK raises

@@ -1,11 +1,15 @@
-"""The dry-run plan lists the fields that would change, and only those (operator trust)."""
+"""What an operator sees: a dry-run plan with only the fields that change; progress lines."""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
+from target_fortnox.sinks import FortnoxSink
 
 DATA_FILES = Path(__file__).parent / "data_files"
 SCHEMA = (DATA_FILES / "customers_update.singer").read_text(encoding="utf-8").splitlines()[0]
@@ -57,3 +61,18 @@ def test_plan_of_an_update_names_only_the_changed_fields(replay: Callable[..., A
         {"key": "71931", "action": "update", "changes": {"Email": "ekonomi@nordfjord.no"}},
         {"key": "71932", "action": "unchanged", "changes": {}},
     ]
+
+
+def test_progress_lines_count_the_records_of_each_batch(
+    replay: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every batch passes the interval (the default is one line per 10 s).
+    monkeypatch.setattr(FortnoxSink, "progress_interval_seconds", 0.0)
+    with caplog.at_level(logging.INFO):
+        replay(text=customer_lines(), dry_run=True)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("customers: ")]
+    assert len(lines) == 1
+    assert lines[0].startswith("customers: 2 done, ")
+    assert lines[0].endswith("/s")
