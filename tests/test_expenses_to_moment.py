@@ -33,6 +33,14 @@ import pytest
 import requests
 from filelock import FileLock
 
+pytestmark = pytest.mark.e2e
+
+# Both Fortnox plugins limit themselves to 25 requests per 5 s by default; the sandbox's limiter
+# is off here, so the client's is too, to keep the module fast (bench measures the limited case).
+FAST_FORTNOX = {
+    "TAP_FORTNOX_EXPENSES_MAX_REQUESTS_PER_5S": "0",
+    "TARGET_FORTNOX_MAX_REQUESTS_PER_5S": "0",
+}
 ROOT = Path(__file__).resolve().parents[1]
 MELTANO = str(Path(sys.executable).parent / "meltano")
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -399,16 +407,6 @@ def days_ago(days: int) -> date:
     return stockholm_today() - timedelta(days=days)
 
 
-pytestmark = pytest.mark.e2e
-
-# Both Fortnox plugins limit themselves to 25 requests per 5 s by default; the sandbox's limiter
-# is off here, so the client's is too, to keep the module fast (bench measures the limited case).
-FAST_FORTNOX = {
-    "TAP_FORTNOX_EXPENSES_MAX_REQUESTS_PER_5S": "0",
-    "TARGET_FORTNOX_MAX_REQUESTS_PER_5S": "0",
-}
-
-
 def assert_matches(actual: list[dict[str, Any]], expected: Mapping[str, ExpectedExpense]) -> None:
     """Moment's imported expenses are exactly ``expected``: each reference once, fields equal."""
     duplicates = {ref: n for ref, n in references(actual).items() if n > 1}
@@ -562,12 +560,13 @@ def test_price_model_billable_false_overrides_the_default_for_its_project_only(
         for e in job.moment.imported_expenses()
         if e["project"]["projectNumber"] == flipped
     }
+    assert earlier, f"project {flipped} has no imported expense to show it is left alone"
     job.pipelines.moment.admin("PUT", f"projects/{flipped}/priceModel", {"expensesBillable": False})
     try:
         invoice = job.post_supplier_invoice(
             days_ago(1), [(6110, 450.0, flipped), (6110, 550.0, control)]
         )
-        result = job.run()
+        result = job.run(TARGET_MOMENT_DEFAULT_BILLABLE="true")
     finally:
         job.pipelines.moment.admin(
             "PUT", f"projects/{flipped}/priceModel", {"expensesBillable": None}
