@@ -11,6 +11,9 @@ invoices with their rows over the Fortnox API with plain HTTP (no fortnox-client
 cost rows only, project known in Moment, billable from the price model else the default). Moment is
 read over its API and its sandbox's request log. Figures (durations, counts) are printed with
 ``-s`` and collected in ``ExpensesJob.figures``.
+
+Dates follow the tap's window (Stockholm dates, `today − 30`); a module that runs across
+midnight in Stockholm could see the window move between the expectation and the run.
 """
 
 from __future__ import annotations
