@@ -64,8 +64,13 @@ class StoredToken:
     rotated_at: str | None = None
     scope: str | None = None
     tenant_id: str | None = None
+    issued_at: float = 0.0
 
     def is_fresh(self, now: float, margin: float) -> bool:
+        # Never spend more than a quarter of a token's life as margin: with very short-lived
+        # tokens a fixed 60 s margin would refresh before every request.
+        if self.issued_at and self.expires_at > self.issued_at:
+            margin = min(margin, (self.expires_at - self.issued_at) / 4)
         return bool(self.access_token) and self.expires_at - margin > now
 
     def to_json(self) -> dict[str, Any]:
@@ -75,6 +80,7 @@ class StoredToken:
             "rotated_at": self.rotated_at,
             "scope": self.scope,
             "tenant_id": self.tenant_id,
+            "issued_at": self.issued_at,
         }
         if self.refresh_token is not None:
             data["refresh_token"] = self.refresh_token
@@ -89,6 +95,7 @@ class StoredToken:
             rotated_at=_opt_str(data.get("rotated_at")),
             scope=_opt_str(data.get("scope")),
             tenant_id=_opt_str(data.get("tenant_id")),
+            issued_at=float(data.get("issued_at") or 0.0),
         )
 
 
@@ -331,6 +338,8 @@ class TokenStore:
             if isinstance(exp, int | float)
             else now + float(reply.get("expires_in", 3600))
         )
+        iat = claims.get("iat")
+        issued_at = float(iat) if isinstance(iat, int | float) else now
         tenant = claims.get("tenantId") or self._settings.tenant_id
         if tenant is None and previous is not None:
             tenant = previous.tenant_id
@@ -348,6 +357,7 @@ class TokenStore:
             rotated_at=datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
             scope=_opt_str(reply.get("scope")),
             tenant_id=str(tenant) if tenant is not None else None,
+            issued_at=issued_at,
         )
 
     # -- the file ------------------------------------------------------------------------------

@@ -85,6 +85,36 @@ def test_fresh_token_is_reused_and_near_expiry_is_refreshed(
     assert len(token_server.refresh_posts()) == 1
 
 
+def test_short_lived_tokens_are_not_refreshed_before_every_request(
+    token_server: Any, store_path: Path, settings_factory: Any, jwt_factory: Any
+) -> None:
+    # A 4-second token (issued now): the margin shrinks to a quarter of its life, 1 s,
+    # so it is used while 3 s remain instead of being refreshed at once.
+    now = time.time()
+    short = jwt_factory(expires_in=4)
+    _store_with(
+        store_path,
+        access_token=short,
+        expires_at=now + 4,
+        issued_at=now,
+        refresh_token=token_server.mint_refresh_token(),
+    )
+    settings = settings_factory(store_path, token_server.url)
+    assert TokenStore(settings).access_token() == short
+    assert token_server.refresh_posts() == []
+
+    # Within the last quarter of its life it is refreshed.
+    _store_with(
+        store_path,
+        access_token=short,
+        expires_at=now + 0.5,
+        issued_at=now - 3.5,
+        refresh_token=token_server.mint_refresh_token(),
+    )
+    assert TokenStore(settings).access_token() != short
+    assert len(token_server.refresh_posts()) == 1
+
+
 def test_invalid_grant_says_what_happened_and_what_to_do(
     token_server: Any, store_path: Path, settings_factory: Any
 ) -> None:
