@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+TENANT_ID = "1234567"  # the Fortnox sandbox company's DatabaseNumber
 DATABASE = "warehouse"
 USER = "postgres"
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,3 +138,20 @@ def private_run_dir(pipelines: Any) -> None:
         if not link.exists():
             link.symlink_to(ROOT / ".meltano" / kind, target_is_directory=True)
     pipelines.extra_env["MELTANO_SYS_DIR_ROOT"] = str(sys_dir)
+
+
+@pytest.fixture(scope="module")
+def fortnox_reader(pipelines: Any) -> Any:
+    """A client-credentials FortnoxClient on the module's Fortnox sandbox, to check what arrived."""
+    from fortnox_client import FortnoxClient, FortnoxSettings
+
+    config = {
+        "api_url": f"{pipelines.fortnox.url}/3",
+        "token_url": f"{pipelines.fortnox.url}/oauth-v1/token",
+        "client_id": "sandbox-client",
+        "client_secret": "sandbox-secret",
+        "tenant_id": TENANT_ID,
+        "token_store_path": str(pipelines.workdir / "reader-token.json"),
+        "max_requests_per_5s": 0,
+    }
+    return FortnoxClient(FortnoxSettings.from_config(config))

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fortnox_client import FortnoxClient, FortnoxSettings
 from target_fortnox.target import TargetFortnox
 
 pytestmark = pytest.mark.e2e
@@ -43,22 +42,8 @@ EXPECTED = {
 }
 
 
-def _fortnox(pipelines: Any) -> FortnoxClient:
-    """A client-credentials client on the module's Fortnox sandbox, to inspect what arrived."""
-    config = {
-        "api_url": f"{pipelines.fortnox.url}/3",
-        "token_url": f"{pipelines.fortnox.url}/oauth-v1/token",
-        "client_id": "sandbox-client",
-        "client_secret": "sandbox-secret",
-        "tenant_id": TENANT_ID,
-        "token_store_path": str(pipelines.workdir / "inspect-token.json"),
-        "max_requests_per_5s": 0,
-    }
-    return FortnoxClient(FortnoxSettings.from_config(config))
-
-
 def test_csv_customers_reach_fortnox_through_meltano(
-    pipelines: Any, private_run_dir: None, tmp_path: Path
+    pipelines: Any, private_run_dir: None, fortnox_reader: Any, tmp_path: Path
 ) -> None:
     folder = tmp_path / "kunder"
     folder.mkdir()
@@ -70,7 +55,7 @@ def test_csv_customers_reach_fortnox_through_meltano(
         TARGET_FORTNOX_MAX_REQUESTS_PER_5S="0",
     )
 
-    fortnox = _fortnox(pipelines)
+    fortnox = fortnox_reader
     for number, fields in EXPECTED.items():
         customer = fortnox.get("customers", number)
         assert customer is not None, f"customer {number} is not in Fortnox"
@@ -97,7 +82,7 @@ def test_csv_customers_reach_fortnox_through_meltano(
 
 
 def test_stream_maps_in_target_fortnox_rename_another_taps_stream(
-    pipelines: Any, tmp_path: Path
+    pipelines: Any, fortnox_reader: Any, tmp_path: Path
 ) -> None:
     """The same renaming done by target-fortnox's own stream maps, for a tap without them."""
     schema = {
@@ -141,7 +126,7 @@ def test_stream_maps_in_target_fortnox_rename_another_taps_stream(
     target = TargetFortnox(config=config)
     target.listen(io.StringIO("".join(json.dumps(line) + "\n" for line in lines)))
 
-    customer = _fortnox(pipelines).get("customers", "8101")
+    customer = fortnox_reader.get("customers", "8101")
     assert customer is not None
     assert (customer["Name"], customer["City"], customer["ZipCode"], customer["Email"]) == (
         "Västkustens Måleri AB",
