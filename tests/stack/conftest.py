@@ -83,7 +83,9 @@ class Warehouse:
 @pytest.fixture(scope="session")
 def warehouse() -> Iterator[Warehouse]:
     """A fresh PostgreSQL cluster with an empty `warehouse` database, stopped after the session."""
-    pytest.importorskip("psycopg", reason="psycopg is needed to query the warehouse")
+    pytest.importorskip(
+        "psycopg", reason="psycopg is not installed in .venv: add psycopg[binary] to it"
+    )
     bindir = _postgres_bindir()
     if bindir is None:
         pytest.skip(
@@ -96,7 +98,10 @@ def warehouse() -> Iterator[Warehouse]:
     prefix: list[str] = []
     if os.geteuid() == 0:
         # initdb refuses root; the cluster and its socket directory belong to `postgres`.
-        owner = pwd.getpwnam(USER)
+        try:
+            owner = pwd.getpwnam(USER)
+        except KeyError:
+            pytest.fail(f"running as root, PostgreSQL needs the system user {USER!r} to run as")
         os.chown(root, owner.pw_uid, owner.pw_gid)
         prefix = ["runuser", "-u", USER, "--"]
 
@@ -106,12 +111,24 @@ def warehouse() -> Iterator[Warehouse]:
             tail = log.read_text()[-2000:] if log.exists() else ""
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout}{done.stderr}{tail}")
 
-    port = _free_port()
-    run(str(bindir / "initdb"), "-D", str(data), "-U", USER, "--auth=trust", "-E", "UTF8",
-        "--no-locale", "--no-sync")  # fmt: skip
-    # fsync off: a test cluster need not survive a crash, and the runs are faster without it.
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start")
+    try:
+        run(str(bindir / "initdb"), "-D", str(data), "-U", USER, "--auth=trust", "-E", "UTF8",
+            "--no-locale", "--no-sync")  # fmt: skip
+        # A free port can be taken by another process before the server binds it: a few tries.
+        for attempt in range(3):
+            port = _free_port()
+            # fsync off: a test cluster need not survive a crash, and runs are faster without it.
+            options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+            try:
+                run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options,
+                    "-w", "start")  # fmt: skip
+                break
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     try:
         server = Warehouse(host="127.0.0.1", port=port, user=USER, database="postgres")
         with server.connect() as conn:
