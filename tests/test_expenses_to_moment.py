@@ -517,15 +517,16 @@ def test_account_filter_rows_are_counted_per_reason(job: ExpensesJob, first_run:
     assert references(job.moment.imported_expenses()) == references(before)
 
 
-def known_projects(job: ExpensesJob, count: int) -> list[str]:
-    """Moment projects with no price-model setting (billable = the default), in number order."""
+def known_projects(job: ExpensesJob, count: int | None = None) -> list[str]:
+    """Moment projects with no price-model setting (billable = the default), in number order;
+    the first ``count`` of them, or all."""
     projects = job.moment.projects()
     free = [
         n
         for n, p in sorted(projects.items())
         if (p.get("priceModel") or {}).get("expensesBillable") is None
     ]
-    assert len(free) >= count, f"need {count} Moment projects without a price model: {free}"
+    assert len(free) >= (count or 2), f"too few Moment projects without a price model: {free}"
     return free[:count]
 
 
@@ -557,13 +558,18 @@ def test_late_posting_arrives_in_the_next_run_without_state_reset(
 def test_price_model_billable_false_overrides_the_default_for_its_project_only(
     job: ExpensesJob, first_run: FirstRun
 ) -> None:
-    flipped, control = known_projects(job, 2)
+    imported = job.moment.imported_expenses()
+    with_expenses = {e["project"]["projectNumber"] for e in imported}
+    # The flipped project already has expenses, to show that they are left alone.
+    candidates = known_projects(job)
+    flipped = next((n for n in candidates if n in with_expenses), None)
+    assert flipped is not None, f"no project of {candidates} has imported expenses"
+    control = next(n for n in candidates if n != flipped)
     earlier = {
         e["externalReference"]: e["billable"]
-        for e in job.moment.imported_expenses()
+        for e in imported
         if e["project"]["projectNumber"] == flipped
     }
-    assert earlier, f"project {flipped} has no imported expense to show it is left alone"
     job.pipelines.moment.admin("PUT", f"projects/{flipped}/priceModel", {"expensesBillable": False})
     try:
         invoice = job.post_supplier_invoice(
