@@ -53,7 +53,7 @@ class Tenant:
     fortnox: SandboxProcess
     moment: SandboxProcess
     workdir: Path
-    sys_dir: Path | None = None
+    sys_dir: Path
 
     def env(self) -> dict[str, str]:
         env = {
@@ -63,7 +63,7 @@ class Tenant:
             {
                 "MELTANO_ENVIRONMENT": "dev",
                 "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-                **({"MELTANO_SYS_DIR_ROOT": str(self.sys_dir)} if self.sys_dir else {}),
+                "MELTANO_SYS_DIR_ROOT": str(self.sys_dir),
                 "MELTANO_STATE_BACKEND_URI": (self.workdir / "state").as_uri(),
                 "MELTANO_DATABASE_URI": f"sqlite:///{self.workdir / 'meltano.db'}",
                 "TAP_MOMENT_API_URL": f"{self.moment.url}/api/1.0",
@@ -109,7 +109,7 @@ HEADER = (
 
 @contextmanager
 def tenants(
-    count: int, root: Path, sizes: dict[str, int], sys_dir: Path | None
+    count: int, root: Path, sizes: dict[str, int], installed: Path
 ) -> Iterator[list[Tenant]]:
     with ExitStack() as stack:
         made = []
@@ -121,8 +121,23 @@ def tenants(
             )
             moment = stack.enter_context(SandboxProcess("moment", workdir / "moment.db"))
             moment.admin("POST", "seed", {"seed": i + 1, **sizes})
+            sys_dir = _private_sys_dir(installed, workdir / ".meltano")
             made.append(Tenant(f"tenant-{i}", fortnox, moment, workdir, sys_dir))
         yield made
+
+
+def _private_sys_dir(installed: Path, target: Path) -> Path:
+    """A Meltano system dir sharing the installed plugin venvs but with its own ``run/``.
+
+    Measured, not assumed: concurrent `meltano run`s of one plugin in one system dir share
+    ``run/<plugin>/tap.properties.json`` (the catalog) and race on it ("Invalid catalog"), so every
+    concurrently running task needs its own run directory (a container per task has one anyway).
+    """
+    target.mkdir()
+    for entry in installed.iterdir():
+        if entry.name in ("extractors", "loaders", "utilities", "mappers", "orchestrators"):
+            (target / entry.name).symlink_to(entry.resolve(), target_is_directory=True)
+    return target
 
 
 def run_batch(group: list[Tenant], label: str) -> Measurement:
@@ -179,8 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sys-dir",
         type=Path,
-        help="a private Meltano system dir (MELTANO_SYS_DIR_ROOT), installed first: keeps the "
-        "runs apart from other `meltano install`s on a shared checkout",
+        help="a Meltano system dir to install the plugins into first (default: the project's "
+        ".meltano, already installed); keeps the runs apart from other `meltano install`s on a "
+        "shared checkout. Each tenant links its venvs and gets its own run directory.",
     )
     args = parser.parse_args(argv)
     sizes = {
@@ -189,15 +205,15 @@ def main(argv: list[str] | None = None) -> int:
         "invoices": args.invoices,
         "expenses": 0,
     }
+    installed = (args.sys_dir or ROOT / ".meltano").resolve()
     if args.sys_dir:
-        env = {**os.environ, "MELTANO_SYS_DIR_ROOT": str(args.sys_dir.resolve())}
+        env = {**os.environ, "MELTANO_SYS_DIR_ROOT": str(installed)}
         subprocess.run([MELTANO, "install"], cwd=ROOT, env=env, check=True, capture_output=True)
-    sys_dir = args.sys_dir.resolve() if args.sys_dir else None
     rows = []
     for count in args.tenants:
         root = Path(tempfile.mkdtemp(prefix=f"simulate-{count}-"))
         try:
-            with tenants(count, root, sizes, sys_dir) as group:
+            with tenants(count, root, sizes, installed) as group:
                 for label in ("first (creates)", "second (no change)"):
                     measured = run_batch(group, label)
                     print(measured.row(), flush=True)
