@@ -338,13 +338,15 @@ def test_run1_creates_every_customer_project_and_finalised_invoice_field_by_fiel
     )
     assert not problems, "\n".join(problems)
 
-    # The credit note arrives as a credit invoice: its rows are negative (compared above). The
-    # target also sends CreditInvoiceReference, which the Fortnox sandbox treats as read-only on
-    # create (sandbox/fortnox/fields.py) and leaves empty, so only "empty or right" is checkable.
-    for note in (i for i in finalised if i["creditedInvoiceNumber"]):
+    # The credit note arrives as a credit invoice of the original: negative rows (compared above)
+    # and CreditInvoiceReference naming the credited invoice.
+    notes = [i for i in finalised if i["creditedInvoiceNumber"]]
+    assert notes, "the seed has a credit note"
+    for note in notes:
         got = fortnox.get("invoices", note["invoiceNumber"])
         assert got is not None
-        assert got["CreditInvoiceReference"] in ("", str(note["creditedInvoiceNumber"]))
+        assert got["CreditInvoiceReference"] == str(note["creditedInvoiceNumber"])
+        assert got["Credit"] is True
         assert all(float(row["DeliveredQuantity"]) < 0 for row in got["InvoiceRows"])
     # Text Fortnox would refuse was changed with a warning naming the record (DESIGN §9).
     for customer in customers:

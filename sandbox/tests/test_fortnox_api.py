@@ -362,6 +362,21 @@ def test_invoice_references_and_rows_are_checked(
     assert error_code(reply) == code
 
 
+def test_credit_invoice_reference_is_writable_on_create(api: Api) -> None:
+    customer = make_customer(api)["CustomerNumber"]
+    original = api.post("invoices", invoice_body(customer, "7351")).json()["Invoice"]
+    body = invoice_body(customer, "7352", CreditInvoiceReference=original["DocumentNumber"])
+    for row in body["Invoice"]["InvoiceRows"]:
+        row["DeliveredQuantity"] = -float(row["DeliveredQuantity"])
+    note = api.post("invoices", body).json()["Invoice"]
+    assert note["CreditInvoiceReference"] == "7351"
+    assert note["Credit"] is True
+    assert note["Total"] == -original["Total"]
+    missing = api.post("invoices", invoice_body(customer, "7353", CreditInvoiceReference="999999"))
+    assert missing.status_code == 400
+    assert "CreditInvoiceReference" in missing.json()["ErrorInformation"]["message"]
+
+
 def test_invoice_actions_and_booked_invoices_are_law(api: Api) -> None:
     customer = make_customer(api)["CustomerNumber"]
     api.post("projects", {"Project": {"ProjectNumber": "5010", "Description": "Projekt"}})

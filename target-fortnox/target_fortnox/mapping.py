@@ -346,7 +346,7 @@ def invoice_differences(desired: Mapping[str, Any], existing: Mapping[str, Any])
     Only header fields present in ``existing`` are compared (a list row lacks some); rows only
     when ``existing`` has them (a single GET).
     """
-    header = [f for f in INVOICE_HEADER_FIELDS if f in existing and _compared(f, desired, existing)]
+    header = [f for f in INVOICE_HEADER_FIELDS if f in existing and _compared(f, desired)]
     diffs = [
         f"{name}: Moment {desired.get(name)!r}, Fortnox {existing.get(name)!r}"
         for name in changed_fields(desired, existing, header)
@@ -367,18 +367,13 @@ def invoice_differences(desired: Mapping[str, Any], existing: Mapping[str, Any])
     return diffs
 
 
-def _compared(name: str, desired: Mapping[str, Any], existing: Mapping[str, Any]) -> bool:
+def _compared(name: str, desired: Mapping[str, Any]) -> bool:
     """Whether a header field takes part in the invoice comparison.
 
     Only fields Moment fills: an empty one is Fortnox's to default (with Fortnox's OCR setting
-    on, Fortnox makes its own OCR). CreditInvoiceReference only when Fortnox kept one: the
-    sandbox treats it as read-only on create and leaves it empty.
+    on, Fortnox makes its own OCR).
     """
-    if desired.get(name) in (None, ""):
-        return False  # left to Fortnox (SEK, due date from terms, OCR when its setting is on)
-    if name == "CreditInvoiceReference":
-        return existing.get(name) not in (None, "")
-    return True
+    return desired.get(name) not in (None, "")  # else Fortnox's default (SEK, due date, OCR)
 
 
 def to_json_body(payload: Mapping[str, Any], *, drop_empty: bool = True) -> dict[str, Any]:

@@ -451,6 +451,7 @@ class Invoices(Register):
         doc["InvoiceRows"] = self._rows(body.get("InvoiceRows", []))
         with self.store.transaction():
             self._header(doc)
+            self._credit_reference(doc, body.get("CreditInvoiceReference"))
             number = body.get("DocumentNumber")
             if number in (None, ""):
                 number = self.next_free("invoice", INVOICE_SERIES_START)
@@ -471,6 +472,23 @@ class Invoices(Register):
                 doc["OCR"] = ocr_for(number)  # inferred: generated from the document number
             self._compute(doc)
             return self.save(number, doc)
+
+    def _credit_reference(self, doc: dict[str, Any], reference: Any) -> None:
+        """``CreditInvoiceReference`` on create makes a credit invoice of an existing invoice.
+
+        It is in Fortnox's write schema (InvoicePayload); read-only afterwards.
+        """
+        if reference in (None, "", 0):
+            return
+        reference = str(reference)
+        if not self.store.exists(INVOICES, reference):
+            raise FortnoxError(
+                NOT_FOUND,
+                f"Kan inte hitta fakturan {reference!r} som krediteras "
+                "(CreditInvoiceReference: create the original invoice first)",
+            )
+        doc["CreditInvoiceReference"] = reference
+        doc["Credit"] = True
 
     def update(self, number: str, body: dict[str, Any]) -> dict[str, Any]:
         if str(body.get("DocumentNumber") or number) != number:
