@@ -68,6 +68,7 @@ class LoadRuns:
     load: RunResult
     push: RunResult
     again: RunResult
+    rerun: RunResult
 
 
 def _load_push_again(bench: Bench, contender: Contender) -> LoadRuns:
@@ -78,6 +79,9 @@ def _load_push_again(bench: Bench, contender: Contender) -> LoadRuns:
     results = bench.workdir / f"load-{contender.name}"
     config = bench.fortnox_config(results, contender)
     load = bench.pipeline(f"load-{contender.name}", config)
+    # Started at once, while the load's last 5 s of requests are still in Fortnox's window (as a
+    # webhook-triggered run right after another would): shows what a per-process limiter misses.
+    rerun = bench.pipeline(f"rerun-{contender.name}", config, state=load.state, back_to_back=True)
     for number in PUSH_CUSTOMERS:
         email = f"faktura{number}@bench.se"
         bench.moment.admin("PATCH", f"customers/{number}", {"email": email})
@@ -86,10 +90,9 @@ def _load_push_again(bench: Bench, contender: Contender) -> LoadRuns:
             "PATCH", f"projects/{number}", {"name": f"Bench-projekt {number} ändrat"}
         )
     push = bench.pipeline(f"push-{contender.name}", config, state=load.state)
-    # The tap's lookback re-reads the records just changed: all unchanged for Fortnox now. This
-    # run starts right after the push, so it also shows what a back-to-back process meets.
-    again = bench.pipeline(f"again-{contender.name}", config, state=push.state, back_to_back=True)
-    return LoadRuns(load, push, again)
+    # The tap's lookback re-reads the records just changed: all unchanged for Fortnox now.
+    again = bench.pipeline(f"again-{contender.name}", config, state=push.state)
+    return LoadRuns(load, push, again, rerun)
 
 
 def first_load_and_push(bench: Bench) -> list[Row]:
@@ -164,11 +167,11 @@ def first_load_and_push(bench: Bench) -> list[Row]:
     )
     rows.append(
         Row(
-            "push",
-            "429 received by a run started right after the push",
+            "back to back",
+            "429 received by a run started right after the load",
             "—",
-            f"{ours.again.refused}",
-            f"{base.again.refused}",
+            f"{ours.rerun.refused} of {ours.rerun.total}",
+            f"{base.rerun.refused} of {base.rerun.total}",
             None,
             "the limiter is per process: a new process does not see the previous one's "
             "requests still in Fortnox's 5 s window (retried, nothing lost; see README)",
