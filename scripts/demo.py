@@ -17,13 +17,13 @@ import subprocess
 import sys
 import urllib.request
 from base64 import b64encode
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sandbox.launcher import SandboxProcess
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "output" / "demo"
 JOBS = ("moment-to-fortnox", "fortnox-expenses-to-moment")
 PLUGINS = ("tap-moment", "target-fortnox", "tap-fortnox-expenses", "target-moment")
 
@@ -48,12 +48,12 @@ def show_sandboxes(fortnox: SandboxProcess, moment: SandboxProcess) -> None:
         print(f"  {entity:<18} {count:>6}")
 
 
-def meltano_env(fortnox: SandboxProcess, moment: SandboxProcess) -> dict[str, str]:
+def meltano_env(workdir: Path, fortnox: SandboxProcess, moment: SandboxProcess) -> dict[str, str]:
     env = {**os.environ, "MELTANO_ENVIRONMENT": "dev"}
-    env["MELTANO_STATE_BACKEND_URI"] = (DEMO / "state").as_uri()
+    env["MELTANO_STATE_BACKEND_URI"] = (workdir / "state").as_uri()
     env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
-    token_store = str(DEMO / "fortnox-token.json")
-    results = str(DEMO / "results")
+    token_store = str(workdir / "fortnox-token.json")
+    results = str(workdir / "results")
     for plugin in ("TARGET_FORTNOX", "TAP_FORTNOX_EXPENSES"):
         env[f"{plugin}_API_URL"] = f"{fortnox.url}/3"
         env[f"{plugin}_TOKEN_URL"] = f"{fortnox.url}/oauth-v1/token"
@@ -77,37 +77,40 @@ def meltano(*args: str, env: dict[str, str]) -> int:
     return subprocess.call([exe, *args], cwd=ROOT, env=env)
 
 
-def show_results() -> None:
+def show_results(workdir: Path, since: datetime) -> None:
+    """The run summaries the plugins wrote during this demo, as one table."""
     from sync_common import load_runs, render_runs_table
 
-    runs = load_runs(DEMO / "results")
-    if runs:
-        print("\nWhat moved (this run):")
-        print(render_runs_table(runs[-len(PLUGINS) :]))
-
-
-def pipelines_present() -> list[str]:
-    return [p for p in PLUGINS if (ROOT / p / "pyproject.toml").exists()]
+    runs = [
+        run
+        for run in load_runs(workdir / "results")
+        if datetime.fromisoformat(run["started_at"]) >= since
+    ]
+    print("\nWhat moved (this run):")
+    print(render_runs_table(runs) if runs else "  (no run summaries written)")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--no-wait", action="store_true", help="stop the sandboxes when done")
+    parser.add_argument("--workdir", type=Path, default=ROOT / "output" / "demo")
+    parser.add_argument("--fortnox-port", type=int, default=8081, help="0 = any free port")
+    parser.add_argument("--moment-port", type=int, default=8082, help="0 = any free port")
     args = parser.parse_args()
-    DEMO.mkdir(parents=True, exist_ok=True)
+    workdir: Path = args.workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
     with (
-        SandboxProcess("fortnox", DEMO / "fortnox.db", seed=1, port=8081) as fortnox,
-        SandboxProcess("moment", DEMO / "moment.db", seed=1, port=8082) as moment,
+        SandboxProcess(
+            "fortnox", workdir / "fortnox.db", seed=1, port=args.fortnox_port
+        ) as fortnox,
+        SandboxProcess("moment", workdir / "moment.db", seed=1, port=args.moment_port) as moment,
     ):
         show_sandboxes(fortnox, moment)
-        status = 0
-        if len(pipelines_present()) == len(PLUGINS):
-            env = meltano_env(fortnox, moment)
-            status = meltano("install", env=env) or meltano("run", *JOBS, env=env)
-            show_results()
-            show_sandboxes(fortnox, moment)
-        else:
-            print("\n(pipelines not built yet: showing the seeded sandboxes only)")
+        env = meltano_env(workdir, fortnox, moment)
+        started = datetime.now(UTC)
+        status = meltano("install", env=env) or meltano("run", *JOBS, env=env)
+        show_results(workdir, started)
+        show_sandboxes(fortnox, moment)
         if status == 0 and sys.stdin.isatty() and not args.no_wait:
             print("\nSandboxes running. Press Ctrl-C to stop them.", flush=True)
             with contextlib.suppress(KeyboardInterrupt):
