@@ -32,6 +32,23 @@ def _meltano_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def private_sys_dir(workdir: Path) -> Path:
+    """A Meltano system directory of the module's own, sharing the installed plugins.
+
+    Meltano writes each plugin's config, catalog and logging files under `.meltano/run/<plugin>/`
+    and `meltano install` empties those folders, so runs in other processes (a background run of
+    the same plugin, another pytest session, `make demo`) could delete each other's files. Linking
+    the installed plugin environments keeps the one install shared.
+    """
+    sys_dir = workdir / "meltano-sys"
+    sys_dir.mkdir(exist_ok=True)
+    for kind in ("extractors", "loaders"):
+        link = sys_dir / kind
+        if not link.exists():
+            link.symlink_to(ROOT / ".meltano" / kind, target_is_directory=True)
+    return sys_dir
+
+
 @pytest.fixture(scope="session")
 def meltano_installed() -> None:
     """`meltano install` once for the whole session (and across xdist workers)."""
@@ -123,5 +140,10 @@ def pipelines(
         ) as fortnox,
         SandboxProcess("moment", workdir / "moment.db", seed=1) as moment,
     ):
-        yield Pipelines(fortnox=fortnox, moment=moment, workdir=workdir)
+        yield Pipelines(
+            fortnox=fortnox,
+            moment=moment,
+            workdir=workdir,
+            extra_env={"MELTANO_SYS_DIR_ROOT": str(private_sys_dir(workdir))},
+        )
     shutil.rmtree(workdir, ignore_errors=True)

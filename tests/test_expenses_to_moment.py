@@ -34,7 +34,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import requests
-from filelock import FileLock
 
 pytestmark = pytest.mark.e2e
 
@@ -319,10 +318,9 @@ class ExpensesJob:
         runs = self.pipelines.results_dir / "runs"
         before = set(runs.glob("*.json")) if runs.exists() else set()
         seq = self.moment.last_request()
-        with install_lock():
-            started = time.monotonic()
-            result = self.pipelines.run(*(args or (JOB,)), **env)
-            seconds = time.monotonic() - started
+        started = time.monotonic()
+        result = self.pipelines.run(*(args or (JOB,)), **env)
+        seconds = time.monotonic() - started
         new = {p.name for p in set(runs.glob("*.json")) - before}
         assert any("tap-fortnox-expenses" in n for n in new), f"no tap summary in {new}"
         assert any("target-moment" in n for n in new), f"no target summary in {new}"
@@ -368,35 +366,6 @@ class ExpensesJob:
         return dict(created["SupplierInvoice"])
 
 
-def private_sys_dir(workdir: Path) -> Path:
-    """A `.meltano` of the module's own: the installed plugins shared, the run files private.
-
-    Meltano keeps each plugin's config and catalog in one `.meltano/run/<plugin>/` per project,
-    so `meltano run`s of the same tap started at the same time by other test sessions overwrite
-    and delete each other's `tap.properties.json`. Pointing `MELTANO_SYS_DIR_ROOT` at a folder
-    whose `extractors/` and `loaders/` are links to the project's installed plugins keeps the
-    module's runs apart without installing anything again.
-    """
-    sys_dir = workdir / "meltano-sys"
-    sys_dir.mkdir(exist_ok=True)
-    for kind in ("extractors", "loaders"):
-        link = sys_dir / kind
-        if not link.exists():
-            link.symlink_to(ROOT / ".meltano" / kind, target_is_directory=True)
-    return sys_dir
-
-
-def install_lock() -> FileLock:
-    """The lock `meltano_installed` holds while it runs `meltano install`.
-
-    `meltano install` empties every plugin's `.meltano/run/<plugin>/` (Meltano's
-    `VenvService.clean_run_files`), so a `meltano run` started by another test session (another
-    engineer, another xdist worker) while it runs loses its config file and fails. Holding the same
-    lock during our runs keeps installs out of them.
-    """
-    return FileLock(str(ROOT / ".meltano-install.lock"))
-
-
 def wait_for(predicate: Any, what: str, timeout: float = 120.0, interval: float = 0.2) -> None:
     """Poll ``predicate`` until it is true; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -437,11 +406,9 @@ class FirstRun:
 def job(pipelines: Any) -> ExpensesJob:
     """The module's sandboxes after `moment-to-fortnox`: Fortnox knows Moment's projects."""
     pipelines.extra_env.update(FAST_FORTNOX)
-    pipelines.extra_env["MELTANO_SYS_DIR_ROOT"] = str(private_sys_dir(pipelines.workdir))
     job = ExpensesJob(pipelines)
-    with install_lock():
-        started = time.monotonic()
-        pipelines.run("moment-to-fortnox")
+    started = time.monotonic()
+    pipelines.run("moment-to-fortnox")
     job.note("moment-to-fortnox run (s)", round(time.monotonic() - started, 1))
     return job
 
@@ -722,7 +689,7 @@ def test_interrupted_run_then_rerun_leaves_one_expense_per_row(
             if r["method"] == "POST" and r["path"].endswith("/projectExpenses")
         )
 
-    with install_lock(), (job.pipelines.workdir / "interrupted.log").open("w") as log:
+    with (job.pipelines.workdir / "interrupted.log").open("w") as log:
         # Its own session, so that one killpg reaches meltano, the tap and the target.
         process = subprocess.Popen(
             [MELTANO, "run", JOB],

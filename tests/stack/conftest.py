@@ -140,24 +140,6 @@ def warehouse() -> Iterator[Warehouse]:
 
 
 @pytest.fixture(scope="module")
-def private_run_dir(pipelines: Any) -> None:
-    """Give this module's `meltano run`s their own `.meltano/run`.
-
-    Meltano writes each plugin's config, catalog and logging files under `.meltano/run/<plugin>/`
-    and removes them when the plugin ends, so runs of the same plugin in other processes (other
-    test modules under xdist, a developer's `make demo`) can delete each other's files. A private
-    system directory whose plugin folders link to the installed ones keeps the installs shared.
-    """
-    sys_dir = pipelines.workdir / "meltano-sys"
-    sys_dir.mkdir(exist_ok=True)
-    for kind in ("extractors", "loaders"):
-        link = sys_dir / kind
-        if not link.exists():
-            link.symlink_to(ROOT / ".meltano" / kind, target_is_directory=True)
-    pipelines.extra_env["MELTANO_SYS_DIR_ROOT"] = str(sys_dir)
-
-
-@pytest.fixture(scope="module")
 def fortnox_reader(pipelines: Any) -> Any:
     """A client-credentials FortnoxClient on the module's Fortnox sandbox, to check what arrived."""
     from fortnox_client import FortnoxClient, FortnoxSettings

@@ -43,7 +43,7 @@ EXPECTED = {
 
 
 def test_csv_customers_reach_fortnox_through_meltano(
-    pipelines: Any, private_run_dir: None, fortnox_reader: Any, tmp_path: Path
+    pipelines: Any, fortnox_reader: Any, tmp_path: Path
 ) -> None:
     folder = tmp_path / "kunder"
     folder.mkdir()

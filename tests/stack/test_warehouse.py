@@ -53,7 +53,7 @@ def _primary_key(warehouse: Any, schema: str, table: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def loaded(pipelines: Any, warehouse: Any, private_run_dir: None) -> dict[str, Any]:
+def loaded(pipelines: Any, warehouse: Any) -> dict[str, Any]:
     """The first runs of both warehouse jobs on the seeded sandboxes (one `meltano run`)."""
     pipelines.extra_env.update(warehouse.target_env())
     # The Fortnox sandbox runs without its limit here; the client-side limiter would only slow
