@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -270,15 +271,20 @@ def moment_changes(pipelines: Any) -> MomentChanges:
     return MomentChanges(pipelines)
 
 
+_SUPPLIER_INVOICE_SERIAL = itertools.count(1)
+
+
 def post_supplier_invoice(
     pipelines: Any, project: str, amount: int, text: str = "Resa"
 ) -> tuple[str, str]:
     """A booked, approved supplier invoice with one cost row on `project`; (GivenNumber, key)."""
     vat = amount // 4
+    # Fortnox refuses a supplier's invoice number twice: a serial keeps equal amounts apart.
+    serial = next(_SUPPLIER_INVOICE_SERIAL)
     body = {
         "SupplierInvoice": {
             "SupplierNumber": "1",
-            "InvoiceNumber": f"REL-{amount}",
+            "InvoiceNumber": f"REL-{serial}-{amount}",
             "InvoiceDate": date.today().isoformat(),
             "Project": project,
             "SupplierInvoiceRows": [

@@ -33,7 +33,8 @@ def scenario(
 ) -> Any:
     """New supplier invoices, the faults armed, one run; then the invariants after a re-run."""
     keys = [
-        kit.post_supplier_invoice("5001", 1000 + i * 10, f"Resa {name} {i}")[1]
+        # Scenario names hold × and similar, which Fortnox refuses in text fields.
+        kit.post_supplier_invoice("5001", 1000 + i * 10, f"Resa {i}")[1]
         for i in range(new_rows)
     ]
     mark = kit.log_mark()
@@ -46,8 +47,15 @@ def scenario(
     kit.clear_faults()
     injected = kit.injected_since(mark)
     if result.returncode != 0:
-        # A failed run must not have moved the bookmark past rows it did not write.
-        assert kit.state(STATE_ID) == state_before
+        # A failed run may have saved the bookmark of a stream it finished before failing; it
+        # must not have moved it past rows it did not write.
+        def mark(state: dict[str, Any]) -> Any:
+            return (state["bookmarks"].get("project_expenses") or {}).get("replication_key_value")
+
+        if mark(kit.state(STATE_ID)) != mark(state_before):
+            written = kit.oracle.expense_refs()
+            unwritten = [k for k in keys if k not in written]
+            assert not unwritten, f"bookmark moved past unwritten expense rows {unwritten}"
         kit.pipelines.run(JOB)
     refs = kit.oracle.assert_expenses_once()
     missing = [k for k in keys if k not in refs]
