@@ -40,6 +40,25 @@ is a `meltano run` (meltano, tap and target) killed with SIGKILL while it was st
 normal re-run after the loop must then leave the destination exactly as expected. "Records lost"
 and "records duplicated" are what the oracle found after each scenario: a row is written only
 when its assertions passed, so any other value than 0 cannot appear here.
+
+Found on the way (and handled):
+- A record without its key property, or a RECORD before its stream's SCHEMA, stopped the whole
+  target run in singer-sdk 0.54 with a bare traceback. Both targets now fail that record alone
+  (sync-common `RecordGuard`): an ERROR naming the stream, the key or missing key field and the
+  fix; a keyless record becomes a dead letter keyed `(no <field>) <hash>`.
+- Two 5xx answers in a row to one POST stopped target-fortnox. It now does up to three POST +
+  look-up rounds; if every POST went unanswered and no look-up finds the record, that record is
+  dead-lettered (retried first next run) and the run goes on. fortnox-client keeps 500/502/504 on
+  a POST ambiguous (see its README), 429 and 503 are resent by the client.
+- `timeout`, `max_tries` and `max_retry_seconds` were read by the clients but not declared, so
+  Meltano could not pass them; all four plugins and meltano.yml declare them now.
+- After a kill -9, Meltano's system database still shows the job as running, and the next
+  `meltano run` of the same state id is refused for 5 minutes ("Another pipeline is already
+  running"), after which Meltano marks it stale. Nothing is lost, the run is only delayed; an
+  operator who knows the process is gone can run with `--force` (the kill loop does).
+- Concurrent `meltano run`s in one project share `.meltano/run/<plugin>/` (config and catalog
+  files); the tests give each module its own `MELTANO_SYS_DIR_ROOT`. Production runs one job per
+  project directory or container, as Meltano expects.
 """
 
 

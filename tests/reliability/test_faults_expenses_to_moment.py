@@ -94,14 +94,16 @@ def test_moment_429_storm_on_the_first_import(kit: Any) -> None:
 
 
 def test_fortnox_429_and_5xx_on_reads(kit: Any) -> None:
-    result = scenario(
+    """The first read meets 503×4 and 502×2 back to back, plus 429 on 30 % of calls: with 8
+    tries the client may run out on it. Either the retries carry the run, or it fails before
+    any state and the re-run brings everything; scenario() checks both ways."""
+    scenario(
         kit,
         "Fortnox 429 on 30 % of reads, 503×4, 502×2",
         ("fortnox", {"kind": "status", "status": 429, "rate": 0.3, "path": "^/3/"}),
         ("fortnox", {"kind": "status", "status": 503, "count": 4, "path": "^/3/"}),
         ("fortnox", {"kind": "status", "status": 502, "count": 2, "path": "^/3/"}),
     )
-    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_ambiguous_creates_in_moment(kit: Any) -> None:
