@@ -17,7 +17,7 @@ from fortnox_client.errors import (
 )
 from fortnox_client.formats import date_param, lastmodified_param, parse_fortnox_datetime
 from fortnox_client.rate_limiter import RateLimiter
-from fortnox_client.settings import FortnoxSettings, SettingsError
+from fortnox_client.settings import FortnoxSettings, SettingsError, plugin_settings_schema
 from fortnox_client.token_store import TokenStore
 
 __all__ = [
@@ -40,4 +40,5 @@ __all__ = [
     "lastmodified_param",
     "parse_error_information",
     "parse_fortnox_datetime",
+    "plugin_settings_schema",
 ]

@@ -1,7 +1,9 @@
 """The Fortnox connection settings (DESIGN §4) as one typed, validated value.
 
 Owns the defaults, the validation and the only place a plugin's config mapping is read for
-Fortnox. Secrets are excluded from ``repr`` so that a logged settings object leaks nothing.
+Fortnox, and the settings' JSON-schema declaration the Fortnox plugins share
+(:func:`plugin_settings_schema`). Secrets are excluded from ``repr`` so that a logged settings
+object leaks nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ DEFAULT_TOKEN_STORE_PATH = ".secrets/fortnox-token.json"
 DEFAULT_MAX_REQUESTS_PER_5S = 25
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
+DEFAULT_MAX_TRIES = 8
+DEFAULT_MAX_RETRY_SECONDS = 60.0
 
 REQUIRED = ("client_id", "client_secret")
 
@@ -45,8 +49,8 @@ class FortnoxSettings:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
     # Retry budget for transient errors on idempotent requests (tries, total seconds, first wait).
-    max_tries: int = 8
-    max_retry_seconds: float = 60.0
+    max_tries: int = DEFAULT_MAX_TRIES
+    max_retry_seconds: float = DEFAULT_MAX_RETRY_SECONDS
     retry_base_seconds: float = 0.5
 
     @property
@@ -89,8 +93,8 @@ class FortnoxSettings:
             ),
             connect_timeout=connect,
             read_timeout=read,
-            max_tries=_int(config, "max_tries", 8, minimum=1),
-            max_retry_seconds=_float(config, "max_retry_seconds", 60.0),
+            max_tries=_int(config, "max_tries", DEFAULT_MAX_TRIES, minimum=1),
+            max_retry_seconds=_float(config, "max_retry_seconds", DEFAULT_MAX_RETRY_SECONDS),
             retry_base_seconds=_float(config, "retry_base_seconds", 0.5),
         )
 
@@ -144,3 +148,88 @@ def _timeouts(raw: Any) -> tuple[float, float]:
     if connect <= 0 or read <= 0:
         raise SettingsError(f"Fortnox setting timeout must be positive, got {raw!r}")
     return connect, read
+
+
+def plugin_settings_schema() -> dict[str, Any]:
+    """The shared Fortnox settings as a JSON-schema fragment, in DESIGN §4 order.
+
+    Both Fortnox plugins merge it into their ``config_jsonschema`` (with
+    ``sync_common.plugin_config_schema``), so names, types, defaults and which are secret are
+    declared once, next to :meth:`FortnoxSettings.from_config` that reads them. Plain JSON schema
+    (singer-sdk's shape of it) because this library does not depend on singer-sdk.
+    """
+    text = ["string", "null"]
+    return {
+        "type": "object",
+        "properties": {
+            "api_url": {
+                "type": text,
+                "default": DEFAULT_API_URL,
+                "description": "Fortnox API base URL",
+            },
+            "token_url": {
+                "type": text,
+                "default": DEFAULT_TOKEN_URL,
+                "description": "Fortnox OAuth2 token endpoint",
+            },
+            "client_id": {"type": ["string"], "description": "Fortnox app client id"},
+            "client_secret": {
+                "type": ["string"],
+                "description": "Fortnox app client secret",
+                "secret": True,
+                "writeOnly": True,
+            },
+            "refresh_token": {
+                "type": text,
+                "description": "Initial refresh token (seeds the token store when it is empty; "
+                "rotated tokens live in the store)",
+                "secret": True,
+                "writeOnly": True,
+            },
+            "tenant_id": {
+                "type": text,
+                "description": "Fortnox TenantId (DatabaseNumber) for the client-credentials "
+                "service-account flow; no refresh token then",
+            },
+            "token_store_path": {
+                "type": text,
+                "default": DEFAULT_TOKEN_STORE_PATH,
+                "description": "Token store file shared by every Fortnox plugin (never the "
+                "Meltano config)",
+            },
+            "token_store_url": {
+                "type": text,
+                "description": "PostgreSQL URL of a token store shared across machines "
+                "(postgresql://user:password@host/db?tenant=NAME, one row per client and "
+                "tenant); wins over token_store_path when set. Needs fortnox-client[postgres].",
+                "secret": True,
+                "writeOnly": True,
+            },
+            "max_requests_per_5s": {
+                "type": ["integer", "null"],
+                "default": DEFAULT_MAX_REQUESTS_PER_5S,
+                "description": "Client-side limit per client and tenant (Fortnox allows 25 per "
+                "sliding 5 s)",
+            },
+            "timeout": {
+                "type": ["number", "null"],
+                "default": int(DEFAULT_READ_TIMEOUT),
+                "description": "Seconds to wait for each Fortnox answer (read timeout; "
+                "connecting may take 10 s). A create that times out is looked up before it is "
+                "sent again",
+            },
+            "max_tries": {
+                "type": ["integer", "null"],
+                "default": DEFAULT_MAX_TRIES,
+                "description": "Tries per Fortnox request on 429, 5xx, timeouts and resets (1 = "
+                "no retry); when they run out the run fails before its state is saved",
+            },
+            "max_retry_seconds": {
+                "type": ["number", "null"],
+                "default": int(DEFAULT_MAX_RETRY_SECONDS),
+                "description": "Longest time spent retrying one Fortnox request (backoff with "
+                "jitter)",
+            },
+        },
+        "required": list(REQUIRED),
+    }

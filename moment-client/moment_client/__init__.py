@@ -16,6 +16,7 @@ from moment_client.errors import (
     MomentNotFound,
     MomentTransientError,
 )
+from moment_client.settings_schema import connection_settings_schema, retry_settings_schema
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -30,4 +31,6 @@ __all__ = [
     "MomentNotFound",
     "MomentSettings",
     "MomentTransientError",
+    "connection_settings_schema",
+    "retry_settings_schema",
 ]

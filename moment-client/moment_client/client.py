@@ -34,6 +34,8 @@ LOGGER = logging.getLogger("moment_client")
 
 DEFAULT_API_URL = "https://app.moment.team/api/1.0"
 MAX_PAGE_SIZE = 500  # observed ceiling in real clients (reference/moment-api.md §1.6)
+DEFAULT_TIMEOUT_SECONDS = 60.0
+DEFAULT_MAX_TRIES = 5
 _IDEMPOTENT = frozenset({"GET", "PUT", "PATCH", "DELETE"})
 _NETWORK_ERRORS = (
     requests.Timeout,
@@ -52,8 +54,8 @@ class MomentSettings:
     api_key: str = field(repr=False)
     api_url: str = DEFAULT_API_URL
     page_size: int = MAX_PAGE_SIZE
-    timeout: float = 60.0
-    max_tries: int = 5
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+    max_tries: int = DEFAULT_MAX_TRIES
     backoff_factor: float = 1.0  # seconds; waits are full-jittered 1, 2, 4, 8 ... × factor
     max_backoff: float = 60.0
 

@@ -1,6 +1,7 @@
 """What every Moment/Fortnox plugin shares and no API owns.
 
-Run summaries (``RunSummary``), replayable dead letters (``DeadLetters``), the failure e-mail
+Shared settings declarations (``plugin_config_schema``, ``notify_settings_schema``), run
+summaries (``RunSummary``), replayable dead letters (``DeadLetters``), the failure e-mail
 (``FailureMailer``), secret redaction in logs (``install_secret_redaction``, ``redact``),
 progress lines (``ProgressReporter``), per-record handling of Singer protocol slips
 (``RecordGuard``) and pre-flight reports (``PreflightReport``,
@@ -8,8 +9,14 @@ progress lines (``ProgressReporter``), per-record handling of Singer protocol sl
 Standard library only.
 """
 
+from sync_common.config_schema import plugin_config_schema
 from sync_common.dead_letters import DeadLetter, DeadLetters, dead_letters_path
-from sync_common.mailer import FailureMailer, SmtpSettings, failure_report
+from sync_common.mailer import (
+    FailureMailer,
+    SmtpSettings,
+    failure_report,
+    notify_settings_schema,
+)
 from sync_common.preflight import CheckResult, PreflightReport, run_check
 from sync_common.progress import ProgressReporter
 from sync_common.redaction import SecretRedactingFilter, install_secret_redaction, redact
@@ -49,6 +56,8 @@ __all__ = [
     "keyless_letter_key",
     "load_runs",
     "missing_key_properties",
+    "notify_settings_schema",
+    "plugin_config_schema",
     "redact",
     "render_runs_table",
     "run_check",

@@ -218,3 +218,34 @@ def failure_report(summary: RunSummary) -> str:
             f"  meltano invoke {plugin} < {dead_path}",
         ]
     return "\n".join(lines) + "\n"
+
+
+def notify_settings_schema() -> dict[str, Any]:
+    """The notify/SMTP settings (``notify_email`` ... ``smtp_starttls``) as a JSON-schema fragment.
+
+    Every plugin that e-mails failures merges it into its ``config_jsonschema`` with
+    :func:`sync_common.plugin_config_schema`, so the settings :meth:`SmtpSettings.from_config`
+    reads are declared once. An unset ``smtp_starttls`` means on (see ``from_config``).
+    """
+    text = ["string", "null"]
+    return {
+        "type": "object",
+        "properties": {
+            "notify_email": {"type": text, "description": "Where the failure e-mail goes."},
+            "smtp_host": {"type": text, "description": "SMTP server for the failure e-mail."},
+            "smtp_port": {
+                "type": ["integer", "null"],
+                "description": f"SMTP port ({PORT_WITH_STARTTLS} with STARTTLS).",
+            },
+            "smtp_username": {"type": text, "description": "SMTP user name."},
+            "smtp_password": {
+                "type": text,
+                "description": "SMTP password.",
+                "secret": True,
+                "writeOnly": True,
+            },
+            "smtp_from": {"type": text, "description": "Sender address of the e-mail."},
+            "smtp_starttls": {"type": ["boolean", "null"], "description": "Use STARTTLS for SMTP."},
+        },
+        "required": [],
+    }

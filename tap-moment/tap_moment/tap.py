@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from moment_client import DEFAULT_API_URL, MAX_PAGE_SIZE, MomentClient, MomentSettings
+from moment_client import (
+    MAX_PAGE_SIZE,
+    MomentClient,
+    MomentSettings,
+    connection_settings_schema,
+    retry_settings_schema,
+)
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
+from sync_common import plugin_config_schema
 
 from tap_moment import streams
 
@@ -19,57 +26,33 @@ class TapMoment(Tap):
 
     name = "tap-moment"
 
-    config_jsonschema = th.PropertiesList(
-        th.Property(
-            "api_url",
-            th.StringType,
-            default=DEFAULT_API_URL,
-            description="Moment API base URL, up to and including /api/1.0",
-        ),
-        th.Property(
-            "company_code",
-            th.StringType,
-            required=True,
-            description="Moment company code: the first path part of your Moment URL",
-        ),
-        th.Property(
-            "api_key",
-            th.StringType,
-            required=True,
-            secret=True,
-            description="Moment API key (Company > API keys), sent as HTTP Basic apikey:<key>",
-        ),
-        th.Property(
-            "start_date",
-            th.DateTimeType,
-            description="Read records modified from this instant on when there is no bookmark",
-        ),
-        th.Property(
-            "page_size",
-            th.IntegerType(minimum=1, maximum=MAX_PAGE_SIZE),
-            default=MAX_PAGE_SIZE,
-            description=f"Records per list request (1-{MAX_PAGE_SIZE})",
-        ),
-        th.Property(
-            "timeout",
-            th.NumberType,
-            default=60,
-            description="Seconds to wait for each Moment answer",
-        ),
-        th.Property(
-            "max_tries",
-            th.IntegerType,
-            default=5,
-            description="Tries per Moment request on 429, 5xx, timeouts and resets (1 = no "
-            "retry); when they run out the run fails before its state is saved",
-        ),
-        th.Property(
-            "lookback_minutes",
-            th.IntegerType(minimum=0),
-            default=5,
-            description="Re-read this many minutes before the bookmark, so no late write is missed",
-        ),
-    ).to_dict()
+    # The shared Moment connection and retry settings (DESIGN §4) around the tap's own.
+    config_jsonschema = plugin_config_schema(
+        connection_settings_schema(),
+        th.PropertiesList(
+            th.Property(
+                "start_date",
+                th.DateTimeType,
+                description="Read records modified from this instant on when there is no bookmark",
+            ),
+            th.Property(
+                "page_size",
+                th.IntegerType(minimum=1, maximum=MAX_PAGE_SIZE),
+                default=MAX_PAGE_SIZE,
+                description=f"Records per list request (1-{MAX_PAGE_SIZE})",
+            ),
+        ).to_dict(),
+        retry_settings_schema(),
+        th.PropertiesList(
+            th.Property(
+                "lookback_minutes",
+                th.IntegerType(minimum=0),
+                default=5,
+                description="Re-read this many minutes before the bookmark, so no late write is "
+                "missed",
+            ),
+        ).to_dict(),
+    )
 
     @cached_property
     def moment_client(self) -> MomentClient:

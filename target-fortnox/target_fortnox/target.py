@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from fortnox_client import FortnoxClient, FortnoxSettings
+from fortnox_client import FortnoxClient, FortnoxSettings, plugin_settings_schema
 from singer_sdk import typing as th
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
@@ -27,6 +27,8 @@ from sync_common import (
     RunSummary,
     install_secret_redaction,
     is_keyless_letter_key,
+    notify_settings_schema,
+    plugin_config_schema,
 )
 
 from target_fortnox.existing import ExistingRecords, FingerprintLedger
@@ -50,110 +52,57 @@ class TargetFortnox(RecordGuard, Target):
     name = PLUGIN
     default_sink_class = SkippedStreamSink
 
-    config_jsonschema = th.PropertiesList(
-        th.Property(
-            "api_url",
-            th.StringType,
-            default="https://api.fortnox.se/3",
-            description="Fortnox REST API base URL.",
-        ),
-        th.Property(
-            "token_url",
-            th.StringType,
-            default="https://apps.fortnox.se/oauth-v1/token",
-            description="Fortnox OAuth2 token endpoint.",
-        ),
-        th.Property(
-            "client_id", th.StringType, required=True, description="Fortnox app client id."
-        ),
-        th.Property(
-            "client_secret",
-            th.StringType,
-            required=True,
-            secret=True,
-            description="Fortnox app client secret.",
-        ),
-        th.Property(
-            "refresh_token",
-            th.StringType,
-            secret=True,
-            description="Initial refresh token (seed only; rotated ones live in the token store).",
-        ),
-        th.Property(
-            "tenant_id",
-            th.StringType,
-            description="Fortnox DatabaseNumber for a client-credentials service account "
-            "(no refresh token needed).",
-        ),
-        th.Property(
-            "token_store_path",
-            th.StringType,
-            default=".secrets/fortnox-token.json",
-            description="File holding the rotating token pair, shared with tap-fortnox-expenses.",
-        ),
-        th.Property(
-            "token_store_url",
-            th.StringType,
-            secret=True,
-            description="PostgreSQL URL of a token store shared across machines "
-            "(postgresql://user:password@host/db?tenant=NAME, one row per client and tenant); "
-            "wins over token_store_path when set. Needs fortnox-client[postgres].",
-        ),
-        th.Property(
-            "max_requests_per_5s",
-            th.IntegerType,
-            default=25,
-            description="Client-side rate limit per client and tenant (Fortnox allows 25 per 5 s).",
-        ),
-        th.Property(
-            "timeout",
-            th.NumberType,
-            default=60,
-            description="Seconds to wait for each Fortnox answer (read timeout; connecting may "
-            "take 10 s). A create that times out is looked up before it is sent again",
-        ),
-        th.Property(
-            "max_tries",
-            th.IntegerType,
-            default=8,
-            description="Tries per Fortnox request on 429, 5xx, timeouts and resets (1 = no "
-            "retry); when they run out the run fails before its state is saved",
-        ),
-        th.Property(
-            "max_retry_seconds",
-            th.NumberType,
-            default=60,
-            description="Longest time spent retrying one Fortnox request (backoff with jitter)",
-        ),
-        th.Property("notify_email", th.StringType, description="Where the failure e-mail goes."),
-        th.Property("smtp_host", th.StringType, description="SMTP server for the failure e-mail."),
-        th.Property("smtp_port", th.IntegerType, description="SMTP port (587 with STARTTLS)."),
-        th.Property("smtp_username", th.StringType, description="SMTP user name."),
-        th.Property("smtp_password", th.StringType, secret=True, description="SMTP password."),
-        th.Property("smtp_from", th.StringType, description="Sender address of the e-mail."),
-        th.Property(
-            "smtp_starttls", th.BooleanType, default=True, description="Use STARTTLS for SMTP."
-        ),
-        th.Property(
-            "results_dir",
-            th.StringType,
-            default="output/",
-            description="Run summaries, dead letters, dry-run plans and the fingerprint ledger.",
-        ),
-        th.Property(
-            "dry_run",
-            th.BooleanType,
-            default=False,
-            description="Plan without writing: reads only, the plan goes to "
-            "results_dir/plan-<timestamp>.json, and no STATE is emitted.",
-        ),
-        th.Property(
-            "push_invoices",
-            th.BooleanType,
-            default=True,
-            description="Create Moment invoices in Fortnox (off: invoices are counted skipped).",
-        ),
-    ).to_dict()
+    # The shared Fortnox and e-mail settings first (DESIGN §4), in this target's words.
+    config_jsonschema = plugin_config_schema(
+        plugin_settings_schema(),
+        notify_settings_schema(),
+        th.PropertiesList(
+            th.Property(
+                "results_dir",
+                th.StringType,
+                default="output/",
+                description="Run summaries, dead letters, dry-run plans and the fingerprint "
+                "ledger.",
+            ),
+            th.Property(
+                "dry_run",
+                th.BooleanType,
+                default=False,
+                description="Plan without writing: reads only, the plan goes to "
+                "results_dir/plan-<timestamp>.json, and no STATE is emitted.",
+            ),
+            th.Property(
+                "push_invoices",
+                th.BooleanType,
+                default=True,
+                description="Create Moment invoices in Fortnox (off: invoices are counted "
+                "skipped).",
+            ),
+        ).to_dict(),
+        overrides={
+            "api_url": {"description": "Fortnox REST API base URL."},
+            "token_url": {"description": "Fortnox OAuth2 token endpoint."},
+            "client_id": {"description": "Fortnox app client id."},
+            "client_secret": {"description": "Fortnox app client secret."},
+            "refresh_token": {
+                "description": "Initial refresh token (seed only; rotated ones live in the token "
+                "store)."
+            },
+            "tenant_id": {
+                "description": "Fortnox DatabaseNumber for a client-credentials service account "
+                "(no refresh token needed)."
+            },
+            "token_store_path": {
+                "description": "File holding the rotating token pair, shared with "
+                "tap-fortnox-expenses."
+            },
+            "max_requests_per_5s": {
+                "description": "Client-side rate limit per client and tenant (Fortnox allows 25 "
+                "per 5 s)."
+            },
+            "smtp_starttls": {"default": True},
+        },
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -24,7 +24,7 @@ def settings_markdown() -> str:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         TargetMoment.print_about(output_format="markdown")
-    own = set(TargetMoment.own_settings.to_dict()["properties"])
+    own = set(TargetMoment.own_settings["properties"])
     rows = [
         line
         for line in out.getvalue().splitlines()

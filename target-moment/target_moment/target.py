@@ -10,15 +10,17 @@ too, then fails the run before any state is emitted.
 
 from __future__ import annotations
 
+from copy import deepcopy
 from functools import cached_property
 from typing import Any
 
 from moment_client import (
-    DEFAULT_API_URL,
     MomentAuthError,
     MomentClient,
     MomentSettings,
     MomentTransientError,
+    connection_settings_schema,
+    retry_settings_schema,
 )
 from singer_sdk import typing as th
 from singer_sdk.sinks import Sink
@@ -29,6 +31,8 @@ from sync_common import (
     RecordGuard,
     RunSummary,
     install_secret_redaction,
+    notify_settings_schema,
+    plugin_config_schema,
 )
 
 from target_moment.contract import KEY_PROPERTIES, PROJECT_EXPENSES, PROJECTS
@@ -43,80 +47,60 @@ class TargetMoment(RecordGuard, Target):
     name = PLUGIN
     default_sink_class = IgnoredStreamSink
 
-    # target-moment's own settings (DESIGN §4); the SDK adds its built-ins to config_jsonschema.
-    own_settings = th.PropertiesList(
-        th.Property(
-            "api_url",
-            th.StringType,
-            default=DEFAULT_API_URL,
-            description="Moment API base URL, up to and including /api/1.0.",
-        ),
-        th.Property(
-            "company_code",
-            th.StringType,
-            required=True,
-            description="Your Moment company code: the part after app.moment.team/ in your URL.",
-        ),
-        th.Property(
-            "api_key",
-            th.StringType,
-            required=True,
-            secret=True,
-            description="Moment API key (Company > API keys); sent as HTTP Basic apikey:<key>.",
-        ),
-        th.Property(
-            "timeout",
-            th.NumberType,
-            default=60,
-            description="Seconds to wait for each Moment answer (a create that times out is "
-            "looked up by its Fortnox source key before it is sent again)",
-        ),
-        th.Property(
-            "max_tries",
-            th.IntegerType,
-            default=5,
-            description="Tries per Moment request on 429, 5xx, timeouts and resets (1 = no "
-            "retry); when they run out the run fails before its state is saved",
-        ),
-        th.Property(
-            "default_billable",
-            th.BooleanType,
-            default=True,
-            description=(
-                "Whether imported expenses are billable when the Moment project's price model "
-                "does not say (priceModel.expensesBillable null)."
+    # target-moment's own settings (DESIGN §4): the shared Moment and e-mail ones (in this
+    # target's words) around its own. The SDK adds its built-ins to config_jsonschema, in place.
+    own_settings = plugin_config_schema(
+        connection_settings_schema(),
+        retry_settings_schema(),
+        th.PropertiesList(
+            th.Property(
+                "default_billable",
+                th.BooleanType,
+                default=True,
+                description=(
+                    "Whether imported expenses are billable when the Moment project's price "
+                    "model does not say (priceModel.expensesBillable null)."
+                ),
             ),
-        ),
-        th.Property(
-            "results_dir",
-            th.StringType,
-            default="output/",
-            description="Where run summaries, dead letters and dry-run plans are written.",
-        ),
-        th.Property(
-            "dry_run",
-            th.BooleanType,
-            default=False,
-            description=(
-                "Plan only: write and print what would be created/updated/unchanged/in "
-                "conflict, and write nothing to Moment."
+            th.Property(
+                "results_dir",
+                th.StringType,
+                default="output/",
+                description="Where run summaries, dead letters and dry-run plans are written.",
             ),
-        ),
-        th.Property(
-            "notify_email",
-            th.StringType,
-            description="E-mail address(es), comma separated, for one message per failing run.",
-        ),
-        th.Property("smtp_host", th.StringType, description="SMTP server for the failure e-mail."),
-        th.Property("smtp_port", th.IntegerType, description="SMTP port (587 with STARTTLS)."),
-        th.Property("smtp_username", th.StringType, description="SMTP user name."),
-        th.Property("smtp_password", th.StringType, secret=True, description="SMTP password."),
-        th.Property("smtp_from", th.StringType, description="Sender address of the e-mail."),
-        th.Property(
-            "smtp_starttls", th.BooleanType, description="Use STARTTLS on the SMTP connection."
-        ),
+            th.Property(
+                "dry_run",
+                th.BooleanType,
+                default=False,
+                description=(
+                    "Plan only: write and print what would be created/updated/unchanged/in "
+                    "conflict, and write nothing to Moment."
+                ),
+            ),
+        ).to_dict(),
+        notify_settings_schema(),
+        overrides={
+            "api_url": {"description": "Moment API base URL, up to and including /api/1.0."},
+            "company_code": {
+                "description": "Your Moment company code: the part after app.moment.team/ in "
+                "your URL."
+            },
+            "api_key": {
+                "description": "Moment API key (Company > API keys); sent as HTTP Basic "
+                "apikey:<key>."
+            },
+            "timeout": {
+                "description": "Seconds to wait for each Moment answer (a create that times out "
+                "is looked up by its Fortnox source key before it is sent again)"
+            },
+            "notify_email": {
+                "description": "E-mail address(es), comma separated, for one message per "
+                "failing run."
+            },
+            "smtp_starttls": {"description": "Use STARTTLS on the SMTP connection."},
+        },
     )
-    config_jsonschema = own_settings.to_dict()
+    config_jsonschema = deepcopy(own_settings)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

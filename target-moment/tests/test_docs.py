@@ -24,7 +24,7 @@ def test_every_setting_is_declared_in_meltano_yml_with_secrets_sensitive() -> No
     meltano = yaml.safe_load(MELTANO_YML.read_text(encoding="utf-8"))
     (plugin,) = [p for p in meltano["plugins"]["loaders"] if p["name"] == "target-moment"]
     declared = {s["name"]: bool(s.get("sensitive")) for s in plugin["settings"]}
-    own = TargetMoment.own_settings.to_dict()["properties"]
+    own = TargetMoment.own_settings["properties"]
     assert set(own) == set(declared)
     secrets = {name for name, spec in own.items() if spec.get("secret")}
     assert secrets == {"api_key", "smtp_password"}
