@@ -123,12 +123,21 @@ def arrivals(requests: Iterable[dict[str, Any]]) -> list[float]:
     )
 
 
-def sustained_rate(requests: Iterable[dict[str, Any]]) -> float:
-    """Accepted requests per second from the first to the last accepted request's arrival."""
+def sustained_rate(requests: Iterable[dict[str, Any]], window: float = WINDOW_SECONDS) -> float:
+    """Accepted requests per second over the run's complete ``window``-second windows.
+
+    Counted in back-to-back windows from the first arrival; the last, partial window is left out
+    (a limiter lets a window's requests go in a burst, so a partial window would overstate the
+    rate). A run shorter than one window falls back to first-to-last arrival.
+    """
     times = arrivals(requests)
     if len(times) < 2:
         return 0.0
-    return (len(times) - 1) / (times[-1] - times[0])
+    full = int((times[-1] - times[0]) // window)
+    if full == 0:
+        return (len(times) - 1) / (times[-1] - times[0])
+    end = times[0] + full * window
+    return sum(1 for t in times if t < end) / (full * window)
 
 
 def busiest_window(requests: Iterable[dict[str, Any]], window: float = WINDOW_SECONDS) -> int:
