@@ -123,21 +123,18 @@ def arrivals(requests: Iterable[dict[str, Any]]) -> list[float]:
     )
 
 
-def sustained_rate(requests: Iterable[dict[str, Any]], window: float = WINDOW_SECONDS) -> float:
-    """Accepted requests per second over the run's complete ``window``-second windows.
+def sustained_rate(requests: Iterable[dict[str, Any]], first_burst: int = 0) -> float:
+    """Accepted requests per second after the first ``first_burst`` ones, over the time they took.
 
-    Counted in back-to-back windows from the first arrival; the last, partial window is left out
-    (a limiter lets a window's requests go in a burst, so a partial window would overstate the
-    rate). A run shorter than one window falls back to first-to-last arrival.
+    A sliding-window limiter lets one window's worth of requests go at once at the start; after
+    that, the rate is what the limiter sustains. Leaving the free first burst out measures that
+    rate the same way for a bursty sender and an even one (``first_burst`` = the limit).
     """
     times = arrivals(requests)
-    if len(times) < 2:
+    skip = max(1, min(first_burst, len(times) - 1))
+    if len(times) < 2 or times[-1] <= times[skip - 1]:
         return 0.0
-    full = int((times[-1] - times[0]) // window)
-    if full == 0:
-        return (len(times) - 1) / (times[-1] - times[0])
-    end = times[0] + full * window
-    return sum(1 for t in times if t < end) / (full * window)
+    return (len(times) - skip) / (times[-1] - times[skip - 1])
 
 
 def busiest_window(requests: Iterable[dict[str, Any]], window: float = WINDOW_SECONDS) -> int:

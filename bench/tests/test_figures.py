@@ -27,10 +27,12 @@ def test_sustained_rate_counts_accepted_requests_over_their_span() -> None:
     assert abs(sustained_rate(log) - 10.0) < 1e-9  # 50 intervals of 0.1 s; the 429 left out
 
 
-def test_sustained_rate_leaves_out_the_last_partial_window() -> None:
-    # A limiter's bursts: 10 requests at the start of each 5 s window, the last window partial.
+def test_sustained_rate_leaves_out_the_free_first_burst() -> None:
+    # A limiter's bursts: 10 requests at the start of each 5 s window.
     log = [entry(w * 5.0 + i * 0.01) for w in range(3) for i in range(10)]
-    assert abs(sustained_rate(log) - 2.0) < 1e-9  # 20 requests in 2 full windows of 5 s
+    assert abs(sustained_rate(log, first_burst=10) - 20 / 10.0) < 1e-9  # 20 after t=0.09 s
+    even = [entry(i * 0.5) for i in range(31)]  # 2 per second, evenly
+    assert abs(sustained_rate(even, first_burst=10) - 2.0) < 1e-9
 
 
 def test_sustained_rate_uses_arrival_not_answer_time() -> None:
