@@ -4,8 +4,8 @@ Shared settings declarations (``plugin_config_schema``, ``notify_settings_schema
 summaries (``RunSummary``), replayable dead letters (``DeadLetters``), the failure e-mail
 (``FailureMailer``), secret redaction in logs (``install_secret_redaction``, ``redact``),
 progress lines (``ProgressReporter``), per-record handling of Singer protocol slips
-(``RecordGuard``) and pre-flight reports (``PreflightReport``,
-``CheckResult``, ``run_check``); ``sync-report`` shows the last runs (``sync_common.report``).
+(``RecordGuard``), pre-flight reports (``PreflightReport``, ``CheckResult``, ``run_check``) and
+commands (``PreflightCommand``); ``sync-report`` shows the last runs (``sync_common.report``).
 Standard library only.
 """
 
@@ -18,6 +18,7 @@ from sync_common.mailer import (
     notify_settings_schema,
 )
 from sync_common.preflight import CheckResult, PreflightReport, run_check
+from sync_common.preflight_command import PreflightCommand
 from sync_common.progress import ProgressReporter
 from sync_common.redaction import SecretRedactingFilter, install_secret_redaction, redact
 from sync_common.run_summary import (
@@ -41,6 +42,7 @@ __all__ = [
     "DeadLetter",
     "DeadLetters",
     "FailureMailer",
+    "PreflightCommand",
     "PreflightReport",
     "ProgressReporter",
     "RecordGuard",

@@ -1,5 +1,7 @@
 """Pre-flight checks both pipelines make: Fortnox token and scopes, project module, Moment API.
 
+``check_connections`` runs them in the order both pipelines report them.
+
 Owns the checks that do not depend on the direction of the data: can we get a Fortnox access
 token, does it carry the scopes the pipeline needs, is the project module licensed, and does the
 Moment API key open the company. The clients are passed in and used through the small protocols
@@ -11,10 +13,11 @@ error code) and ``status`` (HTTP) attributes both clients' errors carry.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Protocol
 
-from sync_common.preflight import CheckResult
+from sync_common.preflight import CheckResult, PreflightReport, run_check
 
 FORTNOX_MISSING_SCOPE = 2000663
 FORTNOX_NO_LICENCE = 2001101
@@ -47,6 +50,48 @@ def error_code(exc: BaseException) -> int | None:
 def error_status(exc: BaseException) -> int | None:
     status = getattr(exc, "status", None)
     return status if isinstance(status, int) else None
+
+
+@dataclass(frozen=True)
+class Connections:
+    """What :func:`check_connections` found: which further checks can run at all."""
+
+    fortnox: bool  # a Fortnox access token opens the company
+    moment: bool  # the Moment key opens the company
+    project_module: bool  # /3/projects answers (False when there is no token to ask with)
+
+
+def check_connections(
+    report: PreflightReport,
+    fortnox: FortnoxReader,
+    moment: MomentReader,
+    company_code: str,
+    *,
+    required_scopes: Collection[str],
+    authorize_command: str,
+    moment_env_prefix: str,
+) -> Connections:
+    """The checks every pipeline starts with, into ``report``: ``fortnox-token`` (and scopes),
+    ``moment-api``, then ``project-module`` when there is a token.
+
+    Without a token every other Fortnox check would fail the same way, so the pipeline's own
+    checks look at the returned :class:`Connections` and say it once.
+    """
+    token = run_check(
+        report,
+        "fortnox-token",
+        lambda: check_fortnox_token(fortnox, required_scopes, authorize_command),
+    )
+    fortnox_ok = not token[0].blocking
+    moment_ok = not run_check(
+        report,
+        "moment-api",
+        lambda: check_moment_api(moment, company_code, moment_env_prefix),
+    )[0].blocking
+    module_ok = fortnox_ok and not (
+        run_check(report, "project-module", lambda: check_project_module(fortnox))[0].blocking
+    )
+    return Connections(fortnox=fortnox_ok, moment=moment_ok, project_module=module_ok)
 
 
 def check_fortnox_token(

@@ -19,7 +19,6 @@ Reads only.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -31,13 +30,9 @@ from typing import Any
 from fortnox_client import FortnoxClient, FortnoxSettings
 from fortnox_client.cli import ConfigError, load_config
 from moment_client import MomentClient, MomentSettings
-from sync_common import CheckResult, PreflightReport, install_secret_redaction, run_check
-from sync_common.connection_checks import (
-    check_fortnox_token,
-    check_moment_api,
-    check_project_module,
-)
-from sync_common.preflight import EXIT_UNUSABLE
+from sync_common import CheckResult, PreflightReport, run_check
+from sync_common.connection_checks import check_connections
+from sync_common.preflight_command import PreflightCommand
 
 from tap_fortnox_expenses.expenses import ExpenseFilters, invoice_skip_reason, project_expense_rows
 from tap_fortnox_expenses.window import SyncWindow
@@ -49,7 +44,6 @@ MOMENT_ENV_PREFIX = "TARGET_MOMENT"
 # Each qualifying invoice costs one GET for its rows; enough to see the accounts in use without
 # making pre-flight as slow as a full backfill (at 25 requests per 5 s: under a minute).
 MAX_INVOICES_READ = 200
-SECRET_KEYS = ("client_secret", "refresh_token", "smtp_password", "api_key")
 
 
 @dataclass
@@ -135,21 +129,17 @@ class ExpensesPreflight:
 
     def run(self) -> PreflightReport:
         report = PreflightReport(PIPELINE)
-        token = run_check(
+        connected = check_connections(
             report,
-            "fortnox-token",
-            lambda: check_fortnox_token(self.fortnox, REQUIRED_SCOPES, AUTHORIZE),
+            self.fortnox,
+            self.moment,
+            self.company_code,
+            required_scopes=REQUIRED_SCOPES,
+            authorize_command=AUTHORIZE,
+            moment_env_prefix=MOMENT_ENV_PREFIX,
         )
-        fortnox_ok = not token[0].blocking
-        moment_ok = not run_check(
-            report,
-            "moment-api",
-            lambda: check_moment_api(self.moment, self.company_code, MOMENT_ENV_PREFIX),
-        )[0].blocking
-        if fortnox_ok:
-            module = run_check(report, "project-module", lambda: check_project_module(self.fortnox))
-            fortnox_ok = not module[0].blocking
-        if fortnox_ok and moment_ok:
+        # Without the project module no project cost can be read.
+        if connected.project_module and connected.moment:
             run_check(report, "expense-accounts", self.check_expense_accounts)
             run_check(report, "expense-projects", self.check_expense_projects)
             run_check(report, "project-start-dates", self.check_project_start_dates)
@@ -228,60 +218,27 @@ class ExpensesPreflight:
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tap-fortnox-expenses-preflight",
-        description="Check Fortnox and Moment before the first fortnox-expenses-to-moment run "
-        "(reads only).",
+COMMAND = PreflightCommand(
+    prog="tap-fortnox-expenses-preflight",
+    description="Check Fortnox and Moment before the first fortnox-expenses-to-moment run "
+    "(reads only).",
+    settings_label="tap settings",
+    env_prefix="TAP_FORTNOX_EXPENSES",
+    moment_env_prefix=MOMENT_ENV_PREFIX,
+)
+
+
+def connect(tap_config: Mapping[str, Any], moment_config: Mapping[str, Any]) -> ExpensesPreflight:
+    return ExpensesPreflight(
+        FortnoxClient(FortnoxSettings.from_config(tap_config)),
+        MomentClient(MomentSettings.from_config(moment_config)),
+        str(moment_config.get("company_code")),
+        tap_config,
     )
-    parser.add_argument(
-        "--config",
-        action="append",
-        metavar="PATH|ENV",
-        help="tap settings: JSON file(s), or ENV for TAP_FORTNOX_EXPENSES_* (default ENV)",
-    )
-    parser.add_argument("--env-prefix", default="TAP_FORTNOX_EXPENSES", help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--moment-config",
-        action="append",
-        metavar="PATH|ENV",
-        help=f"Moment settings (api_url, company_code, api_key): JSON file(s), or ENV for "
-        f"{MOMENT_ENV_PREFIX}_* (default ENV)",
-    )
-    parser.add_argument("--moment-env-prefix", default=MOMENT_ENV_PREFIX, help=argparse.SUPPRESS)
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--preflight", action="store_true", help=argparse.SUPPRESS)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        tap_config = load_config(args.config, env_prefix=args.env_prefix)
-        try:
-            moment_config = load_config(args.moment_config, env_prefix=args.moment_env_prefix)
-        except ConfigError:
-            raise ConfigError(
-                f"No Moment settings: set {args.moment_env_prefix}_COMPANY_CODE and "
-                f"{args.moment_env_prefix}_API_KEY (and {args.moment_env_prefix}_API_URL for a "
-                "non-default API) in the environment or .env, or pass --moment-config moment.json."
-            ) from None
-        install_secret_redaction(
-            str(config[key])
-            for config in (tap_config, moment_config)
-            for key in SECRET_KEYS
-            if config.get(key)
-        )
-        fortnox = FortnoxClient(FortnoxSettings.from_config(tap_config))
-        moment = MomentClient(MomentSettings.from_config(moment_config))
-    except (ConfigError, ValueError) as exc:
-        print(f"tap-fortnox-expenses-preflight: {exc}", file=sys.stderr)
-        return EXIT_UNUSABLE
-    report = ExpensesPreflight(
-        fortnox, moment, str(moment_config.get("company_code")), tap_config
-    ).run()
-    print(report.to_json() if args.json else report.render())
-    return report.exit_code
+    return COMMAND.main(argv, load_config=load_config, config_error=ConfigError, connect=connect)
 
 
 if __name__ == "__main__":

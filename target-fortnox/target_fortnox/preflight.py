@@ -16,7 +16,6 @@ have: ``--moment-config ENV`` (default) reads the tap's variables ``TAP_MOMENT_A
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,13 +25,9 @@ from typing import Any
 from fortnox_client import FortnoxClient, FortnoxSettings
 from fortnox_client.cli import ConfigError, load_config
 from moment_client import MomentClient, MomentSettings
-from sync_common import CheckResult, PreflightReport, install_secret_redaction, run_check
-from sync_common.connection_checks import (
-    check_fortnox_token,
-    check_moment_api,
-    check_project_module,
-)
-from sync_common.preflight import EXIT_UNUSABLE
+from sync_common import CheckResult, PreflightReport, run_check
+from sync_common.connection_checks import check_connections
+from sync_common.preflight_command import PreflightCommand
 
 from target_fortnox.mapping import PROJECT_DESCRIPTION_MAX
 
@@ -45,7 +40,6 @@ REQUIRED_SCOPES = ("customer", "project", "invoice", "bookkeeping", "companyinfo
 FORTNOX_VAT_RATES = (25.0, 12.0, 6.0, 0.0)
 PROJECT_NUMBER_MAX = 20
 MOMENT_ENV_PREFIX = "TAP_MOMENT"
-SECRET_KEYS = ("client_secret", "refresh_token", "smtp_password", "api_key")
 
 
 @dataclass
@@ -114,21 +108,18 @@ class MomentToFortnoxPreflight:
 
     def run(self, today: date | None = None) -> PreflightReport:
         report = PreflightReport(PIPELINE)
-        token = run_check(
+        connected = check_connections(
             report,
-            "fortnox-token",
-            lambda: check_fortnox_token(self.fortnox, REQUIRED_SCOPES, AUTHORIZE),
+            self.fortnox,
+            self.moment,
+            self.company_code,
+            required_scopes=REQUIRED_SCOPES,
+            authorize_command=AUTHORIZE,
+            moment_env_prefix=MOMENT_ENV_PREFIX,
         )
-        # Without a token every other Fortnox check would fail the same way: say it once.
-        fortnox_ok = not token[0].blocking
-        moment_ok = not run_check(
-            report,
-            "moment-api",
-            lambda: check_moment_api(self.moment, self.company_code, MOMENT_ENV_PREFIX),
-        )[0].blocking
+        fortnox_ok, moment_ok = connected.fortnox, connected.moment
+        self.project_module_on = connected.project_module
         if fortnox_ok:
-            module = run_check(report, "project-module", lambda: check_project_module(self.fortnox))
-            self.project_module_on = not module[0].blocking
             run_check(report, "financial-year", lambda: self.check_financial_year(today))
         if moment_ok:
             run_check(report, "project-numbers", self.check_project_numbers)
@@ -411,65 +402,27 @@ def _different_invoice(moment: Mapping[str, Any], fortnox: Mapping[str, Any]) ->
 # --- command line ------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="target-fortnox-preflight",
-        description="Check Fortnox and Moment before the first moment-to-fortnox run (reads only).",
-    )
-    parser.add_argument(
-        "--config",
-        action="append",
-        metavar="PATH|ENV",
-        help="target-fortnox settings: JSON file(s), or ENV for TARGET_FORTNOX_* (default ENV)",
-    )
-    parser.add_argument("--env-prefix", default="TARGET_FORTNOX", help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--moment-config",
-        action="append",
-        metavar="PATH|ENV",
-        help=f"Moment settings (api_url, company_code, api_key): JSON file(s), or ENV for "
-        f"{MOMENT_ENV_PREFIX}_* (default ENV)",
-    )
-    parser.add_argument("--moment-env-prefix", default=MOMENT_ENV_PREFIX, help=argparse.SUPPRESS)
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    # singer-sdk style flag, so `args: --config ENV --preflight` also reads naturally.
-    parser.add_argument("--preflight", action="store_true", help=argparse.SUPPRESS)
-    return parser
+COMMAND = PreflightCommand(
+    prog="target-fortnox-preflight",
+    description="Check Fortnox and Moment before the first moment-to-fortnox run (reads only).",
+    settings_label="target-fortnox settings",
+    env_prefix="TARGET_FORTNOX",
+    moment_env_prefix=MOMENT_ENV_PREFIX,
+)
 
 
-def load_settings(
-    args: argparse.Namespace,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    fortnox = load_config(args.config, env_prefix=args.env_prefix)
-    try:
-        moment = load_config(args.moment_config, env_prefix=args.moment_env_prefix)
-    except ConfigError:
-        raise ConfigError(
-            f"No Moment settings: set {args.moment_env_prefix}_COMPANY_CODE and "
-            f"{args.moment_env_prefix}_API_KEY (and {args.moment_env_prefix}_API_URL for a "
-            "non-default API) in the environment or .env, or pass --moment-config moment.json."
-        ) from None
-    return fortnox, moment
+def connect(
+    fortnox_config: Mapping[str, Any], moment_config: Mapping[str, Any]
+) -> MomentToFortnoxPreflight:
+    return MomentToFortnoxPreflight(
+        FortnoxClient(FortnoxSettings.from_config(fortnox_config)),
+        MomentClient(MomentSettings.from_config(moment_config)),
+        str(moment_config.get("company_code")),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        fortnox_config, moment_config = load_settings(args)
-        install_secret_redaction(
-            str(config[key])
-            for config in (fortnox_config, moment_config)
-            for key in SECRET_KEYS
-            if config.get(key)
-        )
-        fortnox = FortnoxClient(FortnoxSettings.from_config(fortnox_config))
-        moment = MomentClient(MomentSettings.from_config(moment_config))
-    except (ConfigError, ValueError) as exc:
-        print(f"target-fortnox-preflight: {exc}", file=sys.stderr)
-        return EXIT_UNUSABLE
-    report = MomentToFortnoxPreflight(fortnox, moment, str(moment_config.get("company_code"))).run()
-    print(report.to_json() if args.json else report.render())
-    return report.exit_code
+    return COMMAND.main(argv, load_config=load_config, config_error=ConfigError, connect=connect)
 
 
 if __name__ == "__main__":
