@@ -9,8 +9,9 @@ what to do, and the rest of the run goes on. So:
 
 - a record missing a key property is handed to ``reject_record`` (the targets dead-letter it,
   keyed ``(no <field>) <hash>`` so two such records never overwrite each other's letter);
-- a record before its schema is logged as an ERROR and handed to ``count_record_without_schema``
-  (counted failed; there is no schema to write a replayable dead letter with).
+- a record before its schema is logged as an ERROR and its key (if it has the expected key field)
+  handed to ``count_record_without_schema`` (counted failed; there is no schema to write a
+  replayable dead letter with).
 
 Everything else goes to the SDK unchanged. Duck-typed against the SDK's ``Target`` (``mapper``,
 ``logger``) so that sync-common stays standard library only.
@@ -92,11 +93,12 @@ class RecordGuard:
             return
         maps = self.mapper.stream_maps.get(stream)
         if not maps:
-            message = record_without_schema_message(
-                stream, record, self.expected_key_properties(stream)
-            )
+            expected = self.expected_key_properties(stream)
+            message = record_without_schema_message(stream, record, expected)
             self.logger.error("%s", message)
-            self.count_record_without_schema(stream, record, message)
+            # The record's key where it carries the first expected key field, for the summary.
+            first = record.get(expected[0]) if expected else None
+            self.count_record_without_schema(stream, None if first is None else str(first), message)
             return
         key_properties = list(maps[0].raw_key_properties or [])
         missing = missing_key_properties(record, key_properties)
@@ -126,8 +128,7 @@ class RecordGuard:
         """Count ``record`` failed and keep it as a dead letter (the message is logged)."""
         raise NotImplementedError
 
-    def count_record_without_schema(
-        self, stream: str, record: dict[str, Any], message: str
-    ) -> None:
-        """Count a record that came before its schema as failed (the message is logged)."""
+    def count_record_without_schema(self, stream: str, key: str | None, message: str) -> None:
+        """Count a record that came before its schema as failed (the message is logged); ``key``
+        is its value of the first ``expected_key_properties`` field, if it has one."""
         raise NotImplementedError

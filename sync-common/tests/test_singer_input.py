@@ -34,7 +34,7 @@ class _GuardedTarget(RecordGuard, Target):
         super().__init__(config={}, validate_config=False)
         self.written: list[tuple[str, str]] = []
         self.rejected: list[tuple[str, str, str, list[str]]] = []
-        self.schemaless: list[tuple[str, str]] = []
+        self.schemaless: list[tuple[str, str | None, str]] = []
 
     def get_sink(self, stream_name: str, **kwargs: Any) -> Any:
         sink = super().get_sink(stream_name, **kwargs)
@@ -48,8 +48,8 @@ class _GuardedTarget(RecordGuard, Target):
         assert schema == SCHEMA
         self.rejected.append((stream, key, message, key_properties))
 
-    def count_record_without_schema(self, stream, record, message) -> None:  # type: ignore[no-untyped-def]
-        self.schemaless.append((stream, message))
+    def count_record_without_schema(self, stream, key, message) -> None:  # type: ignore[no-untyped-def]
+        self.schemaless.append((stream, key, message))
 
 
 def _lines(*messages: dict[str, Any]) -> io.StringIO:
@@ -105,8 +105,9 @@ def test_record_before_its_schema_is_counted_and_the_run_goes_on(
         )
     )
     assert target.written == [("customers", "92020")]
-    assert [s[0] for s in target.schemaless] == ["customers", "contacts"]
-    message = target.schemaless[0][1]
+    # The key where the record has the expected key field (contacts' record has not).
+    assert [s[:2] for s in target.schemaless] == [("customers", "91020"), ("contacts", None)]
+    message = target.schemaless[0][2]
     assert "customerNumber='91020'" in message
     assert "SCHEMA" in message
     assert "Fix the tap" in message

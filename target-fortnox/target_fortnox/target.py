@@ -239,11 +239,7 @@ class TargetFortnox(RecordGuard, Target):
         self.summary.fail(stream, key, message)
         self.dead_letters.add(stream, schema, key_properties, record, key, message)
 
-    def count_record_without_schema(
-        self, stream: str, record: dict[str, Any], message: str
-    ) -> None:
-        keys = self.expected_key_properties(stream)
-        key = str(record[keys[0]]) if keys and record.get(keys[0]) is not None else None
+    def count_record_without_schema(self, stream: str, key: str | None, message: str) -> None:
         self.summary.fail(stream, key, message)
 
     def process_endofpipe(self) -> None:

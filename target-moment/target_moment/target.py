@@ -150,11 +150,7 @@ class TargetMoment(RecordGuard, Target):
             self.end_run(fatal=exc)
             raise
 
-    def count_record_without_schema(
-        self, stream: str, record: dict[str, Any], message: str
-    ) -> None:
-        keys = self.expected_key_properties(stream)
-        key = str(record[keys[0]]) if keys and record.get(keys[0]) is not None else None
+    def count_record_without_schema(self, stream: str, key: str | None, message: str) -> None:
         self.expense_import.summary.fail(stream, key, message)
 
     def process_endofpipe(self) -> None:
