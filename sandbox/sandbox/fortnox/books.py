@@ -79,7 +79,61 @@ def _required_text(doc: dict[str, Any], field: str, resource: str) -> None:
         raise FortnoxError(MISSING_FIELDS, f"{resource}: fältet {field} måste anges (required)")
 
 
-class Customers(Register):
+class MasterDataRegister(Register):
+    """Customers, projects and suppliers: created with the number the body gives (checked, never
+    taken twice) or the next free one in the register's series, and written only through the
+    fields Fortnox lets a client set. Subclasses say which resource and series they are."""
+
+    resource: str  # the envelope name ("Customer"), also in error messages
+    schema: dict[str, F.Check | str]
+    read_only: frozenset[str]
+    defaults: dict[str, Any]
+    number_field: str  # "CustomerNumber"
+    number_label: str  # Swedish, as Fortnox words its errors: "Kundnummer"
+    number_max_length: int
+    series: str
+    series_start: int
+
+    def check(self, doc: dict[str, Any]) -> None:
+        """Fortnox's rules for a complete document; most registers require a name."""
+        _required_text(doc, "Name", self.resource)
+
+    def check_new_number(self, number: str) -> None:
+        """Refuse a number the body gives that may not be used."""
+        if self.store.exists(self.spec.entity, number):
+            raise FortnoxError(WRONG_DATA, f"{self.number_label} {number} används redan")
+
+    def check_number_kept(self, number: str, body: dict[str, Any]) -> None:
+        """Refuse an update that would change the number (where Fortnox says so)."""
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        doc = F.apply_fields(self.resource, self.schema, self.read_only, body, dict(self.defaults))
+        self.check(doc)
+        with self.store.transaction():
+            number = body.get(self.number_field)
+            if number in (None, ""):
+                number = self.next_free(self.series, self.series_start)
+            else:
+                number = check_text(self.number_field, number, self.number_max_length)
+                self.check_new_number(number)
+            doc[self.number_field] = number
+            return self.save(number, doc)
+
+    def update(self, number: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.check_number_kept(number, body)
+        with self.store.transaction():
+            doc = F.apply_fields(
+                self.resource, self.schema, self.read_only, body, self.load(number)
+            )
+            self.check(doc)
+            return self.save(number, doc)
+
+
+class Customers(MasterDataRegister):
+    resource, number_field, number_label = "Customer", "CustomerNumber", "Kundnummer"
+    schema, read_only, defaults = F.CUSTOMER_SCHEMA, F.CUSTOMER_READ_ONLY, F.CUSTOMER_DEFAULTS
+    number_max_length, series, series_start = 1024, "customer", CUSTOMER_SERIES_START
+
     def __init__(self, store: Store) -> None:
         spec = ListSpec(
             entity=CUSTOMERS,
@@ -108,42 +162,24 @@ class Customers(Register):
         )
         super().__init__(store, spec, "kund")
 
-    def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        doc = F.apply_fields(
-            "Customer", F.CUSTOMER_SCHEMA, F.CUSTOMER_READ_ONLY, body, dict(F.CUSTOMER_DEFAULTS)
-        )
-        _required_text(doc, "Name", "Customer")
-        with self.store.transaction():
-            number = body.get("CustomerNumber")
-            if number in (None, ""):
-                number = self.next_free("customer", CUSTOMER_SERIES_START)
-            else:
-                number = check_text("CustomerNumber", number, 1024)
-                if not _CUSTOMER_NUMBER.fullmatch(number):
-                    raise FortnoxError(
-                        NOT_ALPHANUMERIC,
-                        f"Kundnummer {number!r} får bara innehålla bokstäver, siffror och – + / _",
-                    )
-                if self.store.exists(CUSTOMERS, number) or self.store.exists(
-                    RESERVED_CUSTOMER_NUMBERS, number
-                ):
-                    raise FortnoxError(
-                        CUSTOMER_NUMBER_USED,
-                        f"Kundnummer {number} används redan. Numret kan vara reserverat av en "
-                        "borttagen kund (customer number already used, also after deletion)",
-                    )
-            doc["CustomerNumber"] = number
-            return self.save(number, doc)
+    def check_new_number(self, number: str) -> None:
+        if not _CUSTOMER_NUMBER.fullmatch(number):
+            raise FortnoxError(
+                NOT_ALPHANUMERIC,
+                f"Kundnummer {number!r} får bara innehålla bokstäver, siffror och – + / _",
+            )
+        if self.store.exists(CUSTOMERS, number) or self.store.exists(
+            RESERVED_CUSTOMER_NUMBERS, number
+        ):
+            raise FortnoxError(
+                CUSTOMER_NUMBER_USED,
+                f"Kundnummer {number} används redan. Numret kan vara reserverat av en "
+                "borttagen kund (customer number already used, also after deletion)",
+            )
 
-    def update(self, number: str, body: dict[str, Any]) -> dict[str, Any]:
+    def check_number_kept(self, number: str, body: dict[str, Any]) -> None:
         if body.get("CustomerNumber") not in (None, "", number):
             raise FortnoxError(WRONG_DATA, "Kundnumret kan inte ändras (CustomerNumber is fixed)")
-        with self.store.transaction():
-            doc = F.apply_fields(
-                "Customer", F.CUSTOMER_SCHEMA, F.CUSTOMER_READ_ONLY, body, self.load(number)
-            )
-            _required_text(doc, "Name", "Customer")
-            return self.save(number, doc)
 
     def delete(self, number: str) -> None:
         with self.store.transaction():
@@ -155,7 +191,11 @@ class Customers(Register):
             )
 
 
-class Projects(Register):
+class Projects(MasterDataRegister):
+    resource, number_field, number_label = "Project", "ProjectNumber", "Projektnummer"
+    schema, read_only, defaults = F.PROJECT_SCHEMA, F.PROJECT_READ_ONLY, F.PROJECT_DEFAULTS
+    number_max_length, series, series_start = 20, "project", PROJECT_SERIES_START
+
     def __init__(self, store: Store) -> None:
         spec = ListSpec(
             entity=PROJECTS,
@@ -173,38 +213,16 @@ class Projects(Register):
         )
         super().__init__(store, spec, "projekt")
 
-    def _check(self, doc: dict[str, Any]) -> None:
+    def check(self, doc: dict[str, Any]) -> None:
         _required_text(doc, "Description", "Project")
         if doc["StartDate"] and doc["EndDate"] and doc["EndDate"] < doc["StartDate"]:
             raise FortnoxError(
                 WRONG_DATA, "Project: EndDate är före StartDate (EndDate < StartDate)"
             )
 
-    def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        doc = F.apply_fields(
-            "Project", F.PROJECT_SCHEMA, F.PROJECT_READ_ONLY, body, dict(F.PROJECT_DEFAULTS)
-        )
-        self._check(doc)
-        with self.store.transaction():
-            number = body.get("ProjectNumber")
-            if number in (None, ""):
-                number = self.next_free("project", PROJECT_SERIES_START)
-            else:
-                number = check_text("ProjectNumber", number, 20)
-                if self.store.exists(PROJECTS, number):
-                    raise FortnoxError(WRONG_DATA, f"Projektnummer {number} används redan")
-            doc["ProjectNumber"] = number
-            return self.save(number, doc)
-
-    def update(self, number: str, body: dict[str, Any]) -> dict[str, Any]:
+    def check_number_kept(self, number: str, body: dict[str, Any]) -> None:
         if str(body.get("ProjectNumber") or number) != number:
             raise FortnoxError(WRONG_DATA, "Projektnumret kan inte ändras (ProjectNumber is fixed)")
-        with self.store.transaction():
-            doc = F.apply_fields(
-                "Project", F.PROJECT_SCHEMA, F.PROJECT_READ_ONLY, body, self.load(number)
-            )
-            self._check(doc)
-            return self.save(number, doc)
 
     def delete(self, number: str) -> None:
         with self.store.transaction():
@@ -212,7 +230,11 @@ class Projects(Register):
             self.store.delete(PROJECTS, number)
 
 
-class Suppliers(Register):
+class Suppliers(MasterDataRegister):
+    resource, number_field, number_label = "Supplier", "SupplierNumber", "Leverantörsnummer"
+    schema, read_only, defaults = F.SUPPLIER_SCHEMA, F.SUPPLIER_READ_ONLY, F.SUPPLIER_DEFAULTS
+    number_max_length, series, series_start = 1024, "supplier", 1
+
     def __init__(self, store: Store) -> None:
         spec = ListSpec(
             entity=SUPPLIERS,
@@ -233,30 +255,6 @@ class Suppliers(Register):
             derived=lambda doc: {"Phone": doc.get("Phone1", "")},
         )
         super().__init__(store, spec, "leverantör")
-
-    def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        doc = F.apply_fields(
-            "Supplier", F.SUPPLIER_SCHEMA, F.SUPPLIER_READ_ONLY, body, dict(F.SUPPLIER_DEFAULTS)
-        )
-        _required_text(doc, "Name", "Supplier")
-        with self.store.transaction():
-            number = body.get("SupplierNumber")
-            if number in (None, ""):
-                number = self.next_free("supplier", 1)
-            else:
-                number = check_text("SupplierNumber", number, 1024)
-                if self.store.exists(SUPPLIERS, number):
-                    raise FortnoxError(WRONG_DATA, f"Leverantörsnummer {number} används redan")
-            doc["SupplierNumber"] = number
-            return self.save(number, doc)
-
-    def update(self, number: str, body: dict[str, Any]) -> dict[str, Any]:
-        with self.store.transaction():
-            doc = F.apply_fields(
-                "Supplier", F.SUPPLIER_SCHEMA, F.SUPPLIER_READ_ONLY, body, self.load(number)
-            )
-            _required_text(doc, "Name", "Supplier")
-            return self.save(number, doc)
 
 
 def _require_account(store: Store, number: int, where: str) -> dict[str, Any]:
