@@ -340,21 +340,29 @@ class FortnoxSink(BatchSink):
         return "updated", ", ".join(sorted(changes))
 
 
-class CustomerSink(FortnoxSink):
+class RegisterSink(FortnoxSink):
+    """A register Moment masters (customers, projects): created when Fortnox lacks the number,
+    else only the ``fields`` that differ are PUT."""
+
+    fields: ClassVar[Sequence[str]]
+
+    def upsert(self, item: MappedRecord) -> tuple[str, str | None]:
+        existing = self.existing.find(item.key)
+        if existing is None:
+            return self.create(item, self.fields)
+        return self.update_if_changed(item, existing, self.fields)
+
+
+class CustomerSink(RegisterSink):
     """Moment customers → Fortnox customers, by CustomerNumber."""
 
     resource = "customers"
     fortnox_key = "CustomerNumber"
     moment_key = "customerNumber"
+    fields = CUSTOMER_FIELDS
 
     def to_fortnox(self, record: dict[str, Any]) -> MappedRecord:
         return map_customer(record)
-
-    def upsert(self, item: MappedRecord) -> tuple[str, str | None]:
-        existing = self.existing.find(item.key)
-        if existing is None:
-            return self.create(item, CUSTOMER_FIELDS)
-        return self.update_if_changed(item, existing, CUSTOMER_FIELDS)
 
     def describe_refusal(self, item: MappedRecord, exc: FortnoxDataError) -> str:
         if exc.code == RESERVED_CUSTOMER_NUMBER:
@@ -368,21 +376,16 @@ class CustomerSink(FortnoxSink):
         return super().describe_refusal(item, exc)
 
 
-class ProjectSink(FortnoxSink):
+class ProjectSink(RegisterSink):
     """Moment projects → Fortnox projects, by ProjectNumber."""
 
     resource = "projects"
     fortnox_key = "ProjectNumber"
     moment_key = "projectNumber"
+    fields = PROJECT_FIELDS
 
     def to_fortnox(self, record: dict[str, Any]) -> MappedRecord:
         return map_project(record)
-
-    def upsert(self, item: MappedRecord) -> tuple[str, str | None]:
-        existing = self.existing.find(item.key)
-        if existing is None:
-            return self.create(item, PROJECT_FIELDS)
-        return self.update_if_changed(item, existing, PROJECT_FIELDS)
 
 
 class InvoiceSink(FortnoxSink):
