@@ -11,13 +11,13 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
+from sandbox.managed import ManagedServer
 from sandbox.server import READY
 
 
-class SandboxProcess:
+class SandboxProcess(ManagedServer):
     """``with SandboxProcess("fortnox", db, seed=1) as fx: fx.url`` — stopped cleanly on exit."""
 
     def __init__(
@@ -103,14 +103,3 @@ class SandboxProcess:
         )
         with urllib.request.urlopen(req, timeout=30) as response:
             return json.loads(response.read() or b"null")
-
-    def __enter__(self) -> SandboxProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -18,7 +18,8 @@ import socket
 import subprocess
 import tempfile
 from pathlib import Path
-from types import TracebackType
+
+from sandbox.managed import ManagedServer
 
 PASSWORD = "sandbox-pg-secret"
 USER = "sandbox"
@@ -43,7 +44,7 @@ def _free_port() -> int:
         return port
 
 
-class PostgresServer:
+class PostgresServer(ManagedServer):
     """``with PostgresServer() as pg: pg.url()`` — a private cluster, stopped on exit."""
 
     def __init__(self, bindir: Path | None = None) -> None:
@@ -123,14 +124,3 @@ class PostgresServer:
             log = self.root / "postgres.log" if self.root else None
             tail = log.read_text()[-2000:] if log and log.exists() else ""
             raise RuntimeError(f"{tool} failed: {result.stderr[-2000:]}\n{tail}")
-
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
