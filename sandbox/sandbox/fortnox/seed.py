@@ -199,20 +199,29 @@ def _projects(store: Store) -> None:
     store.set_value("series:project", 9002)
 
 
+def _swedish_company(rnd: random.Random, fake: Faker, name: str, email: str) -> dict[str, Any]:
+    """The fields customers and suppliers share: name, organisation number, e-mail, a Swedish
+    address and phone. Draws from ``rnd`` and ``fake`` in a fixed order (a seed's data is stable).
+    """
+    return {
+        "Name": _clean(name),
+        "OrganisationNumber": organisation_number(rnd),
+        "Email": email,
+        "Address1": _clean(fake.street_address()),
+        "ZipCode": fake.postcode(),
+        "City": _clean(fake.city()),
+        "CountryCode": "SE",
+        "Country": "Sverige",
+        "Phone1": fake.phone_number(),
+    }
+
+
 def _customers(store: Store, rnd: random.Random, fake: Faker, count: int) -> None:
     for i in range(1, count + 1):
         number = str(B.CUSTOMER_SERIES_START + i)
         doc = dict(F.CUSTOMER_DEFAULTS) | {
             "CustomerNumber": number,
-            "Name": _clean(fake.company()),
-            "OrganisationNumber": organisation_number(rnd),
-            "Email": f"faktura{i}@example.se",
-            "Address1": _clean(fake.street_address()),
-            "ZipCode": fake.postcode(),
-            "City": _clean(fake.city()),
-            "CountryCode": "SE",
-            "Country": "Sverige",
-            "Phone1": fake.phone_number(),
+            **_swedish_company(rnd, fake, fake.company(), f"faktura{i}@example.se"),
         }
         _put(store, B.CUSTOMERS, number, doc, _stamp(100 + i))
     store.set_value("series:customer", B.CUSTOMER_SERIES_START + count)
@@ -221,17 +230,10 @@ def _customers(store: Store, rnd: random.Random, fake: Faker, count: int) -> Non
 def _suppliers(store: Store, rnd: random.Random, fake: Faker, count: int) -> None:
     for i in range(1, count + 1):
         number = str(i)
+        name = f"{fake.last_name()} {rnd.choice(_TRADES)} AB"
         doc = dict(F.SUPPLIER_DEFAULTS) | {
             "SupplierNumber": number,
-            "Name": _clean(f"{fake.last_name()} {rnd.choice(_TRADES)} AB"),
-            "OrganisationNumber": organisation_number(rnd),
-            "Email": f"order{i}@leverantor{i}.se",
-            "Address1": _clean(fake.street_address()),
-            "ZipCode": fake.postcode(),
-            "City": _clean(fake.city()),
-            "CountryCode": "SE",
-            "Country": "Sverige",
-            "Phone1": fake.phone_number(),
+            **_swedish_company(rnd, fake, name, f"order{i}@leverantor{i}.se"),
             "BG": f"{rnd.randint(100, 999)}-{rnd.randint(1000, 9999)}",
         }
         _put(store, B.SUPPLIERS, number, doc, _stamp(1000 + i))
