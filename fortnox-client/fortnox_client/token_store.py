@@ -35,7 +35,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import jwt
 import requests
@@ -97,6 +97,15 @@ class StoredToken:
             tenant_id=_opt_str(data.get("tenant_id")),
             issued_at=float(data.get("issued_at") or 0.0),
         )
+
+
+class TokenStoreOptions(TypedDict, total=False):
+    """The keyword options of :class:`TokenStore`, passed on unchanged by its backends."""
+
+    session: requests.Session | None
+    clock: Callable[[], float]
+    refresh_margin: float
+    lock_timeout: float
 
 
 class TokenStore:

@@ -24,21 +24,14 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-import requests
 
 from fortnox_client.errors import FortnoxAuthError, FortnoxTokenUnavailable
 from fortnox_client.settings import FortnoxSettings, SettingsError
-from fortnox_client.token_store import (
-    DEFAULT_LOCK_TIMEOUT_SECONDS,
-    DEFAULT_REFRESH_MARGIN_SECONDS,
-    TokenStore,
-)
+from fortnox_client.token_store import TokenStore, TokenStoreOptions
 
 if TYPE_CHECKING:
     import psycopg
@@ -51,22 +44,8 @@ _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 class PostgresTokenStore(TokenStore):
     """A :class:`TokenStore` whose document is a row in PostgreSQL, locked per refresh."""
 
-    def __init__(
-        self,
-        settings: FortnoxSettings,
-        *,
-        session: requests.Session | None = None,
-        clock: Callable[[], float] = time.time,
-        refresh_margin: float = DEFAULT_REFRESH_MARGIN_SECONDS,
-        lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
-    ) -> None:
-        super().__init__(
-            settings,
-            session=session,
-            clock=clock,
-            refresh_margin=refresh_margin,
-            lock_timeout=lock_timeout,
-        )
+    def __init__(self, settings: FortnoxSettings, **options: Unpack[TokenStoreOptions]) -> None:
+        super().__init__(settings, **options)
         url = settings.token_store_url
         if not url:
             raise SettingsError("PostgresTokenStore needs the token_store_url setting")
