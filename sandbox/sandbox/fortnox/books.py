@@ -8,6 +8,7 @@ LastModified the ``lastmodified`` list filter uses.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -275,6 +276,23 @@ def _require_project(store: Store, number: str, where: str) -> None:
         )
 
 
+# The ``filter`` values customer and supplier invoices answer alike (their "unpaid" ones differ).
+_INVOICE_STATE_FILTERS: dict[str, Callable[[], list[Filter]]] = {
+    "cancelled": lambda: [Filter("Cancelled", "=", True)],
+    "unbooked": lambda: [Filter("Booked", "=", False), Filter("Cancelled", "=", False)],
+    "fullypaid": lambda: [Filter("Booked", "=", True), Filter("Balance", "=", 0)],
+}
+
+
+def _payment_dates(doc: dict[str, Any]) -> None:
+    """Fortnox's defaults for an invoice of either kind: dated today, due 30 days later."""
+    if not doc["InvoiceDate"]:
+        doc["InvoiceDate"] = today_local().isoformat()
+    if not doc["DueDate"]:
+        doc["DueDate"] = (date.fromisoformat(doc["InvoiceDate"]) + timedelta(days=30)).isoformat()
+    doc["FinalPayDate"] = doc["DueDate"]
+
+
 class Invoices(Register):
     ROW_FIELDS = (
         "RowId",
@@ -316,10 +334,8 @@ class Invoices(Register):
                 "costcenter": "CostCenter",
                 "customername": "CustomerName",
             },
-            named_filters={
-                "cancelled": lambda: [Filter("Cancelled", "=", True)],
-                "unbooked": lambda: [Filter("Booked", "=", False), Filter("Cancelled", "=", False)],
-                "fullypaid": lambda: [Filter("Booked", "=", True), Filter("Balance", "=", 0)],
+            named_filters=_INVOICE_STATE_FILTERS
+            | {
                 "unpaid": lambda: [Filter("Booked", "=", True), Filter("Balance", "!=", 0)],
                 "unpaidoverdue": lambda: [
                     Filter("Booked", "=", True),
@@ -407,13 +423,7 @@ class Invoices(Register):
         for name in ("Address1", "Address2", "ZipCode", "City", "OrganisationNumber"):
             if not doc.get(name):
                 doc[name] = customer.get(name, "")
-        if not doc["InvoiceDate"]:
-            doc["InvoiceDate"] = today_local().isoformat()
-        if not doc["DueDate"]:
-            doc["DueDate"] = (
-                date.fromisoformat(doc["InvoiceDate"]) + timedelta(days=30)
-            ).isoformat()
-        doc["FinalPayDate"] = doc["DueDate"]
+        _payment_dates(doc)
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         if not body.get("CustomerNumber"):
@@ -576,10 +586,8 @@ class SupplierInvoices(Register):
                 "costcenter": "CostCenter",
                 "invoicenumber": "InvoiceNumber",
             },
-            named_filters={
-                "cancelled": lambda: [Filter("Cancelled", "=", True)],
-                "unbooked": lambda: [Filter("Booked", "=", False), Filter("Cancelled", "=", False)],
-                "fullypaid": lambda: [Filter("Booked", "=", True), Filter("Balance", "=", 0)],
+            named_filters=_INVOICE_STATE_FILTERS
+            | {
                 "unpaid": lambda: [Filter("Cancelled", "=", False), Filter("Balance", "!=", 0)],
                 "unpaidoverdue": lambda: [
                     Filter("Cancelled", "=", False),
@@ -750,13 +758,7 @@ class SupplierInvoices(Register):
             if check_projects:
                 _require_project(self.store, doc["Project"], "SupplierInvoice.Project")
             doc["SupplierName"] = supplier["Name"]
-            if not doc["InvoiceDate"]:
-                doc["InvoiceDate"] = today_local().isoformat()
-            if not doc["DueDate"]:
-                doc["DueDate"] = (
-                    date.fromisoformat(doc["InvoiceDate"]) + timedelta(days=30)
-                ).isoformat()
-            doc["FinalPayDate"] = doc["DueDate"]
+            _payment_dates(doc)
             self._complete(doc)
             number = self.next_free("supplierinvoice", 1)
             doc["GivenNumber"] = number
