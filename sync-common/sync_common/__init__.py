@@ -9,7 +9,7 @@ commands (``PreflightCommand``); ``sync-report`` shows the last runs (``sync_com
 Standard library only.
 """
 
-from sync_common.config_schema import plugin_config_schema
+from sync_common.config_schema import plugin_config_schema, secret_setting_values
 from sync_common.dead_letters import DeadLetter, DeadLetters, dead_letters_path
 from sync_common.mailer import (
     FailureMailer,
@@ -63,4 +63,5 @@ __all__ = [
     "redact",
     "render_runs_table",
     "run_check",
+    "secret_setting_values",
 ]

@@ -4,7 +4,8 @@ Owns how the settings several plugins share (the Fortnox connection from ``fortn
 Moment connection from ``moment-client``, the failure e-mail from :mod:`sync_common.mailer`) and a
 plugin's own settings become one JSON schema: in the order given (the order ``--about``, the
 READMEs and ``meltano.yml`` list them), with a plugin's own wording of a shared setting where it
-has one. A fragment is a plain JSON-schema object (``{"properties": ..., "required": ...}``), so
+has one; and which setting values are secrets (``secret_setting_values``). A fragment is a plain
+JSON-schema object (``{"properties": ..., "required": ...}``), so
 the clients need no singer-sdk; a singer-sdk ``PropertiesList.to_dict()`` is one too.
 """
 
@@ -50,3 +51,13 @@ def plugin_config_schema(
 def _in_key_order(spec: Mapping[str, Any]) -> dict[str, Any]:
     ordered = {key: spec[key] for key in _PROPERTY_KEY_ORDER if key in spec}
     return {**ordered, **{key: value for key, value in spec.items() if key not in ordered}}
+
+
+def secret_setting_values(schema: Mapping[str, Any], config: Mapping[str, Any]) -> list[str]:
+    """The values in ``config`` of every setting ``schema`` marks ``secret``, for redaction.
+
+    Read from the schema rather than listed by hand, so a new secret setting (such as
+    ``token_store_url``, a database URL with its password) is masked from its first run.
+    """
+    secret = [name for name, spec in schema.get("properties", {}).items() if spec.get("secret")]
+    return [str(config[name]) for name in secret if config.get(name)]

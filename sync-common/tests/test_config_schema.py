@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sync_common import notify_settings_schema, plugin_config_schema
+from sync_common import notify_settings_schema, plugin_config_schema, secret_setting_values
 
 OWN = {
     "type": "object",
@@ -50,3 +50,10 @@ def test_a_setting_declared_twice_is_refused() -> None:
 def test_an_override_of_an_undeclared_setting_is_refused() -> None:
     with pytest.raises(ValueError, match="'smtp_hots', which no settings fragment declares"):
         plugin_config_schema(notify_settings_schema(), overrides={"smtp_hots": {"default": 1}})
+
+
+def test_secret_setting_values_are_the_set_values_of_settings_marked_secret() -> None:
+    schema = plugin_config_schema(notify_settings_schema(), OWN)
+    config = {"smtp_password": "hemligt-123", "smtp_host": "mail.example.se", "results_dir": "x"}
+    assert secret_setting_values(schema, config) == ["hemligt-123"]
+    assert secret_setting_values(schema, {"smtp_password": ""}) == []

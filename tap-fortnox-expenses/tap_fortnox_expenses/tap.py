@@ -8,7 +8,6 @@ secret redaction, and the run summary (skips per reason, requests) with the fail
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
 
 from fortnox_client import FortnoxClient, FortnoxSettings, plugin_settings_schema
 from singer_sdk import Stream, Tap
@@ -19,13 +18,13 @@ from sync_common import (
     install_secret_redaction,
     notify_settings_schema,
     plugin_config_schema,
+    secret_setting_values,
 )
 
 from tap_fortnox_expenses.streams import ProjectExpensesStream, ProjectsStream
 from tap_fortnox_expenses.window import DEFAULT_LOOKBACK_DAYS
 
 PLUGIN_NAME = "tap-fortnox-expenses"
-SECRET_SETTINGS = ("client_secret", "refresh_token", "smtp_password")
 # In sync order: a target needs a project (and its start date) before its expenses.
 STREAM_TYPES: tuple[type[Stream], ...] = (ProjectsStream, ProjectExpensesStream)
 
@@ -111,7 +110,7 @@ class TapFortnoxExpenses(Tap):
         An exception (auth error, retries exhausted, unreadable invoice) propagates, so the tap
         exits non-zero without the final STATE: the bookmark never passes work not done.
         """
-        install_secret_redaction(self._secret_values())
+        install_secret_redaction(secret_setting_values(self.config_jsonschema, self.config))
         summary = self.run_summary
         try:
             super().sync_all()
@@ -127,10 +126,6 @@ class TapFortnoxExpenses(Tap):
                 )
             summary.finish()
             FailureMailer.from_config(dict(self.config)).send_if_failed(summary)
-
-    def _secret_values(self) -> list[str]:
-        values: list[Any] = [self.config.get(key) for key in SECRET_SETTINGS]
-        return [str(v) for v in values if v]
 
 
 if __name__ == "__main__":

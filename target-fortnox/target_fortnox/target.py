@@ -29,6 +29,7 @@ from sync_common import (
     is_keyless_letter_key,
     notify_settings_schema,
     plugin_config_schema,
+    secret_setting_values,
 )
 
 from target_fortnox.existing import ExistingRecords, FingerprintLedger
@@ -38,7 +39,6 @@ from target_fortnox.sinks import CustomerSink, InvoiceSink, ProjectSink, Skipped
 PLUGIN = "target-fortnox"
 # Fortnox references run one way: invoices need customers (and projects), so drain in this order.
 STREAM_ORDER = ("customers", "projects", "invoices")
-SECRET_SETTINGS = ("client_secret", "refresh_token", "smtp_password")
 SINKS: dict[str, type[Sink]] = {
     "customers": CustomerSink,
     "projects": ProjectSink,
@@ -112,9 +112,7 @@ class TargetFortnox(RecordGuard, Target):
         self._indexes: dict[tuple[str, str], ExistingRecords] = {}
         self._letters_queued: set[str] = set()
         self._finished = False
-        install_secret_redaction(
-            str(self.config[name]) for name in SECRET_SETTINGS if self.config.get(name)
-        )
+        install_secret_redaction(secret_setting_values(self.config_jsonschema, self.config))
 
     # --- settings ------------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from sync_common import (
     install_secret_redaction,
     notify_settings_schema,
     plugin_config_schema,
+    secret_setting_values,
 )
 
 from target_moment.contract import KEY_PROPERTIES, PROJECT_EXPENSES, PROJECTS
@@ -105,7 +106,7 @@ class TargetMoment(RecordGuard, Target):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Before any request or log line that could carry them.
-        install_secret_redaction([self.config.get("api_key"), self.config.get("smtp_password")])
+        install_secret_redaction(secret_setting_values(self.own_settings, self.config))
         self._run_ended = False
 
     def get_sink_class(self, stream_name: str) -> type[Sink]:
