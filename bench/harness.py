@@ -123,18 +123,22 @@ def arrivals(requests: Iterable[dict[str, Any]]) -> list[float]:
     )
 
 
-def sustained_rate(requests: Iterable[dict[str, Any]], first_burst: int = 0) -> float:
-    """Accepted requests per second after the first ``first_burst`` ones, over the time they took.
+def sustained_rate(requests: Iterable[dict[str, Any]]) -> float:
+    """Accepted requests per second: the least-squares slope of the request count over time.
 
-    A sliding-window limiter lets one window's worth of requests go at once at the start; after
-    that, the rate is what the limiter sustains. Leaving the free first burst out measures that
-    rate the same way for a bursty sender and an even one (``first_burst`` = the limit).
+    A sliding-window limiter sends in bursts (a window's worth at once, then a pause); the slope
+    averages the bursts out, so a bursty and an even sender at the same rate get the same figure,
+    and a partial first or last window barely moves it (unlike first-to-last arrival).
     """
     times = arrivals(requests)
-    skip = max(1, min(first_burst, len(times) - 1))
-    if len(times) < 2 or times[-1] <= times[skip - 1]:
+    if len(times) < 2:
         return 0.0
-    return (len(times) - skip) / (times[-1] - times[skip - 1])
+    mean_t = sum(times) / len(times)
+    mean_i = (len(times) - 1) / 2
+    spread = sum((t - mean_t) ** 2 for t in times)
+    if spread == 0:
+        return 0.0
+    return sum((t - mean_t) * (i - mean_i) for i, t in enumerate(times)) / spread
 
 
 def busiest_window(requests: Iterable[dict[str, Any]], window: float = WINDOW_SECONDS) -> int:
