@@ -33,13 +33,19 @@ What every fault scenario asserts afterwards:
 - Moment holds each qualifying Fortnox cost row exactly once (by `externalReference`), and after
   all scenarios exactly the set a fault-free run puts into a fresh Moment.
 
-"Faults injected" counts the answers the sandboxes really faulted (429/5xx instead of handling,
-connections dropped before or after the commit, as their request logs note them), plus answers
-delayed past the client timeout, an expired access token and a spent refresh token. A kill point
-is a `meltano run` (meltano, tap and target) killed with SIGKILL while it was still running; the
-normal re-run after the loop must then leave the destination exactly as expected. "Records lost"
-and "records duplicated" are what the oracle found after each scenario: a row is written only
-when its assertions passed, so any other value than 0 cannot appear here.
+The scenarios start from seed 1 at small sizes (a few customers, projects, invoices and supplier
+invoices of every kind): what they prove is about faults and kill points, not volume (volume is
+`make bench`). "Faults injected" counts the answers the sandboxes really faulted (429/5xx instead
+of handling, connections dropped before or after the commit, as their request logs note them), plus
+answers delayed past the client timeout, an expired access token and a spent refresh token. A kill
+point is a `meltano run` (meltano, tap and target) killed with SIGKILL while it was still running,
+at a deterministic fraction (spread evenly) of the length of a whole run timed just before the
+loop; the phase columns say what the sandboxes' request logs had seen of that run when it was
+killed (no read yet, reading, writes begun). The two jobs' loops run at the same time. After every
+kill the bookmark and "nothing twice" are checked; the normal re-run after the loop must then leave
+the destination exactly as expected. "Records lost" and "records duplicated" are what the oracle
+found after each scenario: a row is written only when its assertions passed, so any other value
+than 0 cannot appear here.
 
 Found on the way (and handled):
 - A record without its key property, or a RECORD before its stream's SCHEMA, stopped the whole
@@ -111,9 +117,23 @@ def render_headline(sections: dict[str, dict[str, dict[str, Any]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_run(run: dict[str, Any] | None) -> str:
+    if not run:
+        return (
+            "**Not from one complete run**: these rows come from separate test sessions. "
+            "Re-run `pytest tests/reliability` as one session before publishing.\n"
+        )
+    minutes, seconds = divmod(round(float(run["seconds"])), 60)
+    return (
+        f"All rows below come from one green run of the whole suite ({len(run['modules'])} "
+        f"modules, one pytest session) started {run['started_at']}, which took "
+        f"{minutes} min {seconds:02d} s.\n"
+    )
+
+
 def render(figures: dict[str, Any]) -> str:
     sections = figures.get("sections", {})
-    parts = [INTRO]
+    parts = [INTRO, render_run(figures.get("run"))]
     if sections:
         parts.append(render_headline(sections))
     for title in sorted(sections):
@@ -134,7 +154,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.figures} does not exist: run `pytest tests/reliability` first", file=sys.stderr
         )
         return 2
-    text = render(json.loads(args.figures.read_text()))
+    figures = json.loads(args.figures.read_text())
+    if not args.stdout and not figures.get("run"):
+        print(
+            f"{args.figures} is not from one complete, green run of tests/reliability (no run "
+            "stamp); run the whole suite in one session first, or use --stdout to preview",
+            file=sys.stderr,
+        )
+        return 2
+    text = render(figures)
     if args.stdout:
         sys.stdout.write(text)
     else:

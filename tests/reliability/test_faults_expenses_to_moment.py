@@ -23,8 +23,10 @@ SECTION = "faults: fortnox-expenses-to-moment"
 
 
 @pytest.fixture(scope="module")
-def reference_moment(pipelines: Any) -> Iterator[SandboxProcess]:
-    with SandboxProcess("moment", pipelines.workdir / "reference-moment.db", seed=1) as moment:
+def reference_moment(kit: Any) -> Iterator[SandboxProcess]:
+    """A second Moment with the same seed and sizes as the faulted one, for the reference run."""
+    with SandboxProcess("moment", kit.pipelines.workdir / "reference-moment.db", seed=1) as moment:
+        kit.reseed_small(moment=moment)
         yield moment
 
 
@@ -153,6 +155,8 @@ def test_moment_unreachable(kit: Any) -> None:
         kit,
         "Moment unreachable for 60 s (run fails, re-run)",
         ("moment", {"kind": "drop", "seconds": 60}),
+        # 3 tries: the target gives up within seconds instead of after its full backoff.
+        TARGET_MOMENT_MAX_TRIES="3",
     )
     assert long.returncode != 0
 
@@ -184,6 +188,40 @@ def test_slow_moment_past_the_client_timeout(kit: Any) -> None:
         records_duplicated=0,
         faulted_run_exit=0,
         faulted_run_seconds=seconds,
+    )
+
+
+def test_spent_refresh_token_fails_clearly_without_a_bookmark(kit: Any) -> None:
+    """Another process rotated the chain: the store holds a spent refresh token. The run must
+    stop with the re-authorise message and leave the bookmark where it was; after re-authorising,
+    the next run imports what was waiting."""
+    _given, key = kit.post_supplier_invoice("5002", 555, "Spenderad token")
+    kit.spend_refresh_token()
+    state_before = kit.state(STATE_ID)
+    started = time.monotonic()
+    result = kit.pipelines.run(JOB, check=False)
+    seconds = round(time.monotonic() - started, 1)
+    assert result.returncode != 0
+    assert "invalid_grant" in result.stderr or "already used" in result.stderr, result.stderr[
+        -2000:
+    ]
+    assert "authori" in result.stderr.lower(), result.stderr[-2000:]
+    assert kit.state(STATE_ID) == state_before
+    # Re-authorised: a new refresh token seeds a new store (pipelines.env mints it).
+    kit.pipelines.token_store.unlink()
+    kit.pipelines.run(JOB)
+    refs = kit.oracle.assert_expenses_once()
+    assert key in refs, f"{key} not imported after re-authorising"
+    kit.figures.add(
+        SECTION,
+        "refresh token spent by another process (re-authorise, re-run)",
+        faults_injected=1,
+        records_lost=0,
+        records_duplicated=0,
+        faulted_run_exit=result.returncode,
+        faulted_run_seconds=seconds,
+        rerun_needed=True,
+        expenses_in_moment=len(refs),
     )
 
 

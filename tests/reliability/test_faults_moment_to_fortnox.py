@@ -8,11 +8,8 @@ faulted run has something to write.
 
 from __future__ import annotations
 
-import base64
-import json
 import subprocess
 import time
-import urllib.request
 from typing import Any
 
 import pytest
@@ -145,13 +142,17 @@ def test_access_token_expires_mid_run(kit: Any) -> None:
 
 def test_moment_unreachable_briefly_then_for_long(kit: Any) -> None:
     """Moment drops every connection: for 2 s the tap's retries bridge it; for 60 s the run fails
-    before any state, and the next run brings everything."""
+    before any state, and the next run brings everything. The long outage runs with 3 tries
+    (`max_tries` through Meltano) so the tap gives up within seconds instead of after its full
+    backoff: the outcome (no state, everything on the re-run) is the same, sooner."""
     short = faulted_run(kit, "moment-2s", ("moment", {"kind": "drop", "seconds": 2}))
     assert short.returncode == 0, short.stderr[-3000:]
     settle(kit, "Moment unreachable for 2 s", short)
 
     state_before = kit.state("dev:tap-moment-to-target-fortnox")
-    long = faulted_run(kit, "moment-60s", ("moment", {"kind": "drop", "seconds": 60}))
+    long = faulted_run(
+        kit, "moment-60s", ("moment", {"kind": "drop", "seconds": 60}), TAP_MOMENT_MAX_TRIES="3"
+    )
     assert long.returncode != 0
     assert kit.state("dev:tap-moment-to-target-fortnox") == state_before
     settle(kit, "Moment unreachable for 60 s (run fails, re-run)", long)
@@ -160,10 +161,7 @@ def test_moment_unreachable_briefly_then_for_long(kit: Any) -> None:
 def test_spent_refresh_token_fails_clearly_without_a_bookmark(kit: Any) -> None:
     """Another process rotated the chain: the store holds a spent refresh token. The run must stop
     with the re-authorise message and leave the bookmark where it was."""
-    store = kit.pipelines.token_store
-    grant = json.loads(store.read_text())["refresh_token_grant"]
-    spend_refresh_token(kit.pipelines.fortnox.url, grant["refresh_token"])
-    kit.pipelines.fortnox.admin("POST", "tokens/expire")
+    kit.spend_refresh_token()
     state_before = kit.state("dev:tap-moment-to-target-fortnox")
 
     result = faulted_run(kit, "spent")
@@ -175,7 +173,8 @@ def test_spent_refresh_token_fails_clearly_without_a_bookmark(kit: Any) -> None:
     assert "authori" in result.stderr.lower(), result.stderr[-2000:]
     assert kit.state("dev:tap-moment-to-target-fortnox") == state_before
 
-    store.unlink()  # re-authorised: a new refresh token seeds a new store (pipelines.env mints it)
+    # Re-authorised: a new refresh token seeds a new store (pipelines.env mints it).
+    kit.pipelines.token_store.unlink()
     settle(kit, "refresh token spent by another process (re-authorise, re-run)", result)
 
 
@@ -200,19 +199,3 @@ def test_slow_responses_past_the_client_timeout(kit: Any) -> None:
     # Late answers are no log note: count the three armed ones, plus any noted.
     result.faults_injected = 3 + kit.injected_since(mark)
     settle(kit, "responses 3 s late, client timeout 1 s", result)
-
-
-def spend_refresh_token(fortnox_url: str, refresh_token: str) -> None:
-    """Use the refresh token once, as another process would; the new pair is thrown away."""
-    auth = base64.b64encode(b"sandbox-client:sandbox-secret").decode()
-    request = urllib.request.Request(
-        f"{fortnox_url}/oauth-v1/token",
-        data=f"grant_type=refresh_token&refresh_token={refresh_token}".encode(),
-        headers={
-            "Authorization": f"Basic {auth}",
-            "Content-Type": "application/x-www-form-urlencoded",
-        },
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 200
