@@ -96,14 +96,14 @@ def test_moment_429_storm_on_the_first_import(kit: Any) -> None:
 
 
 def test_fortnox_429_and_5xx_on_reads(kit: Any) -> None:
-    """The first read meets 503×4 and 502×2 back to back, plus 429 on 30 % of calls: with 8
-    tries the client may run out on it. Either the retries carry the run, or it fails before
+    """The first reads meet 503×3 and 502×2 back to back, plus 429 on 30 % of calls: the client
+    may run out of tries on one of them. Either the retries carry the run, or it fails before
     any state and the re-run brings everything; scenario() checks both ways."""
     scenario(
         kit,
-        "Fortnox 429 on 30 % of reads, 503×4, 502×2",
+        "Fortnox 429 on 30 % of reads, 503×3, 502×2",
         ("fortnox", {"kind": "status", "status": 429, "rate": 0.3, "path": "^/3/"}),
-        ("fortnox", {"kind": "status", "status": 503, "count": 4, "path": "^/3/"}),
+        ("fortnox", {"kind": "status", "status": 503, "count": 3, "path": "^/3/"}),
         ("fortnox", {"kind": "status", "status": 502, "count": 2, "path": "^/3/"}),
     )
 
@@ -174,9 +174,18 @@ def test_slow_moment_past_the_client_timeout(kit: Any) -> None:
     kit.clear_faults()
     assert result.returncode == 0, result.stderr[-3000:]
     assert kit.wait_for(lambda: kit.oracle.expense_refs()[key] >= 1, timeout=10)
-    # The late POST's handler sleeps 3 s on the server before it commits, and nothing outside
-    # the server can see it waiting; give it that time before counting (a duplicate would show).
-    time.sleep(3)
+    # The late POST's handler sleeps 3 s on the server before it commits (a duplicate would show
+    # only then); the sandbox logs a request when it has answered, so wait for that entry.
+    since = mark["moment"]
+
+    def late_post_answered() -> bool:
+        log = kit.pipelines.moment.admin("GET", f"requests?since={since}")["requests"]
+        return any(
+            r["method"] == "POST" and "projectExpenses" in r["path"] and r["ms"] >= 3000
+            for r in log
+        )
+
+    assert kit.wait_for(late_post_answered, timeout=15), "the late POST never finished"
     refs = kit.oracle.assert_expenses_once()
     assert key in refs
     kit.figures.add(
