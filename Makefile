@@ -26,10 +26,13 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy sandbox/sandbox $(wildcard fortnox-client/fortnox_client moment-client/moment_client sync-common/sync_common moment-webhooks/moment_webhooks)
+	$(BIN)/mypy sandbox/sandbox $(wildcard fortnox-client/fortnox_client moment-client/moment_client sync-common/sync_common moment-webhooks/moment_webhooks) bench
 
 demo: install
 	$(BIN)/python scripts/demo.py
+
+bench: install
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) .meltano output .pytest_cache
