@@ -41,11 +41,12 @@ answers delayed past the client timeout, an expired access token and a spent ref
 point is a `meltano run` (meltano, tap and target) killed with SIGKILL while it was still running,
 at a deterministic fraction (spread over the run, leaning towards its end, where the tap reads and
 the target writes) of the length of a whole run timed just before the loop; the phase columns say
-what the sandboxes' request logs had seen of that run when it was killed (no read yet, reading,
-writes begun). After every kill the bookmark and "nothing twice" are checked; the normal re-run
-after the loop must then leave the destination exactly as expected. "Records lost" and "records
-duplicated" are what the oracle found after each scenario: a row is written only when its
-assertions passed, so any other value than 0 cannot appear here.
+what the sandboxes' request logs had seen of that run when it was killed by the start times of its
+requests: no read yet, reading, writes begun, and of those the kills that hit a write in flight
+(begun before the kill, answered after it). After every kill the bookmark and "nothing twice" are
+checked; the normal re-run after the loop must then leave the destination exactly as expected.
+"Records lost" and "records duplicated" are what the oracle found after each scenario: a row is
+written only when its assertions passed, so any other value than 0 cannot appear here.
 
 Found on the way (and handled):
 - A record without its key property, or a RECORD before its stream's SCHEMA, stopped the whole

@@ -67,8 +67,17 @@ class Side:
     def mark(self) -> int:
         return last_seq(self.sandbox)
 
-    def seen_since(self, seq: int) -> int:
-        return sum(1 for r in api_requests_since(self.sandbox, seq) if self.ours(r))
+    def started_between(self, seq: int, start: float, end: float) -> list[dict[str, Any]]:
+        """Our requests logged after `seq` that the server began in [start, end) (wall clock).
+
+        The log notes a request when it is answered, so a request in flight at a kill is noted
+        after it: it is told by its start time (answer time minus duration), not its position.
+        """
+        return [
+            r
+            for r in api_requests_since(self.sandbox, seq)
+            if self.ours(r) and start <= r["time"] - r["ms"] / 1000 < end
+        ]
 
 
 class KillLoop:
@@ -115,6 +124,7 @@ class KillLoop:
             # --force: the killed run is still "running" in Meltano's system database, and
             # Meltano refuses a new run of the same state id for 5 minutes (then marks it stale).
             # A scheduler's next run after a crash is refused the same way: delayed, nothing lost.
+            started_at = time.time()
             run = self.kit.background("--force", self.job).start(f"kill-{self.job}-{attempt}")
             assert run.process is not None
             try:
@@ -125,23 +135,41 @@ class KillLoop:
             if finished:
                 run.wait(5)
             else:
+                killed_at = time.time()
                 run.kill9()
+                # Phases are read from the logs after the loop, when requests that were in
+                # flight at the kill have been answered and noted.
                 self.kills.append(
                     {
                         "delay_s": delay,
                         "fraction": round(fraction, 2),
-                        "source_requests": self.source.seen_since(source_seq),
-                        "destination_writes": self.destination.seen_since(destination_seq),
+                        "window": (source_seq, destination_seq, started_at, killed_at),
                     }
                 )
             self.check(before, killed=not finished)
+        self.classify()
         assert len(self.kills) >= KILL_POINTS, (
             f"only {len(self.kills)} of {KILL_POINTS} runs were still running at their kill "
             f"(a whole run took {run_seconds:.1f} s)"
         )
 
+    def classify(self) -> None:
+        """Each kill's phase: requests of this run the source and destination began before it,
+        and whether a write was in flight (begun before the kill, answered after it)."""
+        for kill in self.kills:
+            source_seq, destination_seq, started_at, killed_at = kill.pop("window")
+            reads = self.source.started_between(source_seq, started_at, killed_at)
+            writes = [
+                r
+                for r in self.destination.started_between(destination_seq, started_at, killed_at)
+                if is_write(r)
+            ]
+            kill["source_requests"] = len(reads)
+            kill["destination_writes"] = len(writes)
+            kill["write_in_flight"] = any(r["time"] > killed_at for r in writes)
+
     def figures(self) -> dict[str, Any]:
-        """Kill points per phase, as the sandboxes' request logs saw them at each kill."""
+        """Kill points per phase (exclusive), as the sandboxes' request logs saw each run."""
         kills = self.kills
         return {
             "kill_points": len(kills),
@@ -149,7 +177,10 @@ class KillLoop:
             "while_reading": sum(
                 1 for k in kills if k["source_requests"] and not k["destination_writes"]
             ),
-            "after_writes_began": sum(1 for k in kills if k["destination_writes"]),
+            "after_writes_began": sum(
+                1 for k in kills if k["source_requests"] and k["destination_writes"]
+            ),
+            "of_these_mid_write": sum(1 for k in kills if k["write_in_flight"]),
             "delays_s": f"{min(k['delay_s'] for k in kills)}–{max(k['delay_s'] for k in kills)}",
             "whole_run_s": self.run_seconds,
         }
