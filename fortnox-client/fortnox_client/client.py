@@ -32,7 +32,7 @@ from fortnox_client.errors import (
     classify,
 )
 from fortnox_client.formats import date_param, lastmodified_param
-from fortnox_client.rate_limiter import RateLimiter
+from fortnox_client.rate_limiter import RateLimiter, WindowHandoff
 from fortnox_client.settings import FortnoxSettings
 from fortnox_client.token_store import TokenStore
 
@@ -325,10 +325,13 @@ class FortnoxClient:
     def _rate_limiter(self) -> RateLimiter:
         if self._limiter is None:
             # The tenant is known only once a token exists (the JWT's tenantId claim).
+            tenant = self.settings.tenant_id or self.tokens.tenant_id
             self._limiter = RateLimiter.shared(
-                self.settings.client_id,
-                self.settings.tenant_id or self.tokens.tenant_id,
-                self.settings.max_requests_per_5s,
+                self.settings.client_id, tenant, self.settings.max_requests_per_5s
+            )
+            # Fortnox still counts the previous process's requests for 5 s: start from them.
+            WindowHandoff.beside(self.settings.token_store_path).attach(
+                self._limiter, f"{self.settings.client_id}:{tenant or ''}"
             )
         return self._limiter
 

@@ -6,15 +6,25 @@ limit. Fortnox answers an over-limit request with 429 and no ``Retry-After``, so
 to wait before sending than to be refused: :meth:`RateLimiter.acquire` sleeps exactly until the
 oldest request of the window has left it (plus a small safety margin for client/server clock and
 latency skew), never busy-waits, and lets threads through one at a time.
+
+The window also outlives the process: :class:`WindowHandoff` keeps the starts of the last window in
+a small file beside the token store, so a plugin that starts right after another one of the same
+client and tenant (the next job of one ``meltano run``, back-to-back runs) waits for the requests
+Fortnox still counts instead of running into 429s.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import ClassVar
+
+from filelock import FileLock, Timeout
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -100,6 +110,26 @@ class RateLimiter:
                 self._sleep(wait)
                 waited += wait
 
+    def recent_starts(self) -> list[float]:
+        """Wall-clock (epoch) times of the starts still inside the window, oldest first."""
+        with self._lock:
+            now = self._clock()
+            self._delay_locked(now)  # drops the starts that left the window
+            offset = time.time() - now
+            return [start + offset for start in self._starts]
+
+    def seed(self, wall_starts: Iterable[float]) -> None:
+        """Count another process's recent starts (epoch times) as if they were ours."""
+        with self._lock:
+            now = self._clock()
+            offset = time.time() - now
+            span = self.window_seconds + self.safety_margin
+            merged = sorted(
+                {t - offset for t in wall_starts if now - span < t - offset <= now}
+                | set(self._starts)
+            )
+            self._starts = deque(merged[-self.max_requests :] if self.max_requests else [])
+
     def _delay_locked(self, now: float) -> float:
         if not self.enabled:
             return 0.0
@@ -109,3 +139,68 @@ class RateLimiter:
         if len(self._starts) < self.max_requests:
             return 0.0
         return self._starts[0] + span - now
+
+
+class WindowHandoff:
+    """The last window's request starts per client and tenant, in a file shared between processes.
+
+    Read once when a process's limiter is first used, written (merged under a file lock) when the
+    process exits. Best effort: an unreadable or locked file only means the process starts with an
+    empty window, as it would without the hand-off.
+    """
+
+    _saved: ClassVar[set[tuple[str, str]]] = set()
+    _saved_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = FileLock(str(path) + ".lock", timeout=2)
+
+    @classmethod
+    def beside(cls, token_store_path: Path) -> WindowHandoff:
+        return cls(token_store_path.with_name(token_store_path.name + ".window.json"))
+
+    def _read(self) -> dict[str, list[float]]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {
+            str(k): [float(t) for t in v if isinstance(t, int | float)]
+            for k, v in data.items()
+            if isinstance(v, list)
+        }
+
+    def load_into(self, limiter: RateLimiter, key: str) -> None:
+        if limiter.enabled:
+            limiter.seed(self._read().get(key, []))
+
+    def save(self, limiter: RateLimiter, key: str) -> None:
+        if not limiter.enabled or not self.path.parent.is_dir():
+            return
+        starts = limiter.recent_starts()
+        if not starts:
+            return
+        try:
+            with self._lock:
+                data = self._read()
+                cutoff = time.time() - limiter.window_seconds - limiter.safety_margin
+                mine = set(starts) | {t for t in data.get(key, []) if t > cutoff}
+                data[key] = sorted(mine)[-limiter.max_requests :]
+                tmp = self.path.with_name(self.path.name + ".tmp")
+                tmp.write_text(json.dumps(data), encoding="utf-8")
+                tmp.replace(self.path)
+        except (OSError, Timeout):
+            return
+
+    def attach(self, limiter: RateLimiter, key: str) -> None:
+        """Seed ``limiter`` from the file once per process and save it back at exit."""
+        marker = (str(self.path), key)
+        with self._saved_lock:
+            if marker in self._saved:
+                return
+            self._saved.add(marker)
+        self.load_into(limiter, key)
+        atexit.register(self.save, limiter, key)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from fortnox_client import RateLimiter
+from fortnox_client.rate_limiter import WindowHandoff
 
 
 class FakeClock:
@@ -137,3 +140,53 @@ def test_rejects_nonsense_limits() -> None:
         RateLimiter(-1)
     with pytest.raises(ValueError, match="window_seconds"):
         RateLimiter(25, 0)
+
+
+def test_a_new_process_starts_from_the_previous_processes_window(tmp_path: Path) -> None:
+    # Process 1 used its whole window and exited; process 2, started right after, must wait for
+    # the requests Fortnox still counts instead of running into 429s.
+    handoff = WindowHandoff.beside(tmp_path / "fortnox-token.json")
+    first = RateLimiter(10, 5.0)
+    for _ in range(10):
+        first.acquire()
+    handoff.save(first, "client:tenant")
+
+    second = RateLimiter(10, 5.0)
+    assert second.delay() == 0.0
+    handoff.load_into(second, "client:tenant")
+    assert 4.5 < second.delay() <= 5.1
+
+    # Another client or tenant has a window of its own.
+    other = RateLimiter(10, 5.0)
+    handoff.load_into(other, "client:other-tenant")
+    assert other.delay() == 0.0
+
+
+def test_handoff_merges_concurrent_writers_and_forgets_old_starts(tmp_path: Path) -> None:
+    handoff = WindowHandoff.beside(tmp_path / "store.json")
+    a, b = RateLimiter(10, 5.0), RateLimiter(10, 5.0)
+    for _ in range(4):
+        a.acquire()
+        b.acquire()
+    handoff.save(a, "k")
+    handoff.save(b, "k")
+    merged = RateLimiter(10, 5.0)
+    handoff.load_into(merged, "k")
+    assert len(merged.recent_starts()) == 8
+
+    stale = {"k": [time.time() - 60.0] * 5}
+    handoff.path.write_text(json.dumps(stale), encoding="utf-8")
+    fresh = RateLimiter(10, 5.0)
+    handoff.load_into(fresh, "k")
+    assert fresh.recent_starts() == []
+
+
+def test_handoff_tolerates_a_damaged_file(tmp_path: Path) -> None:
+    handoff = WindowHandoff.beside(tmp_path / "store.json")
+    handoff.path.write_text("{not json", encoding="utf-8")
+    limiter = RateLimiter(10, 5.0)
+    handoff.load_into(limiter, "k")
+    assert limiter.delay() == 0.0
+    limiter.acquire()
+    handoff.save(limiter, "k")
+    assert len(json.loads(handoff.path.read_text(encoding="utf-8"))["k"]) == 1
