@@ -61,6 +61,9 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._starts: deque[float] = deque()
+        # Starts that came from another process (seed); they are in the hand-off file already, so a
+        # save writes back only this process's own starts next to what the file holds.
+        self._seeded: set[float] = set()
         # Held while waiting: the next thread in line is the one that sleeps, the others queue on
         # the lock (blocked, not spinning), so requests leave in arrival order.
         self._lock = threading.Lock()
@@ -110,32 +113,43 @@ class RateLimiter:
                 self._sleep(wait)
                 waited += wait
 
-    def recent_starts(self) -> list[float]:
-        """Wall-clock (epoch) times of the starts still inside the window, oldest first."""
+    def recent_starts(self, *, own_only: bool = False) -> list[float]:
+        """Wall-clock (epoch) times of the starts still inside the window, oldest first.
+
+        ``own_only`` leaves out the starts seeded from another process.
+        """
         with self._lock:
             now = self._clock()
             self._delay_locked(now)  # drops the starts that left the window
             offset = time.time() - now
-            return [start + offset for start in self._starts]
+            return [
+                start + offset
+                for start in self._starts
+                if not (own_only and start in self._seeded)
+            ]
 
     def seed(self, wall_starts: Iterable[float]) -> None:
-        """Count another process's recent starts (epoch times) as if they were ours."""
+        """Count another process's recent starts (epoch times) as if they were ours.
+
+        Every start counts, even two at the same instant (two processes' requests are two
+        requests); a start that seems to lie in the future (a wall clock stepped back) counts as now.
+        """
         with self._lock:
             now = self._clock()
             offset = time.time() - now
             span = self.window_seconds + self.safety_margin
-            merged = sorted(
-                {t - offset for t in wall_starts if now - span < t - offset <= now}
-                | set(self._starts)
-            )
+            theirs = [min(t - offset, now) for t in wall_starts if now - span < t - offset]
+            self._seeded.update(theirs)
+            merged = sorted([*theirs, *self._starts])
             self._starts = deque(merged[-self.max_requests :] if self.max_requests else [])
+            self._seeded.intersection_update(self._starts)
 
     def _delay_locked(self, now: float) -> float:
         if not self.enabled:
             return 0.0
         span = self.window_seconds + self.safety_margin
         while self._starts and self._starts[0] + span <= now:
-            self._starts.popleft()
+            self._seeded.discard(self._starts.popleft())
         if len(self._starts) < self.max_requests:
             return 0.0
         return self._starts[0] + span - now
@@ -180,15 +194,17 @@ class WindowHandoff:
     def save(self, limiter: RateLimiter, key: str) -> None:
         if not limiter.enabled or not self.path.parent.is_dir():
             return
-        starts = limiter.recent_starts()
+        starts = limiter.recent_starts(own_only=True)
         if not starts:
             return
         try:
             with self._lock:
                 data = self._read()
                 cutoff = time.time() - limiter.window_seconds - limiter.safety_margin
-                mine = set(starts) | {t for t in data.get(key, []) if t > cutoff}
-                data[key] = sorted(mine)[-limiter.max_requests :]
+                # The file's starts (other processes', including those this one was seeded with) plus
+                # this process's own: a list, not a set, so two requests at one instant stay two.
+                kept = [t for t in data.get(key, []) if t > cutoff]
+                data[key] = sorted([*kept, *starts])[-limiter.max_requests :]
                 tmp = self.path.with_name(self.path.name + ".tmp")
                 tmp.write_text(json.dumps(data), encoding="utf-8")
                 tmp.replace(self.path)

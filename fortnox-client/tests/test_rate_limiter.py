@@ -181,6 +181,29 @@ def test_handoff_merges_concurrent_writers_and_forgets_old_starts(tmp_path: Path
     assert fresh.recent_starts() == []
 
 
+def test_handoff_counts_requests_at_the_same_instant_and_never_counts_one_twice(tmp_path: Path) -> None:
+    # Two processes can start a request at the very same wall-clock instant: both count.
+    handoff = WindowHandoff.beside(tmp_path / "store.json")
+    now = time.time()
+    handoff.path.write_text(json.dumps({"k": [now - 1.0, now - 1.0, now - 0.5]}), encoding="utf-8")
+    limiter = RateLimiter(10, 5.0)
+    handoff.load_into(limiter, "k")
+    assert len(limiter.recent_starts()) == 3
+    assert limiter.recent_starts(own_only=True) == []
+
+    # The seeded starts are already in the file: saving writes back only this process's own.
+    limiter.acquire()
+    limiter.acquire()
+    assert len(limiter.recent_starts(own_only=True)) == 2
+    handoff.save(limiter, "k")
+    assert len(json.loads(handoff.path.read_text(encoding="utf-8"))["k"]) == 5
+
+    # A start that seems to lie in the future (wall clock stepped back) still counts.
+    future = RateLimiter(10, 5.0)
+    future.seed([time.time() + 30.0])
+    assert len(future.recent_starts()) == 1
+
+
 def test_handoff_tolerates_a_damaged_file(tmp_path: Path) -> None:
     handoff = WindowHandoff.beside(tmp_path / "store.json")
     handoff.path.write_text("{not json", encoding="utf-8")
