@@ -123,16 +123,15 @@ class RateLimiter:
             self._delay_locked(now)  # drops the starts that left the window
             offset = time.time() - now
             return [
-                start + offset
-                for start in self._starts
-                if not (own_only and start in self._seeded)
+                start + offset for start in self._starts if not (own_only and start in self._seeded)
             ]
 
     def seed(self, wall_starts: Iterable[float]) -> None:
         """Count another process's recent starts (epoch times) as if they were ours.
 
         Every start counts, even two at the same instant (two processes' requests are two
-        requests); a start that seems to lie in the future (a wall clock stepped back) counts as now.
+        requests); a start that seems to lie in the future (a wall clock stepped back) counts
+        as now.
         """
         with self._lock:
             now = self._clock()
@@ -201,8 +200,9 @@ class WindowHandoff:
             with self._lock:
                 data = self._read()
                 cutoff = time.time() - limiter.window_seconds - limiter.safety_margin
-                # The file's starts (other processes', including those this one was seeded with) plus
-                # this process's own: a list, not a set, so two requests at one instant stay two.
+                # The file's starts (other processes', including those this one was seeded
+                # with) plus this process's own: a list, not a set, so two requests at one
+                # instant stay two.
                 kept = [t for t in data.get(key, []) if t > cutoff]
                 data[key] = sorted([*kept, *starts])[-limiter.max_requests :]
                 tmp = self.path.with_name(self.path.name + ".tmp")

@@ -181,7 +181,9 @@ def test_handoff_merges_concurrent_writers_and_forgets_old_starts(tmp_path: Path
     assert fresh.recent_starts() == []
 
 
-def test_handoff_counts_requests_at_the_same_instant_and_never_counts_one_twice(tmp_path: Path) -> None:
+def test_handoff_counts_requests_at_the_same_instant_and_never_counts_one_twice(
+    tmp_path: Path,
+) -> None:
     # Two processes can start a request at the very same wall-clock instant: both count.
     handoff = WindowHandoff.beside(tmp_path / "store.json")
     now = time.time()
