@@ -36,6 +36,7 @@ from fortnox_client.onboarding import (
     verify_service_account,
 )
 from fortnox_client.settings import DEFAULT_TOKEN_STORE_PATH, FortnoxSettings, SettingsError
+from fortnox_client.token_store import TokenStore
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -274,8 +275,7 @@ def run_verify(args: argparse.Namespace, config: Mapping[str, Any]) -> int:
 
 
 def run_status(args: argparse.Namespace, config: Mapping[str, Any]) -> int:
-    path = Path(str(config.get("token_store_path") or DEFAULT_TOKEN_STORE_PATH)).expanduser()
-    status = token_status(path)
+    status = token_status(_status_store(config))
     if args.json:
         _say(json.dumps(status.as_json(), indent=2, ensure_ascii=False))
     else:
@@ -286,6 +286,33 @@ def run_status(args: argparse.Namespace, config: Mapping[str, Any]) -> int:
     if status.level == "warning" and args.warn_exit:
         return EXIT_WARNING
     return EXIT_OK
+
+
+def _status_store(config: Mapping[str, Any]) -> Path | TokenStore:
+    """The store ``status`` reads: the PostgreSQL row of ``token_store_url``, else the file.
+
+    Reading needs no secret; the PostgreSQL row is keyed by client id (and tenant), so that
+    backend needs ``client_id``.
+    """
+    url = str(config.get("token_store_url") or "").strip()
+    path = Path(str(config.get("token_store_path") or DEFAULT_TOKEN_STORE_PATH)).expanduser()
+    if not url:
+        return path
+    client_id = str(config.get("client_id") or "").strip()
+    if not client_id:
+        raise SettingsError(
+            "status with token_store_url reads the row of one Fortnox app: set client_id "
+            "(e.g. TARGET_FORTNOX_CLIENT_ID) as for the jobs."
+        )
+    tenant = str(config.get("tenant_id") or "").strip() or None
+    settings = FortnoxSettings(
+        client_id=client_id,
+        client_secret="",
+        token_store_path=path,
+        token_store_url=url,
+        tenant_id=tenant,
+    )
+    return TokenStore(settings)
 
 
 COMMANDS = {

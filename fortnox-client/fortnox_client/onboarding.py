@@ -552,9 +552,14 @@ class ServiceAccountToken:
 
 @dataclass(frozen=True)
 class TokenStatus:
-    """The token store at a glance; ``level`` is ``ok``, ``warning``, ``expired`` or ``missing``."""
+    """The token store at a glance; ``level`` is ``ok``, ``warning``, ``expired`` or ``missing``.
 
-    store_path: Path
+    ``store`` says where the tokens are kept (a file path, or the PostgreSQL row of
+    ``token_store_url`` without its password); ``store_path`` is the file, ``None`` for PostgreSQL.
+    """
+
+    store: str
+    store_path: Path | None
     now: datetime
     tenant_id: str | None = None
     scopes: tuple[str, ...] = ()
@@ -584,7 +589,8 @@ class TokenStatus:
         left = self.refresh_time_left
         return {
             "status": self.level,
-            "token_store_path": str(self.store_path),
+            "token_store": self.store,
+            "token_store_path": None if self.store_path is None else str(self.store_path),
             "tenant_id": self.tenant_id,
             "scopes": list(self.scopes),
             "refresh_token_present": self.has_chain,
@@ -604,7 +610,7 @@ class TokenStatus:
         }
 
     def lines(self) -> list[str]:
-        lines = [f"Fortnox token store: {self.store_path}"]
+        lines = [f"Fortnox token store: {self.store}"]
         if self.has_chain:
             lines += [
                 f"  Tenant (DatabaseNumber):    {self.tenant_id or 'unknown'}",
@@ -633,26 +639,33 @@ class TokenStatus:
 
 
 def token_status(
-    store_path: Path, *, now: datetime | None = None, client_id: str = ""
+    store: Path | TokenStore, *, now: datetime | None = None, client_id: str = ""
 ) -> TokenStatus:
-    """Read the store (no request, no refresh) and judge how long the chain has left."""
+    """Read the store (no request, no refresh) and judge how long the chain has left.
+
+    ``store`` is a token file's path, or a :class:`TokenStore` built from the settings (the
+    PostgreSQL store of ``token_store_url`` included).
+    """
     now = now or datetime.now(UTC)
-    # Reading needs no credentials: the store is opened only to parse its file.
-    settings = FortnoxSettings(client_id=client_id, client_secret="", token_store_path=store_path)
-    store = TokenStore(settings)
-    if not store.path.exists():
-        return TokenStatus(
-            store_path=store.path,
-            now=now,
+    if isinstance(store, Path):
+        # Reading needs no credentials: the store is opened only to parse its file.
+        store = TokenStore(
+            FortnoxSettings(client_id=client_id, client_secret="", token_store_path=store)
+        )
+    on_disk = store.in_file
+    blank = TokenStatus(store=store.location, store_path=store.path if on_disk else None, now=now)
+    if on_disk and not store.path.exists():
+        return replace(
+            blank,
             messages=(
-                f"ERROR: no token store at {store.path}. Run fortnox-auth authorize (or set "
+                f"ERROR: no token store at {store.location}. Run fortnox-auth authorize (or set "
                 "tenant_id and run fortnox-auth verify-service-account).",
             ),
         )
     try:
         chain, service = store.stored_entries()
     except FortnoxError as exc:
-        return TokenStatus(store_path=store.path, now=now, messages=(f"ERROR: {exc}",))
+        return replace(blank, messages=(f"ERROR: {exc}",))
     service_accounts = tuple(
         ServiceAccountToken(
             tenant_id=tenant,
@@ -662,30 +675,27 @@ def token_status(
         for tenant, entry in sorted(service.items())
     )
     if chain is None or not chain.refresh_token:
-        return TokenStatus(
-            store_path=store.path,
-            now=now,
+        return replace(
+            blank,
             service_accounts=service_accounts,
             messages=()
             if service_accounts
             else (
-                f"ERROR: the token store {store.path} holds no refresh token. Run fortnox-auth "
-                "authorize.",
+                f"ERROR: the token store {store.location} holds no refresh token. Run "
+                "fortnox-auth authorize.",
             ),
         )
-    return _chain_status(store.path, now, chain, service_accounts)
+    return _chain_status(blank, chain, service_accounts)
 
 
 def _chain_status(
-    path: Path,
-    now: datetime,
+    blank: TokenStatus,
     chain: StoredToken,
     service_accounts: tuple[ServiceAccountToken, ...],
 ) -> TokenStatus:
     rotated = _parse_iso(chain.rotated_at)
-    status = TokenStatus(
-        store_path=path,
-        now=now,
+    status = replace(
+        blank,
         tenant_id=chain.tenant_id,
         scopes=tuple((chain.scope or "").split()),
         rotated_at=rotated,

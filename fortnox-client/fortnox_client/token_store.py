@@ -35,7 +35,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, ClassVar, TypedDict
 
 import jwt
 import requests
@@ -116,6 +116,9 @@ class TokenStore:
     client and tenant, for processes on several machines), so every caller gets the configured
     backend without choosing it.
     """
+
+    # False for stores that keep the document elsewhere than the file at ``path``.
+    in_file: ClassVar[bool] = True
 
     def __new__(cls, settings: FortnoxSettings, **_: Any) -> TokenStore:
         if cls is TokenStore and settings.token_store_url:

@@ -44,6 +44,8 @@ _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 class PostgresTokenStore(TokenStore):
     """A :class:`TokenStore` whose document is a row in PostgreSQL, locked per refresh."""
 
+    in_file = False
+
     def __init__(self, settings: FortnoxSettings, **options: Unpack[TokenStoreOptions]) -> None:
         super().__init__(settings, **options)
         url = settings.token_store_url
