@@ -32,7 +32,7 @@ from fortnox_client.errors import (
     classify,
 )
 from fortnox_client.formats import date_param, lastmodified_param
-from fortnox_client.rate_limiter import RateLimiter, WindowHandoff
+from fortnox_client.rate_limiter import RateLimiter, SharedWindow
 from fortnox_client.settings import FortnoxSettings
 from fortnox_client.token_store import TokenStore
 
@@ -329,9 +329,10 @@ class FortnoxClient:
             self._limiter = RateLimiter.shared(
                 self.settings.client_id, tenant, self.settings.max_requests_per_5s
             )
-            # Fortnox still counts the previous process's requests for 5 s: start from them.
-            WindowHandoff.beside(self.settings.token_store_path).attach(
-                self._limiter, f"{self.settings.client_id}:{tenant or ''}"
+            # Fortnox counts every process's requests of this client and tenant in one window.
+            self._limiter.share(
+                SharedWindow.beside(self.settings.token_store_path),
+                f"{self.settings.client_id}:{tenant or ''}",
             )
         return self._limiter
 

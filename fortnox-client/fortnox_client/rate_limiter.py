@@ -7,20 +7,22 @@ to wait before sending than to be refused: :meth:`RateLimiter.acquire` sleeps ex
 oldest request of the window has left it (plus a small safety margin for client/server clock and
 latency skew), never busy-waits, and lets threads through one at a time.
 
-The window also outlives the process: :class:`WindowHandoff` keeps the starts of the last window in
-a small file beside the token store, so a plugin that starts right after another one of the same
-client and tenant (the next job of one ``meltano run``, back-to-back runs) waits for the requests
-Fortnox still counts instead of running into 429s.
+The window is also shared between processes: :class:`SharedWindow` keeps the request starts of
+every client and tenant in a small file beside the token store, and every request is reserved in
+it under a file lock. So the plugins of one machine and token store count each other's requests
+whether they run one after the other (the next job of one ``meltano run``) or at the same moment
+(the daily expenses job starting while a 5-minute push runs): together they stay inside Fortnox's
+window instead of running into 429s.
 """
 
 from __future__ import annotations
 
-import atexit
 import json
+import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -28,6 +30,8 @@ from filelock import FileLock, Timeout
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_WINDOW_SECONDS = 5.0
 # The server sees a request a little after we send it; a request that reaches it earlier than its
@@ -61,9 +65,9 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._starts: deque[float] = deque()
-        # Starts that came from another process (seed); they are in the hand-off file already, so a
-        # save writes back only this process's own starts next to what the file holds.
-        self._seeded: set[float] = set()
+        # The window shared with other processes, once attached (see :meth:`share`).
+        self._shared: SharedWindow | None = None
+        self._shared_key = ""
         # Held while waiting: the next thread in line is the one that sleeps, the others queue on
         # the lock (blocked, not spinning), so requests leave in arrival order.
         self._lock = threading.Lock()
@@ -92,19 +96,31 @@ class RateLimiter:
         return self.max_requests > 0
 
     def delay(self) -> float:
-        """Seconds the next :meth:`acquire` would wait now (0 when a slot is free)."""
+        """Seconds the next :meth:`acquire` would wait now for this process's own requests."""
         with self._lock:
             return self._delay_locked(self._clock())
+
+    def share(self, window: SharedWindow, key: str) -> None:
+        """Reserve every request also in ``window`` under ``key`` (client and tenant).
+
+        The first window attached stays: one limiter has one shared window.
+        """
+        with self._lock:
+            if self._shared is None:
+                self._shared, self._shared_key = window, key
 
     def acquire(self) -> float:
         """Block until a request may start, record its start and return the seconds waited."""
         if not self.enabled:
             return 0.0
         waited = 0.0
+        span = self.window_seconds + self.safety_margin
         with self._lock:
             while True:
                 now = self._clock()
                 wait = self._delay_locked(now)
+                if wait <= 0 and self._shared is not None:
+                    wait = self._shared.reserve(self._shared_key, self.max_requests, span)
                 if wait <= 0:
                     self._starts.append(now)
                     self.acquired += 1
@@ -113,65 +129,48 @@ class RateLimiter:
                 self._sleep(wait)
                 waited += wait
 
-    def recent_starts(self, *, own_only: bool = False) -> list[float]:
-        """Wall-clock (epoch) times of the starts still inside the window, oldest first.
-
-        ``own_only`` leaves out the starts seeded from another process.
-        """
-        with self._lock:
-            now = self._clock()
-            self._delay_locked(now)  # drops the starts that left the window
-            offset = time.time() - now
-            return [
-                start + offset for start in self._starts if not (own_only and start in self._seeded)
-            ]
-
-    def seed(self, wall_starts: Iterable[float]) -> None:
-        """Count another process's recent starts (epoch times) as if they were ours.
-
-        Every start counts, even two at the same instant (two processes' requests are two
-        requests); a start that seems to lie in the future (a wall clock stepped back) counts
-        as now.
-        """
-        with self._lock:
-            now = self._clock()
-            offset = time.time() - now
-            span = self.window_seconds + self.safety_margin
-            theirs = [min(t - offset, now) for t in wall_starts if now - span < t - offset]
-            self._seeded.update(theirs)
-            merged = sorted([*theirs, *self._starts])
-            self._starts = deque(merged[-self.max_requests :] if self.max_requests else [])
-            self._seeded.intersection_update(self._starts)
-
     def _delay_locked(self, now: float) -> float:
         if not self.enabled:
             return 0.0
         span = self.window_seconds + self.safety_margin
         while self._starts and self._starts[0] + span <= now:
-            self._seeded.discard(self._starts.popleft())
+            self._starts.popleft()
         if len(self._starts) < self.max_requests:
             return 0.0
         return self._starts[0] + span - now
 
 
-class WindowHandoff:
-    """The last window's request starts per client and tenant, in a file shared between processes.
+class SharedWindow:
+    """Request starts per client and tenant in a file that every process of a machine shares.
 
-    Read once when a process's limiter is first used, written (merged under a file lock) when the
-    process exits. Best effort: an unreadable or locked file only means the process starts with an
-    empty window, as it would without the hand-off.
+    :meth:`reserve` takes a slot under a file lock: it reads the starts still inside the window,
+    and either records the new one or says how long until a slot frees. Best effort: when the file
+    cannot be used (unwritable directory, a lock held past ``lock_timeout``) the process goes on
+    with its own window, as it would without sharing, and says so once in the log.
     """
 
-    _saved: ClassVar[set[tuple[str, str]]] = set()
-    _saved_lock: ClassVar[threading.Lock] = threading.Lock()
+    _instances: ClassVar[dict[Path, SharedWindow]] = {}
+    _instances_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, clock: Clock = time.time, lock_timeout: float = 2.0) -> None:
         self.path = path
-        self._lock = FileLock(str(path) + ".lock", timeout=2)
+        self._clock = clock
+        self._lock = FileLock(str(path) + ".lock", timeout=lock_timeout)
+        self._warned = False
 
     @classmethod
-    def beside(cls, token_store_path: Path) -> WindowHandoff:
-        return cls(token_store_path.with_name(token_store_path.name + ".window.json"))
+    def beside(cls, token_store_path: Path) -> SharedWindow:
+        """The one window of this process for the token store at ``token_store_path``."""
+        path = token_store_path.with_name(token_store_path.name + ".window.json")
+        with cls._instances_lock:
+            window = cls._instances.get(path)
+            if window is None:
+                window = cls._instances[path] = cls(path)
+            return window
+
+    def starts(self, key: str) -> list[float]:
+        """The recorded starts (epoch seconds) of ``key``, oldest first; for reports and tests."""
+        return sorted(self._read().get(key, []))
 
     def _read(self) -> dict[str, list[float]]:
         try:
@@ -186,37 +185,38 @@ class WindowHandoff:
             if isinstance(v, list)
         }
 
-    def load_into(self, limiter: RateLimiter, key: str) -> None:
-        if limiter.enabled:
-            limiter.seed(self._read().get(key, []))
+    def reserve(self, key: str, max_requests: int, span: float) -> float:
+        """Record a request start for ``key`` now and return 0, or return the seconds to wait.
 
-    def save(self, limiter: RateLimiter, key: str) -> None:
-        if not limiter.enabled or not self.path.parent.is_dir():
-            return
-        starts = limiter.recent_starts(own_only=True)
-        if not starts:
-            return
+        ``span`` is the window plus the safety margin. A start that seems to lie in the future (a
+        wall clock stepped back) counts as now, so a clock step never lets a burst through.
+        """
         try:
             with self._lock:
                 data = self._read()
-                cutoff = time.time() - limiter.window_seconds - limiter.safety_margin
-                # The file's starts (other processes', including those this one was seeded
-                # with) plus this process's own: a list, not a set, so two requests at one
-                # instant stay two.
-                kept = [t for t in data.get(key, []) if t > cutoff]
-                data[key] = sorted([*kept, *starts])[-limiter.max_requests :]
+                now = self._clock()
+                cutoff = now - span
+                starts = sorted(min(t, now) for t in data.get(key, []) if t > cutoff)
+                if len(starts) >= max_requests:
+                    return max(starts[-max_requests] + span - now, 0.001)
+                starts.append(now)
+                data[key] = starts
+                # Keys whose starts all left the window are dropped, so the file stays small.
+                for other, times in list(data.items()):
+                    if not any(t > cutoff for t in times):
+                        del data[other]
                 tmp = self.path.with_name(self.path.name + ".tmp")
                 tmp.write_text(json.dumps(data), encoding="utf-8")
                 tmp.replace(self.path)
-        except (OSError, Timeout):
-            return
-
-    def attach(self, limiter: RateLimiter, key: str) -> None:
-        """Seed ``limiter`` from the file once per process and save it back at exit."""
-        marker = (str(self.path), key)
-        with self._saved_lock:
-            if marker in self._saved:
-                return
-            self._saved.add(marker)
-        self.load_into(limiter, key)
-        atexit.register(self.save, limiter, key)
+                return 0.0
+        except (OSError, Timeout) as exc:
+            if not self._warned:
+                self._warned = True
+                logger.warning(
+                    "Fortnox rate limit: the shared window %s cannot be used (%s); this process "
+                    "counts only its own requests, so another Fortnox job running at the same "
+                    "time may meet 429s (retried).",
+                    self.path,
+                    type(exc).__name__,
+                )
+            return 0.0

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from fortnox_client import RateLimiter
-from fortnox_client.rate_limiter import WindowHandoff
+from fortnox_client.rate_limiter import SharedWindow
 
 
 class FakeClock:
@@ -142,76 +144,121 @@ def test_rejects_nonsense_limits() -> None:
         RateLimiter(25, 0)
 
 
-def test_a_new_process_starts_from_the_previous_processes_window(tmp_path: Path) -> None:
-    # Process 1 used its whole window and exited; process 2, started right after, must wait for
-    # the requests Fortnox still counts instead of running into 429s.
-    handoff = WindowHandoff.beside(tmp_path / "fortnox-token.json")
-    first = RateLimiter(10, 5.0)
-    for _ in range(10):
-        first.acquire()
-    handoff.save(first, "client:tenant")
+def _shared(clock: FakeClock, path: Path, limit: int = 10) -> RateLimiter:
+    """A limiter as one process has it: its own window plus the file every process shares."""
+    limiter = RateLimiter(limit, 5.0, safety_margin=0.1, clock=clock, sleep=clock.sleep)
+    limiter.share(SharedWindow(path, clock=clock), "client:tenant")
+    return limiter
 
-    second = RateLimiter(10, 5.0)
-    assert second.delay() == 0.0
-    handoff.load_into(second, "client:tenant")
-    assert 4.5 < second.delay() <= 5.1
+
+def test_a_process_started_right_after_another_waits_for_its_window(tmp_path: Path) -> None:
+    # Process 1 used its whole window; process 2 starts at once and must wait for the requests
+    # Fortnox still counts instead of running into 429s.
+    clock, path = FakeClock(), tmp_path / "token.json.window.json"
+    first = _shared(clock, path)
+    for _ in range(10):
+        assert first.acquire() == 0.0
+    second = _shared(clock, path)
+    assert second.delay() == 0.0  # its own window is empty ...
+    assert second.acquire() == pytest.approx(5.1)  # ... the shared one is full
+    assert clock.sleeps == [pytest.approx(5.1)]
 
     # Another client or tenant has a window of its own.
-    other = RateLimiter(10, 5.0)
-    handoff.load_into(other, "client:other-tenant")
-    assert other.delay() == 0.0
+    other = RateLimiter(10, 5.0, clock=clock, sleep=clock.sleep)
+    other.share(SharedWindow(path, clock=clock), "client:other-tenant")
+    for _ in range(10):
+        assert other.acquire() == 0.0
 
 
-def test_handoff_merges_concurrent_writers_and_forgets_old_starts(tmp_path: Path) -> None:
-    handoff = WindowHandoff.beside(tmp_path / "store.json")
-    a, b = RateLimiter(10, 5.0), RateLimiter(10, 5.0)
-    for _ in range(4):
-        a.acquire()
-        b.acquire()
-    handoff.save(a, "k")
-    handoff.save(b, "k")
-    merged = RateLimiter(10, 5.0)
-    handoff.load_into(merged, "k")
-    assert len(merged.recent_starts()) == 8
-
-    stale = {"k": [time.time() - 60.0] * 5}
-    handoff.path.write_text(json.dumps(stale), encoding="utf-8")
-    fresh = RateLimiter(10, 5.0)
-    handoff.load_into(fresh, "k")
-    assert fresh.recent_starts() == []
+def test_processes_running_at_once_never_exceed_the_limit_together(tmp_path: Path) -> None:
+    clock, path = FakeClock(), tmp_path / "w.json"
+    a, b = _shared(clock, path), _shared(clock, path)
+    starts: list[float] = []
+    for _ in range(25):  # interleaved, as two processes sending at the same time
+        for limiter in (a, b):
+            limiter.acquire()
+            starts.append(clock.now)
+    assert a.acquired == b.acquired == 25
+    # Any 11 consecutive starts span at least the window plus margin: never 11 in 5 s.
+    assert all(later - earlier >= 5.1 - 1e-9 for earlier, later in zip(starts, starts[10:]))
+    # Each alone would have seen only 25 of its own in 5 s and let them through.
+    assert sum(clock.sleeps) == pytest.approx(4 * 5.1)
 
 
-def test_handoff_counts_requests_at_the_same_instant_and_never_counts_one_twice(
+def test_shared_window_forgets_old_starts_counts_same_instants_and_clock_steps(
     tmp_path: Path,
 ) -> None:
-    # Two processes can start a request at the very same wall-clock instant: both count.
-    handoff = WindowHandoff.beside(tmp_path / "store.json")
-    now = time.time()
-    handoff.path.write_text(json.dumps({"k": [now - 1.0, now - 1.0, now - 0.5]}), encoding="utf-8")
-    limiter = RateLimiter(10, 5.0)
-    handoff.load_into(limiter, "k")
-    assert len(limiter.recent_starts()) == 3
-    assert limiter.recent_starts(own_only=True) == []
+    clock, path = FakeClock(), tmp_path / "w.json"
+    window = SharedWindow(path, clock=clock)
+    path.write_text(
+        json.dumps({"client:tenant": [clock.now - 60.0] * 9, "gone:tenant": [clock.now - 60.0]})
+    )
+    assert window.reserve("client:tenant", 3, 5.1) == 0.0  # the old starts no longer count
+    assert json.loads(path.read_text()) == {"client:tenant": [clock.now]}  # old keys dropped
 
-    # The seeded starts are already in the file: saving writes back only this process's own.
+    # Two requests at one instant (two processes) are two requests.
+    assert window.reserve("client:tenant", 3, 5.1) == 0.0
+    assert window.starts("client:tenant") == [clock.now, clock.now]
+    # A start that seems to lie in the future (wall clock stepped back) counts as now.
+    path.write_text(json.dumps({"client:tenant": [clock.now, clock.now, clock.now + 3600]}))
+    assert window.reserve("client:tenant", 3, 5.1) == pytest.approx(5.1)
+
+
+def test_a_damaged_or_unusable_shared_window_falls_back_to_the_process_window(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock, path = FakeClock(), tmp_path / "w.json"
+    path.write_text("{not json", encoding="utf-8")
+    limiter = _shared(clock, path, limit=2)
+    assert limiter.acquire() == 0.0
+    assert window_starts(path) == 1  # rewritten whole
+
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the window's directory should be")
+    fallback = _shared(clock, blocked / "w.json", limit=2)
+    with caplog.at_level("WARNING"):
+        for _ in range(4):
+            fallback.acquire()
+    assert clock.sleeps == [pytest.approx(5.1)]  # its own window still paces it
+    warnings = [r for r in caplog.records if "shared window" in r.getMessage()]
+    assert len(warnings) == 1, "said once, not per request"
+    assert "may meet 429s" in warnings[0].getMessage()
+
+
+def window_starts(path: Path) -> int:
+    return sum(len(v) for v in json.loads(path.read_text(encoding="utf-8")).values())
+
+
+_PROCESS = """
+import json, sys, time
+from pathlib import Path
+from fortnox_client.rate_limiter import RateLimiter, SharedWindow
+limiter = RateLimiter(10, 0.5, safety_margin=0.02)
+limiter.share(SharedWindow(Path(sys.argv[1])), "client:tenant")
+start_at = float(sys.argv[2])
+time.sleep(max(0.0, start_at - time.time()))
+starts = []
+for _ in range(15):
     limiter.acquire()
-    limiter.acquire()
-    assert len(limiter.recent_starts(own_only=True)) == 2
-    handoff.save(limiter, "k")
-    assert len(json.loads(handoff.path.read_text(encoding="utf-8"))["k"]) == 5
-
-    # A start that seems to lie in the future (wall clock stepped back) still counts.
-    future = RateLimiter(10, 5.0)
-    future.seed([time.time() + 30.0])
-    assert len(future.recent_starts()) == 1
+    starts.append(time.time())
+print(json.dumps(starts))
+"""
 
 
-def test_handoff_tolerates_a_damaged_file(tmp_path: Path) -> None:
-    handoff = WindowHandoff.beside(tmp_path / "store.json")
-    handoff.path.write_text("{not json", encoding="utf-8")
-    limiter = RateLimiter(10, 5.0)
-    handoff.load_into(limiter, "k")
-    assert limiter.delay() == 0.0
-    limiter.acquire()
-    handoff.save(limiter, "k")
-    assert len(json.loads(handoff.path.read_text(encoding="utf-8"))["k"]) == 1
+def test_two_real_processes_share_one_window(tmp_path: Path) -> None:
+    # 10 per 0.5 s is the production 25 per 5 s compressed, so the test stays short.
+    path, start_at = tmp_path / "w.json", time.time() + 1.5
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _PROCESS, str(path), str(start_at)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    starts = sorted(t for p in procs for t in json.loads(p.communicate(timeout=60)[0]))
+    assert [p.returncode for p in procs] == [0, 0]
+    assert len(starts) == 30
+    # Never 11 in one 0.5-s window (measured after acquire returned, hence 0.5 and not 0.52).
+    gaps = [later - earlier for earlier, later in zip(starts, starts[10:])]
+    assert min(gaps) >= 0.5, f"11 requests within {min(gaps):.3f} s"

@@ -2,6 +2,7 @@
 
 - ``GET|PATCH /_sandbox/settings``   max_requests_per_5s, token_lifetime, project_module,
   ocr_on_invoices; effective at once and persisted
+- ``DELETE /_sandbox/rate-limit``     forget the requests every rate-limit window has counted
 - ``POST /_sandbox/tokens/expire``   every access token issued so far is expired from now on
 - ``POST /_sandbox/refresh-tokens``  ``{"scope": "customer project ..."}`` → a refresh token for
   sandbox-client (to seed a token store without the browser consent)
@@ -20,12 +21,13 @@ from flask import Blueprint, Response, jsonify, request
 from sandbox.fortnox import books as B
 from sandbox.fortnox.errors import FortnoxError
 from sandbox.fortnox.oauth import CLIENT_ID, REFRESH_SECONDS, SCOPES, TokenService
+from sandbox.fortnox.ratelimit import SlidingWindowLimiter
 from sandbox.fortnox.settings import SandboxSettings
 from sandbox.store import Store
 
 
 def fortnox_admin_blueprint(
-    store: Store, settings: SandboxSettings, tokens: TokenService
+    store: Store, settings: SandboxSettings, tokens: TokenService, limiter: SlidingWindowLimiter
 ) -> Blueprint:
     admin = Blueprint("fortnox_sandbox_admin", __name__, url_prefix="/_sandbox")
     ledger = B.Books(store, settings)
@@ -46,6 +48,11 @@ def fortnox_admin_blueprint(
             return jsonify(settings.update(body))
         except ValueError as exc:
             return bad_request(str(exc))
+
+    @admin.delete("/rate-limit")
+    def clear_rate_limit() -> Response:
+        limiter.clear()
+        return jsonify({"cleared": True})
 
     @admin.post("/tokens/expire")
     def expire_tokens() -> Response:

@@ -67,9 +67,10 @@ def create_app(
 
     books = Books(store, settings)
     app.register_blueprint(oauth_blueprint(tokens, lambda: str(books.company()["CompanyName"])))
-    app.register_blueprint(api_blueprint(store, settings, tokens, SlidingWindowLimiter()))
+    limiter = SlidingWindowLimiter()
+    app.register_blueprint(api_blueprint(store, settings, tokens, limiter))
     app.register_blueprint(admin_blueprint("fortnox", faults, log, reseed))
-    app.register_blueprint(fortnox_admin_blueprint(store, settings, tokens))
+    app.register_blueprint(fortnox_admin_blueprint(store, settings, tokens, limiter))
 
     @app.errorhandler(FortnoxError)
     def refused(error: FortnoxError) -> Response:

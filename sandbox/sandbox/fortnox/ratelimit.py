@@ -33,3 +33,8 @@ class SlidingWindowLimiter:
                 return False
             window.append(now)
             return True
+
+    def clear(self) -> None:
+        """Forget every window (admin: a test's requests must not count against the next)."""
+        with self._lock:
+            self._windows.clear()
