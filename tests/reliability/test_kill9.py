@@ -230,9 +230,9 @@ class ExpenseBookmarks:
 def steady_run_times(kit: Any) -> None:
     """Kill delays are fractions of one timed run, so every run must take about as long.
 
-    With the client limiter on, a run started right after a finished one waits for the window
-    that run handed over, and a run after a killed one does not: run times would vary with the
-    kill pattern. The sandbox's limiter is off here, and what the loop proves is state and
+    With the client limiter on, a run started right after another waits for the requests that
+    run left in the shared window, and how many depends on where the kill fell: run times would
+    vary with the kill pattern. The sandbox's limiter is off here, and what the loop proves is state and
     idempotency across kills, not pacing (the rate-limit tests prove that), so the plugins run
     without their limiter.
     """
