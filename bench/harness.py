@@ -4,8 +4,9 @@ Owns starting both sandboxes (``sandbox.launcher.SandboxProcess``) in one work f
 at bench sizes (big seeds take longer than ``SandboxProcess.admin``'s 30 s, so seeding has its own
 call), building the plugins' config files for the two contenders (ours: the client-side limiter on;
 the baseline: limiter off and singer-sdk's default retry on 429), running the real plugin
-executables as child processes (``tap | target`` pipes, a tap alone, a tap under the RSS meter) and
-turning the sandbox's request log into figures (requests, writes, 429s, sustained rate).
+executables as child processes (``tap | target`` pipes, a tap alone, a tap under the RSS meter, or
+several of those started at the same moment) and turning the sandbox's request log into figures
+(requests, writes, 429s, sustained rate, busiest window, overlap).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +116,18 @@ class RunResult:
         return int((self.summary.get("requests") or {}).get("rate_limited", 0))
 
 
+@dataclass
+class AtOnce:
+    """Runs started together: each run (its own requests) and the whole period's request log."""
+
+    runs: list[RunResult]
+    period: RunResult  # every request between the first start and the last end; its wall time
+
+    @property
+    def succeeded(self) -> int:
+        return sum(1 for run in self.runs if not run.error)
+
+
 def arrivals(requests: Iterable[dict[str, Any]]) -> list[float]:
     """When each accepted request reached the server (the log stamps the answer: less its ms)."""
     return sorted(
@@ -139,6 +153,28 @@ def sustained_rate(requests: Iterable[dict[str, Any]]) -> float:
     if spread == 0:
         return 0.0
     return sum((t - mean_t) * (i - mean_i) for i, t in enumerate(times)) / spread
+
+
+def own_requests(
+    requests: Iterable[dict[str, Any]], paths: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """The requests under one of ``paths``: one process's share of a log that several wrote to.
+
+    Processes started at once share one client and tenant, so the sandbox's log cannot tell them
+    apart by caller; the resources each one uses can (e.g. customers vs supplier invoices).
+    """
+    return [r for r in requests if str(r.get("path", "")).startswith(paths)]
+
+
+def overlap_seconds(first: Iterable[dict[str, Any]], second: Iterable[dict[str, Any]]) -> float:
+    """Seconds during which both logs' requests were arriving (refused ones included); 0 if none."""
+    spans = []
+    for requests in (first, second):
+        times = [float(r["time"]) - float(r.get("ms") or 0) / 1000 for r in requests]
+        if not times:
+            return 0.0
+        spans.append((min(times), max(times)))
+    return max(0.0, min(end for _, end in spans) - max(start for start, _ in spans))
 
 
 def busiest_window(requests: Iterable[dict[str, Any]], window: float = WINDOW_SECONDS) -> int:
@@ -204,20 +240,46 @@ class Bench:
     def settle(self) -> None:
         """Let the server's 5 s window empty before the next plugin process starts.
 
-        The client-side limiter lives in one process: a process started within 5 s of the last
-        one does not know the requests still in Fortnox's window (see bench/README.md). Scheduled
-        runs are minutes apart; the bench waits out the window so each run is measured alone.
+        Scheduled runs are minutes apart; the bench waits out the window so each run is measured
+        alone (its rate, requests and 429s not mixed with the previous run's). Ours would wait by
+        itself (fortnox-client's window shared between processes shows a new process the previous
+        one's requests still in Fortnox's window); the baseline has its limiter off and would not.
         """
         remaining = self._last_run_ended + WINDOW_SECONDS + 0.2 - time.monotonic()
         if remaining > 0:
             time.sleep(remaining)
 
-    def finished(self, name: str, seq: int) -> list[dict[str, Any]]:
-        """Mark the end of a run; keep and return the requests it made (also as a JSON file)."""
+    def finished(
+        self, name: str, seq: int, paths: tuple[str, ...] | None = None
+    ) -> list[dict[str, Any]]:
+        """Mark the end of a run; keep and return the requests it made (also as a JSON file).
+
+        ``paths``: only the requests under these (a run sharing the log with another one).
+        """
         self._last_run_ended = time.monotonic()
         found = self.requests_since(seq)
+        if paths is not None:
+            found = own_requests(found, paths)
+        (self.workdir / "logs").mkdir(exist_ok=True)
         (self.workdir / "logs" / f"{name}-requests.json").write_text(json.dumps(found))
         return found
+
+    def at_once(self, name: str, *runs: Callable[[], RunResult]) -> AtOnce:
+        """Start ``runs`` at the same moment, each in a thread, and wait for all of them.
+
+        Each run is a ``pipeline(...)`` or ``expenses_tap(...)`` call with ``settle=False`` and
+        ``paths`` naming the resources it uses (so each keeps its own requests); the bench settles
+        once before all of them. Returns the runs and every request of the period between the
+        first start and the last end, whichever process made it.
+        """
+        self.settle()
+        seq = self.log_seq()
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+            futures = [pool.submit(run) for run in runs]
+            results = [future.result() for future in futures]
+        seconds = time.monotonic() - started
+        return AtOnce(results, RunResult(seconds=seconds, requests=self.finished(name, seq)))
 
     def log_seq(self) -> int:
         return int(self.fortnox.admin("GET", "requests?since=999999999999")["last"])
@@ -275,13 +337,15 @@ class Bench:
         *,
         state: dict[str, Any] | None = None,
         tap_config: dict[str, Any] | None = None,
-        back_to_back: bool = False,
+        settle: bool = True,
+        paths: tuple[str, ...] | None = None,
         allow_failure: bool = False,
     ) -> RunResult:
         """``tap-moment | target-fortnox``; returns the run with its final STATE.
 
-        ``back_to_back`` starts at once, while the previous run's requests are still in the
-        server's window, as a webhook-triggered run right after another would.
+        ``settle=False`` starts at once, while the previous run's requests may still be in the
+        server's window (a webhook-triggered run right after another, or runs started together by
+        :meth:`at_once`); ``paths``: see :meth:`finished`.
         """
         tap_path = self.write_config(f"{name}-tap", tap_config or self.moment_config())
         target_path = self.write_config(f"{name}-target", target_config)
@@ -291,7 +355,7 @@ class Bench:
             tap_cmd += ["--state", str(state_path)]
         logs = self.workdir / "logs"
         logs.mkdir(exist_ok=True)
-        if not back_to_back:
+        if settle:
             self.settle()
         seq = self.log_seq()
         started = time.monotonic()
@@ -323,7 +387,7 @@ class Bench:
         return RunResult(
             error=error,
             seconds=seconds,
-            requests=self.finished(name, seq),
+            requests=self.finished(name, seq, paths),
             summary=latest_summary(Path(target_config["results_dir"]), "target-fortnox"),
             state=last_state(target.stdout),
         )
@@ -334,15 +398,21 @@ class Bench:
         config: dict[str, Any],
         state: dict[str, Any] | None = None,
         *,
+        settle: bool = True,
+        paths: tuple[str, ...] | None = None,
         allow_failure: bool = False,
     ) -> RunResult:
-        """``tap-fortnox-expenses`` alone; its records are counted, its last STATE kept."""
+        """``tap-fortnox-expenses``; its records are counted, its last STATE kept.
+
+        ``settle`` and ``paths``: as for :meth:`pipeline`.
+        """
         cmd = [str(BIN / "tap-fortnox-expenses"), "--config", str(self.write_config(name, config))]
         if state:
             cmd += ["--state", str(self.write_config(f"{name}-state", state))]
         logs = self.workdir / "logs"
         logs.mkdir(exist_ok=True)
-        self.settle()
+        if settle:
+            self.settle()
         seq = self.log_seq()
         started = time.monotonic()
         with open(logs / f"{name}.log", "w") as err:
@@ -358,7 +428,7 @@ class Bench:
         return RunResult(
             error=error,
             seconds=seconds,
-            requests=self.finished(name, seq),
+            requests=self.finished(name, seq, paths),
             summary=latest_summary(Path(config["results_dir"]), "tap-fortnox-expenses"),
             state=last_state(out),
             records_out=records,

@@ -5,7 +5,7 @@ settings and with the naive baseline, prints one table (figure, goal, ours, base
 and writes it as JSON to ``output/bench/bench-<UTC time>.json`` and ``output/bench/latest.json``
 (plus ``latest.txt``, the printed table), so runs can be compared. Exits 1 when a goal is missed.
 
-    python bench/run.py [--limit 250] [--only first_load,no_change,expenses,memory,cpu]
+    python bench/run.py [--limit 250] [--only first_load,no_change,expenses,at_once,memory,cpu]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from bench.scenarios import Row  # noqa: E402
 # At 10x (250) the invoice phase is partly CPU-bound on 2 cores (tap, target and sandbox share
 # them): the figure would measure the machine, not the limiter.
 DEFAULT_LIMIT = 200
-SCENARIOS = ("first_load", "no_change", "expenses", "memory", "cpu")
+SCENARIOS = ("first_load", "no_change", "expenses", "at_once", "memory", "cpu")
 
 
 def machine() -> dict[str, Any]:
@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             "first_load": lambda: scenarios.first_load_and_push(bench),
             "no_change": lambda: scenarios.no_change_10k(bench),
             "expenses": lambda: scenarios.daily_expenses(bench),
+            "at_once": lambda: scenarios.at_once(bench),
         }
         for name in SCENARIOS:
             if name not in chosen:
