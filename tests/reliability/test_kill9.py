@@ -232,9 +232,9 @@ def steady_run_times(kit: Any) -> None:
 
     With the client limiter on, a run started right after another waits for the requests that
     run left in the shared window, and how many depends on where the kill fell: run times would
-    vary with the kill pattern. The sandbox's limiter is off here, and what the loop proves is state and
-    idempotency across kills, not pacing (the rate-limit tests prove that), so the plugins run
-    without their limiter.
+    vary with the kill pattern. The sandbox's limiter is off here, and what the loop proves is
+    state and idempotency across kills, not pacing (the rate-limit tests prove that), so the
+    plugins run without their limiter.
     """
     kit.pipelines.extra_env.update(
         {"TARGET_FORTNOX_MAX_REQUESTS_PER_5S": "0", "TAP_FORTNOX_EXPENSES_MAX_REQUESTS_PER_5S": "0"}
