@@ -32,7 +32,7 @@ from fortnox_client.errors import (
     classify,
 )
 from fortnox_client.formats import date_param, lastmodified_param
-from fortnox_client.rate_limiter import RateLimiter, SharedWindow
+from fortnox_client.rate_limiter import RateLimiter
 from fortnox_client.settings import FortnoxSettings
 from fortnox_client.token_store import TokenStore
 
@@ -329,10 +329,10 @@ class FortnoxClient:
             self._limiter = RateLimiter.shared(
                 self.settings.client_id, tenant, self.settings.max_requests_per_5s
             )
-            # Fortnox counts every process's requests of this client and tenant in one window.
+            # Fortnox counts every process's requests of this client and tenant in one window;
+            # it is kept where the tokens are (beside the file, or in PostgreSQL).
             self._limiter.share(
-                SharedWindow.beside(self.settings.token_store_path),
-                f"{self.settings.client_id}:{tenant or ''}",
+                self.tokens.rate_window(), f"{self.settings.client_id}:{tenant or ''}"
             )
         return self._limiter
 

@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from filelock import FileLock, Timeout
 
@@ -38,6 +38,14 @@ DEFAULT_WINDOW_SECONDS = 5.0
 # predecessor of 25 slots ago (latency jitter) would be the 26th in its window. 0.1 s covers local
 # and WAN jitter and still leaves 5 / 5.1 = 98 % of the limit usable.
 DEFAULT_SAFETY_MARGIN = 0.1
+
+
+class Window(Protocol):
+    """A request window shared between processes (a file on one machine, a row in PostgreSQL)."""
+
+    def reserve(self, key: str, max_requests: int, span: float) -> float:
+        """Record a request start for ``key`` now and return 0, or return the seconds to wait."""
+        ...
 
 
 class RateLimiter:
@@ -66,7 +74,7 @@ class RateLimiter:
         self._sleep = sleep
         self._starts: deque[float] = deque()
         # The window shared with other processes, once attached (see :meth:`share`).
-        self._shared: SharedWindow | None = None
+        self._shared: Window | None = None
         self._shared_key = ""
         # Held while waiting: the next thread in line is the one that sleeps, the others queue on
         # the lock (blocked, not spinning), so requests leave in arrival order.
@@ -100,7 +108,7 @@ class RateLimiter:
         with self._lock:
             return self._delay_locked(self._clock())
 
-    def share(self, window: SharedWindow, key: str) -> None:
+    def share(self, window: Window, key: str) -> None:
         """Reserve every request also in ``window`` under ``key`` (client and tenant).
 
         The first window attached stays: one limiter has one shared window.

@@ -42,6 +42,7 @@ import requests
 from filelock import FileLock, Timeout
 
 from fortnox_client.errors import FortnoxAuthError, FortnoxTokenUnavailable
+from fortnox_client.rate_limiter import SharedWindow, Window
 from fortnox_client.settings import FortnoxSettings
 
 logger = logging.getLogger(__name__)
@@ -156,6 +157,10 @@ class TokenStore:
     def location(self) -> str:
         """Where the tokens are kept, for messages (never holds a secret)."""
         return str(self.path)
+
+    def rate_window(self) -> Window:
+        """Where every process of this store reserves its Fortnox requests: beside the file."""
+        return SharedWindow.beside(self.path)
 
     @property
     def mode(self) -> str:

@@ -17,24 +17,32 @@ Row key: ``client_id`` and a tenant key — the URL's ``tenant`` query parameter
 (``postgresql://…/db?tenant=acme``, stripped before connecting), else the ``tenant_id`` setting,
 else ``default``. Give every tenant of a refresh-token deployment its own ``?tenant=``; the table
 name can be set with ``?table=`` (default ``fortnox_tokens``).
+
+The Fortnox rate-limit window lives in the same database (:class:`PostgresWindow`, table
+``<table>_rate_window``), so the plugins of one client and tenant on several machines count each
+other's requests as the plugins of one machine do through the window file.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, ClassVar, Unpack
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fortnox_client.errors import FortnoxAuthError, FortnoxTokenUnavailable
+from fortnox_client.rate_limiter import Window
 from fortnox_client.settings import FortnoxSettings, SettingsError
 from fortnox_client.token_store import TokenStore, TokenStoreOptions
 
 if TYPE_CHECKING:
     import psycopg
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_TABLE = "fortnox_tokens"
 DEFAULT_TENANT_KEY = "default"
@@ -159,21 +167,7 @@ class PostgresTokenStore(TokenStore):
             return self._conn
 
     def _connect(self) -> psycopg.Connection[Any]:
-        try:
-            import psycopg
-        except ImportError:
-            raise SettingsError(
-                "token_store_url is set but psycopg is not installed: install "
-                "fortnox-client[postgres] (psycopg[binary]) in the plugins' environment."
-            ) from None
-        try:
-            conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
-        except psycopg.OperationalError as exc:
-            # psycopg's message may quote the connection string: name only the redacted URL.
-            raise FortnoxTokenUnavailable(
-                f"Could not connect to the Fortnox token store {self._display} "
-                f"({type(exc).__name__}). Check token_store_url and that the database is up."
-            ) from None
+        conn = connect(self._dsn, self._display)
         with conn.transaction(), conn.cursor() as cursor:
             # Serialise the first CREATE of concurrent processes (IF NOT EXISTS alone can race).
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.table,))
@@ -183,6 +177,132 @@ class PostgresTokenStore(TokenStore):
                 "updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (client_id, tenant))"
             )
         return conn
+
+    def rate_window(self) -> Window:
+        """The Fortnox request window in the same database: shared by every machine."""
+        return PostgresWindow.for_store(self._dsn, self.table, self._display)
+
+
+class PostgresWindow:
+    """A :class:`~fortnox_client.rate_limiter.Window` in PostgreSQL, for processes on several
+    machines: one row per client and tenant (table ``<token table>_rate_window``) holding the
+    request starts of the last window, taken with ``SELECT … FOR UPDATE`` for each request.
+
+    Times come from the database's clock, so the machines' clocks need not agree. One connection
+    per process (its own, not the token store's, whose transaction may be open in another
+    thread). Best effort like the file window: when the database fails, the process says so once
+    and paces itself by its own window from then on.
+    """
+
+    _instances: ClassVar[dict[tuple[str, str], PostgresWindow]] = {}
+    _instances_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, dsn: str, table: str, display: str) -> None:
+        self._dsn, self.table, self._display = dsn, table, display
+        self._conn: psycopg.Connection[Any] | None = None
+        self._lock = threading.Lock()
+        self._failed = False
+
+    @classmethod
+    def for_store(cls, dsn: str, token_table: str, display: str) -> PostgresWindow:
+        """The one window of this process for the token table ``token_table`` at ``dsn``."""
+        table = f"{token_table}_rate_window"
+        with cls._instances_lock:
+            window = cls._instances.get((dsn, table))
+            if window is None:
+                window = cls._instances[(dsn, table)] = cls(dsn, table, display)
+            return window
+
+    def reserve(self, key: str, max_requests: int, span: float) -> float:
+        import psycopg
+
+        with self._lock:
+            if self._failed:
+                return 0.0
+            try:
+                return self._reserve(key, max_requests, span)
+            except (psycopg.Error, FortnoxTokenUnavailable) as exc:
+                self._failed = True
+                if self._conn is not None:
+                    self._conn.close()
+                logger.warning(
+                    "Fortnox rate limit: the shared window in %s (table %s) cannot be used (%s); "
+                    "this process counts only its own requests from now on, so another Fortnox "
+                    "job of this tenant running at the same time may meet 429s (retried).",
+                    self._display,
+                    self.table,
+                    type(exc).__name__,
+                )
+                return 0.0
+
+    def starts(self, key: str) -> list[float]:
+        """The recorded starts (epoch seconds) of ``key``, oldest first; for reports and tests."""
+        with self._lock, self._connection().cursor() as cursor:
+            cursor.execute(
+                f"SELECT starts FROM {self.table} WHERE key = %s",  # noqa: S608 (checked name)
+                (key,),
+            )
+            row = cursor.fetchone()
+        return sorted(row[0]) if row else []
+
+    def _reserve(self, key: str, max_requests: int, span: float) -> float:
+        conn = self._connection()
+        with conn.transaction(), conn.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {self.table} (key, starts) VALUES (%s, '{{}}') "  # noqa: S608
+                "ON CONFLICT DO NOTHING",
+                (key,),
+            )
+            cursor.execute(
+                f"SELECT starts, extract(epoch FROM clock_timestamp())::float8 "  # noqa: S608
+                f"FROM {self.table} WHERE key = %s FOR UPDATE",
+                (key,),
+            )
+            row = cursor.fetchone()
+            if row is None:  # inserted just above; only a concurrent DELETE gets here
+                raise FortnoxTokenUnavailable(f"the rate-window row {key} vanished")
+            now = float(row[1])
+            cutoff = now - span
+            starts = sorted(min(float(t), now) for t in row[0] if t > cutoff)
+            if len(starts) >= max_requests:
+                return max(starts[-max_requests] + span - now, 0.001)
+            starts.append(now)
+            cursor.execute(
+                f"UPDATE {self.table} SET starts = %s WHERE key = %s",  # noqa: S608
+                (starts, key),
+            )
+            return 0.0
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            conn = connect(self._dsn, self._display)
+            with conn.transaction(), conn.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.table,))
+                cursor.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self.table} ("
+                    "key text PRIMARY KEY, starts float8[] NOT NULL)"
+                )
+            self._conn = conn
+        return self._conn
+
+
+def connect(dsn: str, display: str) -> psycopg.Connection[Any]:
+    """An autocommit connection; errors name ``display`` (the URL without its password)."""
+    try:
+        import psycopg
+    except ImportError:
+        raise SettingsError(
+            "token_store_url is set but psycopg is not installed: install "
+            "fortnox-client[postgres] (psycopg[binary]) in the plugins' environment."
+        ) from None
+    try:
+        return psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        # psycopg's message may quote the connection string: name only the redacted URL.
+        raise FortnoxTokenUnavailable(
+            f"Could not connect to the Fortnox token store {display} "
+            f"({type(exc).__name__}). Check token_store_url and that the database is up."
+        ) from None
 
 
 def _parse_url(url: str) -> tuple[str, str, str | None]:

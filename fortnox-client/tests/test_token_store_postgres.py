@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from fortnox_client import FortnoxSettings, FortnoxTokenUnavailable, SettingsError, TokenStore
 from fortnox_client.cli import main
+from fortnox_client.token_store_postgres import PostgresWindow, _parse_url
 from sandbox.postgres import PASSWORD, PostgresServer, find_bindir
 
 psycopg = pytest.importorskip("psycopg", reason="fortnox-client[postgres] (psycopg) not installed")
@@ -240,3 +241,78 @@ def test_status_of_an_empty_or_unreachable_postgres_store_fails_with_the_fix(
     path.write_text(json.dumps({"token_store_url": store_url}))
     assert main(["status", "--config", str(path)]) == 1
     assert "set client_id" in capsys.readouterr().err
+
+
+_CLIENT_PROCESS = """
+import json, sys, time
+from fortnox_client import FortnoxClient, FortnoxSettings
+client = FortnoxClient(FortnoxSettings.from_config(json.loads(sys.argv[1])))
+client.tokens.access_token()
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+for _ in range(20):
+    client.get_path("companyinformation")
+print(json.dumps({"rate_limited": client.stats.rate_limited}))
+"""
+
+
+def test_processes_of_one_tenant_share_the_rate_window_in_postgres(
+    sandbox: Any, postgres: PostgresServer, store_url: str, tmp_path: Path
+) -> None:
+    # Two workers (processes that share no disk: the window file is not used) of one client and
+    # tenant, each sending 20 at once (20 < 25): only a window in the database keeps the 40 apart.
+    config = {**_config(sandbox, store_url, tmp_path), "max_requests_per_5s": 25}
+    TokenStore(FortnoxSettings.from_config(config)).access_token()  # the chain, seeded once
+    sandbox.admin("PATCH", "settings", {"max_requests_per_5s": 25})
+    sandbox.admin("DELETE", "rate-limit")  # earlier tests' requests must not count
+    try:
+        since = int(sandbox.admin("GET", "requests?since=999999999")["last"])
+        start_at = time.time() + 2.0
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _CLIENT_PROCESS, json.dumps(config), str(start_at)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        reports = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
+        log = sandbox.admin("GET", f"requests?since={since}")["requests"]
+    finally:
+        sandbox.admin("PATCH", "settings", {"max_requests_per_5s": 0})
+    assert [p.returncode for p in procs] == [0, 0]
+    statuses = [entry["status"] for entry in log]
+    assert statuses.count(200) == 40
+    assert statuses.count(429) == 0, "two workers together went over Fortnox's window"
+    assert [r["rate_limited"] for r in reports] == [0, 0]
+    assert not list(tmp_path.glob("*.window.json")), "the window must be in the database"
+    with psycopg.connect(postgres.url()) as conn:
+        row = conn.execute(
+            "SELECT starts FROM fortnox_tokens_rate_window WHERE key = %s",
+            ("sandbox-client:1234567",),
+        ).fetchone()
+    assert row is not None
+    # The row holds only the last window: at most 25 starts, all within 5.1 s of the newest.
+    assert 0 < len(row[0]) <= 25
+    assert max(row[0]) - min(row[0]) < 5.1
+
+
+def test_postgres_window_arithmetic_and_an_unreachable_database(
+    postgres: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    dsn = _parse_url(postgres.url())[0]
+    window = PostgresWindow(dsn, "window_unit_test", "postgresql://sandbox@127.0.0.1")
+    assert [window.reserve("a:1", 3, 5.1) for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = window.reserve("a:1", 3, 5.1)
+    assert 4.5 < wait <= 5.1  # the oldest of the three leaves the window in ~5.1 s
+    assert len(window.starts("a:1")) == 3
+    assert window.reserve("b:1", 3, 5.1) == 0.0  # another client or tenant: its own window
+
+    closed = f"postgresql://sandbox:{PASSWORD}@127.0.0.1:{postgres.port + 1}/postgres"
+    down = PostgresWindow(_parse_url(closed)[0], "window_unit_test", "postgresql://sandbox@…")
+    with caplog.at_level("WARNING"):
+        assert down.reserve("a:1", 3, 5.1) == 0.0
+        assert down.reserve("a:1", 3, 5.1) == 0.0  # not tried again: no connect per request
+    warnings = [r.getMessage() for r in caplog.records if "shared window" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "counts only its own requests" in warnings[0]
+    assert PASSWORD not in warnings[0]
