@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ClassVar, Protocol
 
@@ -46,6 +46,21 @@ class Window(Protocol):
     def reserve(self, key: str, max_requests: int, span: float) -> float:
         """Record a request start for ``key`` now and return 0, or return the seconds to wait."""
         ...
+
+
+def take_slot(
+    starts: Iterable[float], now: float, max_requests: int, span: float
+) -> tuple[float, list[float]]:
+    """One reservation in a shared window: ``(0, the window's starts with now added)`` when a
+    slot is free, else ``(seconds to wait, the starts still inside the window)``.
+
+    ``span`` is the window plus the safety margin. A start that seems to lie in the future (a wall
+    clock stepped back) counts as now, so a clock step never lets a burst through.
+    """
+    kept = sorted(min(t, now) for t in starts if t > now - span)
+    if len(kept) >= max_requests:
+        return max(kept[-max_requests] + span - now, 0.001), kept
+    return 0.0, [*kept, now]
 
 
 class RateLimiter:
@@ -194,25 +209,21 @@ class SharedWindow:
         }
 
     def reserve(self, key: str, max_requests: int, span: float) -> float:
-        """Record a request start for ``key`` now and return 0, or return the seconds to wait.
-
-        ``span`` is the window plus the safety margin. A start that seems to lie in the future (a
-        wall clock stepped back) counts as now, so a clock step never lets a burst through.
-        """
+        """Record a request start for ``key`` now and return 0, or return the seconds to wait
+        (see :func:`take_slot`)."""
         try:
             with self._lock:
                 data = self._read()
                 now = self._clock()
-                cutoff = now - span
-                starts = sorted(min(t, now) for t in data.get(key, []) if t > cutoff)
-                if len(starts) >= max_requests:
-                    return max(starts[-max_requests] + span - now, 0.001)
-                starts.append(now)
-                data[key] = starts
+                wait, data[key] = take_slot(data.get(key, []), now, max_requests, span)
+                if wait > 0:
+                    return wait
                 # Keys whose starts all left the window are dropped, so the file stays small.
                 for other, times in list(data.items()):
-                    if not any(t > cutoff for t in times):
+                    if not any(t > now - span for t in times):
                         del data[other]
+                # Not write_private_json_atomically: no fsync on every request; a torn file after
+                # a crash only reads as an empty window.
                 tmp = self.path.with_name(self.path.name + ".tmp")
                 tmp.write_text(json.dumps(data), encoding="utf-8")
                 tmp.replace(self.path)

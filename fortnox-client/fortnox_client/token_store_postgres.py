@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Unpack
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fortnox_client.errors import FortnoxAuthError, FortnoxTokenUnavailable
-from fortnox_client.rate_limiter import Window
+from fortnox_client.rate_limiter import Window, take_slot
 from fortnox_client.settings import FortnoxSettings, SettingsError
 from fortnox_client.token_store import TokenStore, TokenStoreOptions
 
@@ -167,16 +167,13 @@ class PostgresTokenStore(TokenStore):
             return self._conn
 
     def _connect(self) -> psycopg.Connection[Any]:
-        conn = connect(self._dsn, self._display)
-        with conn.transaction(), conn.cursor() as cursor:
-            # Serialise the first CREATE of concurrent processes (IF NOT EXISTS alone can race).
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.table,))
-            cursor.execute(
-                f"CREATE TABLE IF NOT EXISTS {self.table} ("
-                "client_id text NOT NULL, tenant text NOT NULL, document jsonb NOT NULL, "
-                "updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (client_id, tenant))"
-            )
-        return conn
+        return connect(
+            self._dsn,
+            self._display,
+            self.table,
+            "client_id text NOT NULL, tenant text NOT NULL, document jsonb NOT NULL, "
+            "updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (client_id, tenant)",
+        )
 
     def rate_window(self) -> Window:
         """The Fortnox request window in the same database: shared by every machine."""
@@ -261,12 +258,9 @@ class PostgresWindow:
             row = cursor.fetchone()
             if row is None:  # inserted just above; only a concurrent DELETE gets here
                 raise FortnoxTokenUnavailable(f"the rate-window row {key} vanished")
-            now = float(row[1])
-            cutoff = now - span
-            starts = sorted(min(float(t), now) for t in row[0] if t > cutoff)
-            if len(starts) >= max_requests:
-                return max(starts[-max_requests] + span - now, 0.001)
-            starts.append(now)
+            wait, starts = take_slot(row[0], float(row[1]), max_requests, span)
+            if wait > 0:
+                return wait
             cursor.execute(
                 f"UPDATE {self.table} SET starts = %s WHERE key = %s",  # noqa: S608
                 (starts, key),
@@ -275,19 +269,20 @@ class PostgresWindow:
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
-            conn = connect(self._dsn, self._display)
-            with conn.transaction(), conn.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.table,))
-                cursor.execute(
-                    f"CREATE TABLE IF NOT EXISTS {self.table} ("
-                    "key text PRIMARY KEY, starts float8[] NOT NULL)"
-                )
-            self._conn = conn
+            self._conn = connect(
+                self._dsn,
+                self._display,
+                self.table,
+                "key text PRIMARY KEY, starts float8[] NOT NULL",
+            )
         return self._conn
 
 
-def connect(dsn: str, display: str) -> psycopg.Connection[Any]:
-    """An autocommit connection; errors name ``display`` (the URL without its password)."""
+def connect(dsn: str, display: str, table: str, columns: str) -> psycopg.Connection[Any]:
+    """An autocommit connection, with ``table`` (of ``columns``) created if it is missing.
+
+    Errors name ``display`` (the URL without its password).
+    """
     try:
         import psycopg
     except ImportError:
@@ -296,13 +291,18 @@ def connect(dsn: str, display: str) -> psycopg.Connection[Any]:
             "fortnox-client[postgres] (psycopg[binary]) in the plugins' environment."
         ) from None
     try:
-        return psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as exc:
         # psycopg's message may quote the connection string: name only the redacted URL.
         raise FortnoxTokenUnavailable(
             f"Could not connect to the Fortnox token store {display} "
             f"({type(exc).__name__}). Check token_store_url and that the database is up."
         ) from None
+    with conn.transaction(), conn.cursor() as cursor:
+        # Serialise the first CREATE of concurrent processes (IF NOT EXISTS alone can race).
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (table,))
+        cursor.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+    return conn
 
 
 def _parse_url(url: str) -> tuple[str, str, str | None]:
