@@ -288,31 +288,29 @@ def run_status(args: argparse.Namespace, config: Mapping[str, Any]) -> int:
     return EXIT_OK
 
 
-def _status_store(config: Mapping[str, Any]) -> Path | TokenStore:
+def _status_store(config: Mapping[str, Any]) -> TokenStore:
     """The store ``status`` reads: the PostgreSQL row of ``token_store_url``, else the file.
 
     Reading needs no secret; the PostgreSQL row is keyed by client id (and tenant), so that
     backend needs ``client_id``.
     """
-    url = str(config.get("token_store_url") or "").strip()
-    path = Path(str(config.get("token_store_path") or DEFAULT_TOKEN_STORE_PATH)).expanduser()
-    if not url:
-        return path
+    url = str(config.get("token_store_url") or "").strip() or None
     client_id = str(config.get("client_id") or "").strip()
-    if not client_id:
+    if url and not client_id:
         raise SettingsError(
             "status with token_store_url reads the row of one Fortnox app: set client_id "
             "(e.g. TARGET_FORTNOX_CLIENT_ID) as for the jobs."
         )
-    tenant = str(config.get("tenant_id") or "").strip() or None
     settings = FortnoxSettings(
         client_id=client_id,
         client_secret="",
-        token_store_path=path,
+        token_store_path=Path(
+            str(config.get("token_store_path") or DEFAULT_TOKEN_STORE_PATH)
+        ).expanduser(),
         token_store_url=url,
-        tenant_id=tenant,
+        tenant_id=str(config.get("tenant_id") or "").strip() or None,
     )
-    return TokenStore(settings)
+    return TokenStore(settings)  # the backend follows token_store_url
 
 
 COMMANDS = {

@@ -638,20 +638,12 @@ class TokenStatus:
         return lines
 
 
-def token_status(
-    store: Path | TokenStore, *, now: datetime | None = None, client_id: str = ""
-) -> TokenStatus:
+def token_status(store: TokenStore, *, now: datetime | None = None) -> TokenStatus:
     """Read the store (no request, no refresh) and judge how long the chain has left.
 
-    ``store`` is a token file's path, or a :class:`TokenStore` built from the settings (the
-    PostgreSQL store of ``token_store_url`` included).
+    ``store`` may be built without a client secret: it is only read.
     """
     now = now or datetime.now(UTC)
-    if isinstance(store, Path):
-        # Reading needs no credentials: the store is opened only to parse its file.
-        store = TokenStore(
-            FortnoxSettings(client_id=client_id, client_secret="", token_store_path=store)
-        )
     on_disk = store.in_file
     blank = TokenStatus(store=store.location, store_path=store.path if on_disk else None, now=now)
     if on_disk and not store.path.exists():

@@ -34,6 +34,11 @@ def _write_chain(path: Path, jwt_factory: Any, *, rotated_days_ago: float) -> di
     return {"access": access, "refresh": "RT-status-secret"}
 
 
+def _reader(path: Path) -> TokenStore:
+    """The store at ``path`` as ``status`` opens it: no secret, only read."""
+    return TokenStore(FortnoxSettings(client_id="", client_secret="", token_store_path=path))
+
+
 def _status(store: Path, *extra: str) -> list[str]:
     """``status`` argv with a config file (beside the store) naming ``store``."""
     store.parent.mkdir(parents=True, exist_ok=True)
@@ -138,7 +143,7 @@ def test_status_lists_service_account_tokens(tmp_path: Path, jwt_factory: Any) -
             },
         },
     )
-    status = token_status(store)
+    status = token_status(_reader(store))
     assert status.level == "ok"
     assert not status.has_chain
     text = "\n".join(status.lines())
@@ -165,7 +170,7 @@ def test_status_of_a_store_without_rotation_time_is_not_alarming(tmp_path: Path)
             },
         },
     )
-    status = token_status(store)
+    status = token_status(_reader(store))
     assert status.level == "ok"
     assert status.refresh_expires_at is None
     assert "expiry is unknown" in "\n".join(status.lines())
