@@ -8,6 +8,8 @@ rule (a refresh token works once, reuse → ``invalid_grant``). It has to be a r
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -19,7 +21,7 @@ from urllib.parse import parse_qs
 
 import jwt
 import pytest
-from fortnox_client import FortnoxSettings
+from fortnox_client import FortnoxSettings, TokenStore
 from fortnox_client.token_store import write_private_json_atomically
 
 TENANT = "7654321"
@@ -168,3 +170,51 @@ def jwt_factory() -> Any:
 def settings_factory() -> Any:
     """``settings_for(store_path, token_url, **overrides)`` for tests."""
     return settings_for
+
+
+_CLIENT_PROCESS = """
+import json, sys, time
+from fortnox_client import FortnoxClient, FortnoxSettings
+client = FortnoxClient(FortnoxSettings.from_config(json.loads(sys.argv[1])))
+client.tokens.access_token()
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+for _ in range(20):
+    client.get_path("companyinformation")
+print(json.dumps({"rate_limited": client.stats.rate_limited}))
+"""
+
+
+def two_clients_at_once(sandbox: Any, config: dict[str, Any]) -> tuple[list[int], list[int]]:
+    """Two client processes of one client and tenant, 20 requests each from the same instant,
+    against ``sandbox`` limited to the real 25 per 5 s. Each alone would send its 20 at once
+    (20 < 25); together that is 40 in 5 s, so only a window they share keeps them apart.
+
+    Returns the HTTP statuses the sandbox logged and each process's count of 429s.
+    """
+    limited = {**config, "max_requests_per_5s": 25}
+    TokenStore(FortnoxSettings.from_config(limited)).access_token()  # the chain, seeded once
+    sandbox.admin("PATCH", "settings", {"max_requests_per_5s": 25})
+    sandbox.admin("DELETE", "rate-limit")  # earlier tests' requests must not count
+    try:
+        since = int(sandbox.admin("GET", "requests?since=999999999")["last"])
+        start_at = time.time() + 2.0
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _CLIENT_PROCESS, json.dumps(limited), str(start_at)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        reports = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
+        log = sandbox.admin("GET", f"requests?since={since}")["requests"]
+    finally:
+        sandbox.admin("PATCH", "settings", {"max_requests_per_5s": 0})
+    assert [p.returncode for p in procs] == [0, 0]
+    return [entry["status"] for entry in log], [r["rate_limited"] for r in reports]
+
+
+@pytest.fixture
+def clients_at_once() -> Any:
+    """:func:`two_clients_at_once`, for the tests of each rate window."""
+    return two_clients_at_once

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -235,40 +233,12 @@ def test_fortnox_error_codes_from_the_sandbox(sandbox: Any, config: dict[str, An
     assert "Enable Project" in str(licence.value)
 
 
-_CLIENT_PROCESS = """
-import json, sys, time
-from fortnox_client import FortnoxClient, FortnoxSettings
-client = FortnoxClient(FortnoxSettings.from_config(json.loads(sys.argv[1])))
-client.tokens.access_token()
-time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
-for _ in range(20):
-    client.get_path("companyinformation")
-print(json.dumps({"rate_limited": client.stats.rate_limited, "requests": client.stats.requests}))
-"""
-
-
 def test_two_plugin_processes_at_once_stay_inside_one_window(
-    sandbox: Any, config: dict[str, Any]
+    sandbox: Any, config: dict[str, Any], clients_at_once: Any
 ) -> None:
     # The daily expenses job starting while a push runs: two processes of one client and tenant,
-    # one token store. Each alone would send its 20 at once (20 < 25); together that is 40 in 5 s.
-    sandbox.admin("PATCH", "settings", {"max_requests_per_5s": 25})
-    sandbox.admin("DELETE", "rate-limit")  # earlier tests' requests must not count
-    limited = {**config, "max_requests_per_5s": 25}
-    _client(limited).tokens.access_token()  # the chain is seeded once, before both start
-    mark = _last_seq(sandbox)
-    start_at = time.time() + 2.0
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _CLIENT_PROCESS, json.dumps(limited), str(start_at)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    reports = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0]
-    statuses = [r["status"] for r in _log_since(sandbox, mark)]
+    # one token store (its window file).
+    statuses, rate_limited = clients_at_once(sandbox, config)
     assert statuses.count(200) == 40
     assert statuses.count(429) == 0, "the two processes together went over Fortnox's window"
-    assert [r["rate_limited"] for r in reports] == [0, 0]
+    assert rate_limited == [0, 0]
