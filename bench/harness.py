@@ -128,13 +128,14 @@ class AtOnce:
         return sum(1 for run in self.runs if not run.error)
 
 
+def arrival(request: dict[str, Any]) -> float:
+    """When a request reached the server (the log stamps the answer: less its handling ms)."""
+    return float(request["time"]) - float(request.get("ms") or 0) / 1000
+
+
 def arrivals(requests: Iterable[dict[str, Any]]) -> list[float]:
-    """When each accepted request reached the server (the log stamps the answer: less its ms)."""
-    return sorted(
-        float(r["time"]) - float(r.get("ms") or 0) / 1000
-        for r in requests
-        if r.get("status") != 429
-    )
+    """When each accepted request reached the server, in order."""
+    return sorted(arrival(r) for r in requests if r.get("status") != 429)
 
 
 def sustained_rate(requests: Iterable[dict[str, Any]]) -> float:
@@ -170,7 +171,7 @@ def overlap_seconds(first: Iterable[dict[str, Any]], second: Iterable[dict[str, 
     """Seconds during which both logs' requests were arriving (refused ones included); 0 if none."""
     spans = []
     for requests in (first, second):
-        times = [float(r["time"]) - float(r.get("ms") or 0) / 1000 for r in requests]
+        times = [arrival(r) for r in requests]
         if not times:
             return 0.0
         spans.append((min(times), max(times)))
