@@ -98,9 +98,8 @@ def stockholm_date(timestamp: str) -> str:
 
 
 def text(value: Any) -> str:
-    """Moment text as Fortnox shows it: null is "", and ß (not on Fortnox's list of valid
-    characters, DESIGN §9) is spelled out as ss by the target, with a warning."""
-    return "" if value is None else str(value).replace("ß", "ss")
+    """Moment text as Fortnox shows it: null is "", letters of any language (ß too) as written."""
+    return "" if value is None else str(value)
 
 
 def number(value: Any) -> float:
@@ -332,10 +331,11 @@ def test_run1_creates_every_customer_project_and_finalised_invoice_field_by_fiel
         assert got["CreditInvoiceReference"] == str(note["creditedInvoiceNumber"])
         assert got["Credit"] is True
         assert all(float(row["DeliveredQuantity"]) < 0 for row in got["InvoiceRows"])
-    # Text Fortnox would refuse was changed with a warning naming the record (DESIGN §9).
+    # Letters of any language are valid in Fortnox (docs/FORTNOX-WRITES.md): ß arrives as written,
+    # with no warning (the fields were compared above).
     for customer in customers:
         if any("ß" in str(value) for value in customer.values()):
-            assert f"customers {customer['customerNumber']}: replaced" in run1.result.stderr
+            assert f"customers {customer['customerNumber']}: replaced" not in run1.result.stderr
 
     # Nothing else arrived: Fortnox holds exactly Moment's numbers (plus its own seeded projects),
     # so no draft became an invoice.

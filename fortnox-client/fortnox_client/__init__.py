@@ -15,12 +15,19 @@ from fortnox_client.errors import (
     classify,
     parse_error_information,
 )
-from fortnox_client.formats import date_param, lastmodified_param, parse_fortnox_datetime
+from fortnox_client.formats import (
+    API_BLANK,
+    date_param,
+    is_valid_character,
+    lastmodified_param,
+    parse_fortnox_datetime,
+)
 from fortnox_client.rate_limiter import RateLimiter
 from fortnox_client.settings import FortnoxSettings, SettingsError, plugin_settings_schema
 from fortnox_client.token_store import TokenStore
 
 __all__ = [
+    "API_BLANK",
     "RESOURCES",
     "AmbiguousWriteError",
     "ClientStats",
@@ -37,6 +44,7 @@ __all__ = [
     "TokenStore",
     "classify",
     "date_param",
+    "is_valid_character",
     "lastmodified_param",
     "parse_error_information",
     "parse_fortnox_datetime",

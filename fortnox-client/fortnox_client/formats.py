@@ -1,4 +1,5 @@
-"""Fortnox's date and time formats (the "Formats & Encoding" page, DESIGN §9).
+"""Fortnox's formats (the "Formats & Encoding" page, docs/FORTNOX-WRITES.md): date and time, valid
+characters of a text field, and the value that empties a field.
 
 Owns the conversion between aware Python datetimes and Fortnox's zone-less strings. Fortnox writes
 ``2014-12-01 09:30:00`` with no zone; we treat it as Swedish local time (Europe/Stockholm,
@@ -10,8 +11,28 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+import regex
+
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 LASTMODIFIED_FORMAT = "%Y-%m-%d %H:%M"
+
+# In a PUT, Fortnox leaves a field sent as "" or null unchanged; this value empties it (the
+# official SDKs' constant; docs/FORTNOX-WRITES.md).
+API_BLANK = "API_BLANK"
+
+# The character class Fortnox publishes for text fields, as published: any letter of any language
+# (\p{L}), ’, backslash, combining diaeresis and ring above (U+0308, U+030A), digits, space, this
+# punctuation, no-break space, CR and LF. Anything else (emoji, tabs, straight quotes, most
+# symbols) is refused with error 2000359.
+_VALID_CHARACTER = regex.compile(
+    r"[\p{L}’\\\u0308\u030aa-zåäöéáœæøüA-ZÅÄÖÉÁÜŒÆØ0-9 –:.`´’,;\^¤#%§£$€¢¥©™°&/()=+\-*_!?²³®½@"
+    r"\u00a0\n\r]"
+)
+
+
+def is_valid_character(char: str) -> bool:
+    """Whether Fortnox accepts ``char`` (one character) in a text field."""
+    return _VALID_CHARACTER.fullmatch(char) is not None
 
 
 def lastmodified_param(moment: datetime) -> str:

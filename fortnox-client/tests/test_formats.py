@@ -1,11 +1,16 @@
-"""Fortnox date/time parameters: Stockholm local time, both DST seasons."""
+"""Fortnox formats: date/time parameters (Stockholm time, both DST seasons), valid characters."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
-from fortnox_client import date_param, lastmodified_param, parse_fortnox_datetime
+from fortnox_client import (
+    date_param,
+    is_valid_character,
+    lastmodified_param,
+    parse_fortnox_datetime,
+)
 
 
 def test_lastmodified_converts_to_stockholm_winter_and_summer() -> None:
@@ -28,3 +33,12 @@ def test_dates_and_round_trip() -> None:
     assert lastmodified_param(parse_fortnox_datetime("2026-12-01 09:30")) == "2026-12-01 09:30"
     with pytest.raises(ValueError, match="not a Fortnox date-time"):
         parse_fortnox_datetime("yesterday")
+
+
+def test_valid_characters_are_fortnoxs_published_class() -> None:
+    """Any letter of any language (\\p{L}), the combining ¨ and ˚, digits and the listed
+    punctuation are valid; emoji, tabs, straight quotes and other symbols are not."""
+    for char in "aZåÖñłßẞЖλ中\u0308\u030a09 –:.`´’,;^¤#%§£$€¢¥©™°&/()=+-*_!?²³®½@\\\u00a0\n\r":
+        assert is_valid_character(char), repr(char)
+    for char in "😀🎉\t'\"{}<>|~\u2009—":
+        assert not is_valid_character(char), repr(char)

@@ -219,6 +219,15 @@ def test_valid_characters_are_accepted(api: Api) -> None:
     assert make_customer(api, Name=name)["Name"] == name
 
 
+def test_any_letter_of_any_language_is_a_valid_character(api: Api) -> None:
+    """Fortnox's published class starts with \\p{L}: ñ, ł, ß, Cyrillic, Greek, CJK; and the
+    combining ¨ and ˚ (U+0308, U+030A) of decomposed å, ä, ö."""
+    name = "Muñoz Łódź Straße Жуков Λάμδα 中文 A\u030angstro\u0308m \\ ’"
+    created = make_customer(api, Name=name)
+    assert created["Name"] == name
+    assert api.get(f"customers/{created['CustomerNumber']}").json()["Customer"]["Name"] == name
+
+
 def test_write_without_json_content_type_is_1000031(api: Api) -> None:
     reply = api.session.post(
         f"{api.base}/customers",

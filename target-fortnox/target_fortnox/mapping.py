@@ -18,19 +18,16 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from fortnox_client import is_valid_character
+
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 PROJECT_DESCRIPTION_MAX = 50
 PROJECT_STATUS = {"PLANNED": "NOTSTARTED", "ONGOING": "ONGOING", "FINISHED": "COMPLETED"}
 
-# Fortnox "Formats & Encoding": these letters, digits, space, no-break space, newlines and this
-# punctuation. Everything else (emoji, tabs, straight quotes, most symbols) is refused with 2000359.
-_FORTNOX_LETTERS = set("åäöéáüæøœÅÄÖÉÁÜÆØŒ")
-_FORTNOX_PUNCTUATION = set("–:.`´’,;^¤#%§£$€¢¥©™°&/()=+-*_!?²³®½@")
-_FORTNOX_WHITESPACE = set(" \u00a0\n\r")
-# Characters with an accepted look-alike: replaced rather than dropped.
-# ß has no decomposition and is not on Fortnox's list: without its spelled-out form a German
-# address would lose the letter ("Spitalerstraße" → "Spitalerstrae").
-_SUBSTITUTES = {"'": "’", "\t": " ", "—": "–", "‘": "’", "\u2009": " ", "ß": "ss", "ẞ": "SS"}
+# Fortnox "Formats & Encoding" accepts any letter of any language (ñ, ł, ß arrive as written), the
+# combining ¨ and ˚, digits and listed punctuation (fortnox_client.is_valid_character). What else
+# has an accepted look-alike is replaced; the rest (emoji, symbols) is removed with a warning.
+_SUBSTITUTES = {"'": "’", "\t": " ", "—": "–", "‘": "’", "\u2009": " "}
 
 # Customer fields the Fortnox customer list carries: comparing on these needs no single GET.
 CUSTOMER_FIELDS = (
@@ -81,9 +78,9 @@ def fortnox_text(
 ) -> str | None:
     """Return ``value`` as text Fortnox accepts; refused characters are replaced or removed.
 
-    Letters outside Fortnox's list lose their accent (ñ → n, ç → c), a straight apostrophe
-    becomes ’, and what has no accepted form (emoji, symbols) is removed; each change adds a
-    warning naming the record and the field.
+    Every letter of every language is kept as written; a straight apostrophe becomes ’, and what
+    has no accepted form (emoji, symbols) is removed; each change adds a warning naming the record
+    and the field.
     """
     if value is None:
         return None
@@ -99,25 +96,11 @@ def fortnox_text(
     return cleaned
 
 
-def _is_fortnox_char(ch: str) -> bool:
-    return (
-        ("a" <= ch <= "z")
-        or ("A" <= ch <= "Z")
-        or ("0" <= ch <= "9")
-        or ch in _FORTNOX_LETTERS
-        or ch in _FORTNOX_PUNCTUATION
-        or ch in _FORTNOX_WHITESPACE
-    )
-
-
 def _fortnox_form(ch: str) -> str:
     """``ch`` itself when Fortnox accepts it, else its accepted look-alike, else ""."""
-    if _is_fortnox_char(ch):
+    if is_valid_character(ch):
         return ch
-    if ch in _SUBSTITUTES:
-        return _SUBSTITUTES[ch]
-    base = "".join(c for c in unicodedata.normalize("NFKD", ch) if _is_fortnox_char(c))
-    return base if unicodedata.category(ch).startswith("L") else ""
+    return _SUBSTITUTES.get(ch, "")
 
 
 def as_date(value: Any) -> str | None:

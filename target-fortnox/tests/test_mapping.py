@@ -66,17 +66,35 @@ def test_country_code_that_is_not_iso_alpha2_fails_the_record_naming_it() -> Non
 def test_emoji_are_stripped_with_a_warning_naming_record_and_field() -> None:
     mapped = map_customer({**CUSTOMER, "name": "Glada 🎉 Gänget", "city": "Muñoz's"})
     assert mapped.payload["Name"] == "Glada Gänget"
-    assert mapped.payload["City"] == "Munoz’s"
+    assert mapped.payload["City"] == "Muñoz’s"  # the letter kept, the straight quote replaced
     assert len(mapped.warnings) == 2
     assert "customers 1001" in mapped.warnings[0]
     assert "'name'" in mapped.warnings[0]
 
 
-def test_sharp_s_is_spelled_out_not_dropped() -> None:
-    mapped = map_customer({**CUSTOMER, "address1": "Spitalerstraße 44"})
-    assert mapped.payload["Address1"] == "Spitalerstrasse 44"
-    assert len(mapped.warnings) == 1
-    assert "'address1'" in mapped.warnings[0]
+def test_letters_of_any_language_arrive_as_written() -> None:
+    """Fortnox accepts any letter (\\p{L}): ñ, ł, ß are neither transliterated nor warned about."""
+    written = "Muñoz Łódź Straße"
+    mapped = map_customer({**CUSTOMER, "name": written, "address1": "Spitalerstraße 44"})
+    assert mapped.payload["Name"] == written
+    assert mapped.payload["Address1"] == "Spitalerstraße 44"
+    assert mapped.warnings == []
+
+
+def test_target_and_sandbox_hold_text_to_the_same_published_rule() -> None:
+    """The target keeps exactly what the sandbox (Fortnox's published class) accepts."""
+    from sandbox.fortnox.errors import FortnoxError
+    from sandbox.fortnox.formats import check_text
+
+    for char in "aÅñłßЖλ中\u0308\u030a’\\–@½\u00a0\n😀'\"\t{}<>|~":
+        warnings: list[str] = []
+        kept = fortnox_text(char, stream="s", key="k", field_name="f", warnings=warnings) == char
+        try:
+            check_text("f", char)
+            accepted = True
+        except FortnoxError:
+            accepted = False
+        assert kept == accepted, f"{char!r}: target keeps {kept}, sandbox accepts {accepted}"
 
 
 def test_text_that_is_only_refused_characters_makes_a_required_field_fail() -> None:

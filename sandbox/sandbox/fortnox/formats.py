@@ -1,6 +1,7 @@
 """Fortnox's field formats: valid characters, dates, time stamps, numbers, countries, OCR.
 
-Fortnox's "Formats & Encoding" page lists the characters a text field may hold; dates are
+Fortnox's "Formats & Encoding" page publishes the characters a text field may hold (any letter
+of any language, ``\\p{L}``, plus the listed marks, digits and punctuation); dates are
 ``YYYY-MM-DD`` and time stamps ``YYYY-MM-DD HH:MM[:SS]`` with no zone, which the sandbox treats as
 Swedish local time (Europe/Stockholm; inferred).
 """
@@ -15,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pycountry
+import regex
 
 from sandbox.fortnox.errors import (
     INVALID_CHARACTERS,
@@ -27,9 +29,11 @@ from sandbox.fortnox.errors import (
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
-_LETTERS = "A-Za-zåäöéáüæøœÅÄÖÉÁÜÆØŒ"
-_PUNCTUATION = re.escape("–:.`´’,;^¤#%§£$€¢¥©™°&/()=+-*_!?²³®½@")
-_VALID_TEXT = re.compile(f"[{_LETTERS}0-9 \u00a0\r\n{_PUNCTUATION}]*")
+# The published class, as Fortnox writes it (\x{0308} and \x{030a} spelled \u here).
+_VALID_TEXT = regex.compile(
+    r"[\p{L}’\\\u0308\u030aa-zåäöéáœæøüA-ZÅÄÖÉÁÜŒÆØ0-9 –:.`´’,;\^¤#%§£$€¢¥©™°&/()=+\-*_!?²³®½@"
+    r"\u00a0\n\r]*"
+)
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?")

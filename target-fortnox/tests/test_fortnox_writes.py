@@ -1,0 +1,79 @@
+"""How target-fortnox writes what Fortnox publishes (docs/FORTNOX-WRITES.md): text as written,
+fields emptied with API_BLANK, credit notes with their link to the credited invoice.
+
+Each test replays Singer messages built from the data files' schemas against the Fortnox sandbox
+and reads back what Fortnox holds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fortnox_client import FortnoxClient
+
+DATA_FILES = Path(__file__).parent / "data_files"
+Replay = Callable[..., Any]
+
+
+def _schema_line(data_file: str, stream: str) -> str:
+    for line in (DATA_FILES / data_file).read_text(encoding="utf-8").splitlines():
+        message = json.loads(line)
+        if message["type"] == "SCHEMA" and message["stream"] == stream:
+            return line
+    raise AssertionError(f"{data_file} has no {stream} schema")
+
+
+def _customer(number: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "id": int(number),
+        "customerNumber": number,
+        "name": f"Kund {number} AB",
+        "organizationNumber": "556036-0793",
+        "email": f"ekonomi@kund{number}.se",
+        "address1": "Storgatan 1",
+        "address2": "Box 12",
+        "postalCode": "211 22",
+        "city": "Malmö",
+        "countryCode": "SE",
+        "createdDate": "2026-01-10T08:00:00+01:00",
+        "lastModifiedDate": "2026-03-01T09:00:00+01:00",
+        **fields,
+    }
+
+
+def _messages(stream: str, data_file: str, records: list[dict[str, Any]]) -> str:
+    lines = [_schema_line(data_file, stream)]
+    lines += [json.dumps({"type": "RECORD", "stream": stream, "record": r}) for r in records]
+    return "\n".join(lines) + "\n"
+
+
+def customers(*records: dict[str, Any]) -> str:
+    return _messages("customers", "customers_update.singer", list(records))
+
+
+# -- item 4: valid characters ------------------------------------------------------------------
+
+
+def test_names_in_any_alphabet_arrive_as_written_and_emoji_are_stripped(
+    replay: Replay, fortnox_api: FortnoxClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    written = "Muñoz Łódź Straße"
+    caplog.set_level(logging.WARNING)
+    run = replay(text=customers(_customer("74001", name=written, city="Glada 🎉 Gänget")))
+
+    assert run.count("POST") == 1
+    held = fortnox_api.get("customers", "74001")
+    assert held is not None
+    assert held["Name"] == written
+    assert held["City"] == "Glada Gänget"  # the emoji stripped, as before
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("customers 74001" in w and "'city'" in w for w in warnings), warnings
+    assert not any("'name'" in w for w in warnings), warnings
+
+    again = replay(text=customers(_customer("74001", name=written, city="Glada 🎉 Gänget")))
+    assert again.writes == 0
