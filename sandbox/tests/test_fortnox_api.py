@@ -187,6 +187,45 @@ def test_deleted_customer_number_stays_reserved(api: Api) -> None:
     assert number in reused.json()["ErrorInformation"]["message"]
 
 
+def test_put_with_empty_or_null_leaves_a_field_and_api_blank_empties_it(api: Api) -> None:
+    """Fortnox's rule for writes: "" and null mean "unchanged"; API_BLANK empties the field."""
+    number = make_customer(api, Email="a@b.se", Address2="Box 1", CountryCode="NO", Phone1="08-1")[
+        "CustomerNumber"
+    ]
+    kept = api.put(
+        f"customers/{number}",
+        {"Customer": {"Email": "", "Address2": None, "CountryCode": "", "City": "Oslo"}},
+    ).json()["Customer"]
+    assert (kept["Email"], kept["Address2"], kept["CountryCode"]) == ("a@b.se", "Box 1", "NO")
+    assert kept["City"] == "Oslo"
+    blank = {"Email": "API_BLANK", "Address2": "API_BLANK", "CountryCode": "API_BLANK"}
+    emptied = api.put(f"customers/{number}", {"Customer": blank}).json()["Customer"]
+    assert (emptied["Email"], emptied["Address2"], emptied["CountryCode"]) == ("", "", "")
+    assert emptied["Country"] == ""
+    assert emptied["Phone1"] == "08-1"  # not named, not touched
+    assert api.get(f"customers/{number}").json()["Customer"]["Email"] == ""
+    # A required field cannot be emptied, nor can a boolean.
+    no_name = api.put(f"customers/{number}", {"Customer": {"Name": "API_BLANK"}})
+    assert error_code(no_name) == 2001795
+    assert error_code(api.put(f"customers/{number}", {"Customer": {"Active": "API_BLANK"}})) == (
+        2000134
+    )
+    project = api.post(
+        "projects",
+        {
+            "Project": {
+                "Description": "Blankning",
+                "StartDate": "2026-01-01",
+                "EndDate": "2026-12-31",
+            }
+        },
+    ).json()["Project"]
+    cleared = api.put(
+        f"projects/{project['ProjectNumber']}", {"Project": {"EndDate": "API_BLANK"}}
+    ).json()["Project"]
+    assert cleared["EndDate"] == ""
+
+
 def test_customer_without_number_gets_fortnox_only_series(api: Api) -> None:
     created = api.post("customers", {"Customer": {"Name": "Fortnox-kund AB"}}).json()["Customer"]
     assert int(created["CustomerNumber"]) >= 90000

@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from fortnox_client import is_valid_character
+from fortnox_client import API_BLANK, is_valid_character
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 PROJECT_DESCRIPTION_MAX = 50
@@ -313,14 +313,22 @@ def changed_fields(
 ) -> dict[str, Any]:
     """The fields of ``desired`` whose value differs from ``existing`` (only those in ``fields``).
 
-    A field Moment leaves empty that Fortnox has filled is sent as "" so that Fortnox clears it.
+    Empty compares equal to empty, whether Fortnox answers "" or null. A field Moment leaves
+    empty that Fortnox has filled is sent as ``API_BLANK``: Fortnox leaves a field sent as "" or
+    null unchanged (docs/FORTNOX-WRITES.md).
     """
     changes: dict[str, Any] = {}
     for name in fields:
         want, have = normalise(desired.get(name)), normalise(existing.get(name))
         if want != have:
-            changes[name] = "" if desired.get(name) is None else desired.get(name)
+            changes[name] = write_value(desired.get(name))
     return changes
+
+
+def write_value(value: Any) -> Any:
+    """``value`` as an update sends it: an empty value becomes ``API_BLANK``, which empties the
+    field (an empty string or null would leave Fortnox's value as it is)."""
+    return API_BLANK if normalise(value) is None else value
 
 
 def invoice_differences(desired: Mapping[str, Any], existing: Mapping[str, Any]) -> list[str]:

@@ -45,6 +45,7 @@ from target_fortnox.mapping import (
     map_invoice,
     map_project,
     to_json_body,
+    write_value,
 )
 
 if TYPE_CHECKING:
@@ -315,7 +316,7 @@ class FortnoxSink(BatchSink):
             if changes and not target.dry_run:
                 # Written anyway: send the fields the list lacks too, rather than GET to diff them
                 # (one request per changed record, DESIGN §7); a PUT of an equal value is a no-op.
-                changes.update({name: item.payload.get(name) or "" for name in unlisted})
+                changes.update({name: write_value(item.payload.get(name)) for name in unlisted})
             else:
                 # Only an unlisted field can differ (or this is a dry run, whose plan must name
                 # only the fields that really change): read the record before deciding.

@@ -64,16 +64,46 @@ def test_names_in_any_alphabet_arrive_as_written_and_emoji_are_stripped(
 ) -> None:
     written = "Muñoz Łódź Straße"
     caplog.set_level(logging.WARNING)
-    run = replay(text=customers(_customer("74001", name=written, city="Glada 🎉 Gänget")))
+    run = replay(text=customers(_customer("76401", name=written, city="Glada 🎉 Gänget")))
 
     assert run.count("POST") == 1
-    held = fortnox_api.get("customers", "74001")
+    held = fortnox_api.get("customers", "76401")
     assert held is not None
     assert held["Name"] == written
     assert held["City"] == "Glada Gänget"  # the emoji stripped, as before
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("customers 74001" in w and "'city'" in w for w in warnings), warnings
+    assert any("customers 76401" in w and "'city'" in w for w in warnings), warnings
     assert not any("'name'" in w for w in warnings), warnings
 
-    again = replay(text=customers(_customer("74001", name=written, city="Glada 🎉 Gänget")))
+    again = replay(text=customers(_customer("76401", name=written, city="Glada 🎉 Gänget")))
     assert again.writes == 0
+
+
+# -- item 3: clearing a field --------------------------------------------------------------------
+
+
+def test_a_value_removed_in_moment_is_emptied_in_fortnox_and_the_next_run_writes_nothing(
+    replay: Replay, fortnox_api: FortnoxClient
+) -> None:
+    first = replay(text=customers(_customer("76501", countryCode="NO")))
+    assert first.count("POST") == 1
+    removed = _customer(
+        "76501",
+        email=None,
+        address2=None,
+        countryCode=None,
+        lastModifiedDate="2026-03-02T09:00:00+01:00",
+    )
+
+    cleared = replay(text=customers(removed))
+
+    assert cleared.count("PUT") == 1
+    held = fortnox_api.get("customers", "76501")
+    assert held is not None
+    assert (held["Email"], held["Address2"], held["CountryCode"]) == ("", "", "")
+    assert held["Address1"] == "Storgatan 1"  # still in Moment, left alone
+    put = next(r for r in cleared.requests if r["method"] == "PUT")
+    assert put["path"] == "/3/customers/76501"
+
+    again = replay(text=customers(removed))
+    assert again.writes == 0  # converged: Fortnox's "" equals Moment's null

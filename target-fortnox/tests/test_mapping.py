@@ -205,7 +205,11 @@ def test_credit_note_refers_to_the_credited_invoice_with_negative_quantities() -
 def test_changed_fields_compares_normalised_values_and_clears_emptied_ones() -> None:
     desired = map_customer({**CUSTOMER, "email": None}).payload
     fortnox = {**desired, "Email": "old@x.se", "ZipCode": "123 45 ", "Address2": ""}
-    assert changed_fields(desired, fortnox, ["Email", "ZipCode", "Address2"]) == {"Email": ""}
+    # Emptied with API_BLANK ("" would leave Fortnox's value); "" and null in Fortnox are empty.
+    assert changed_fields(desired, fortnox, ["Email", "ZipCode", "Address2"]) == {
+        "Email": "API_BLANK"
+    }
+    assert changed_fields(desired, {**fortnox, "Email": None}, ["Email", "Address2"]) == {}
 
 
 def test_invoice_differences_compare_rows_numerically() -> None:

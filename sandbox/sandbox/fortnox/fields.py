@@ -1,7 +1,8 @@
 """Write schemas of the Fortnox resources: the fields a POST/PUT may carry and how each is checked.
 
 A field Fortnox documents as read-only is ignored when sent (as Fortnox does for ``@url``);
-a field it does not know is refused with 2001399 "invalid field name".
+a field it does not know is refused with 2001399 "invalid field name". A field sent as ``""`` or
+null is left as it is; ``API_BLANK`` empties it (Fortnox's rule for writes, docs/FORTNOX-WRITES.md).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sandbox.fortnox.formats import (
 )
 
 Check = Callable[[str, Any], Any]
+API_BLANK = "API_BLANK"
 
 
 def text(max_length: int) -> Check:
@@ -60,14 +62,18 @@ def apply_fields(
             raise FortnoxError(
                 INVALID_FIELD_NAME, f"Ogiltigt fältnamn {field!r} för {resource} (unknown field)"
             )
+        if value is None or value == "":
+            continue  # "" and null mean "unchanged", on create the default stays
         if check == COUNTRY:
-            if value in (None, ""):
+            if value == API_BLANK:
                 doc["CountryCode"], doc["Country"] = "", ""
             else:
                 doc["CountryCode"], doc["Country"] = country_name(field, value)
         else:
             assert callable(check)
-            doc[field] = check(field, value)
+            # API_BLANK empties a field that may be empty (text, e-mail, date); for a number,
+            # boolean or choice the check refuses the empty value with its own error.
+            doc[field] = check(field, "" if value == API_BLANK else value)
     return doc
 
 
