@@ -321,15 +321,16 @@ def test_run1_creates_every_customer_project_and_finalised_invoice_field_by_fiel
     )
     assert not problems, "\n".join(problems)
 
-    # The credit note arrives as a credit invoice of the original: negative rows (compared above)
-    # and CreditInvoiceReference naming the credited invoice.
+    # The credit note arrives under Moment's number as a credit invoice of the original: negative
+    # rows (compared above) and ExternalInvoiceReference1 naming the credited invoice
+    # (docs/FORTNOX-WRITES.md); Credit is a string, as Fortnox answers it.
     notes = [i for i in finalised if i["creditedInvoiceNumber"]]
     assert notes, "the seed has a credit note"
     for note in notes:
         got = fortnox.get("invoices", note["invoiceNumber"])
         assert got is not None
-        assert got["CreditInvoiceReference"] == str(note["creditedInvoiceNumber"])
-        assert got["Credit"] is True
+        assert got["ExternalInvoiceReference1"] == str(note["creditedInvoiceNumber"])
+        assert got["Credit"] == "true"
         assert all(float(row["DeliveredQuantity"]) < 0 for row in got["InvoiceRows"])
     # Letters of any language are valid in Fortnox (docs/FORTNOX-WRITES.md): ß arrives as written,
     # with no warning (the fields were compared above).

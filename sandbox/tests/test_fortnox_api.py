@@ -410,19 +410,34 @@ def test_invoice_references_and_rows_are_checked(
     assert error_code(reply) == code
 
 
-def test_credit_invoice_reference_is_writable_on_create(api: Api) -> None:
+def test_credit_note_by_post_keeps_its_number_and_the_read_only_reference_is_ignored(
+    api: Api, fx: SandboxProcess
+) -> None:
+    """A credit note POSTed with negative rows keeps the number it was given; the link the client
+    writes (ExternalInvoiceReference1) is kept; CreditInvoiceReference is read-only (C# SDK: the
+    original's reference *to* its credit invoice) and ignored. Credit is a string, "true" for a
+    negative invoice only with the (inferred) switch on."""
     customer = make_customer(api)["CustomerNumber"]
     original = api.post("invoices", invoice_body(customer, "7351")).json()["Invoice"]
-    body = invoice_body(customer, "7352", CreditInvoiceReference=original["DocumentNumber"])
+    assert (original["Credit"], original["CreditInvoiceReference"]) == ("false", "0")
+    body = invoice_body(
+        customer, "7352", CreditInvoiceReference="7351", ExternalInvoiceReference1="7351"
+    )
     for row in body["Invoice"]["InvoiceRows"]:
         row["DeliveredQuantity"] = -float(row["DeliveredQuantity"])
     note = api.post("invoices", body).json()["Invoice"]
-    assert note["CreditInvoiceReference"] == "7351"
-    assert note["Credit"] is True
+    assert note["DocumentNumber"] == "7352"
     assert note["Total"] == -original["Total"]
-    missing = api.post("invoices", invoice_body(customer, "7353", CreditInvoiceReference="999999"))
-    assert missing.status_code == 400
-    assert "CreditInvoiceReference" in missing.json()["ErrorInformation"]["message"]
+    assert note["ExternalInvoiceReference1"] == "7351"
+    assert note["CreditInvoiceReference"] == "0"
+    assert note["Credit"] == "true"
+    assert api.get("invoices/7351").json()["Invoice"]["CreditInvoiceReference"] == "0"
+    fx.admin("PATCH", "settings", {"negative_invoice_is_credit": False})
+    try:
+        body["Invoice"]["DocumentNumber"] = "7353"
+        assert api.post("invoices", body).json()["Invoice"]["Credit"] == "false"
+    finally:
+        fx.admin("PATCH", "settings", {"negative_invoice_is_credit": True})
 
 
 def test_invoice_actions_and_booked_invoices_are_law(api: Api) -> None:
@@ -442,8 +457,11 @@ def test_invoice_actions_and_booked_invoices_are_law(api: Api) -> None:
     assert api.put(f"invoices/{number}/cancel").status_code == 400
     credited = api.put(f"invoices/{number}/credit").json()["Invoice"]
     note = api.get(f"invoices/{credited['CreditInvoiceReference']}").json()["Invoice"]
-    assert note["Credit"] is True
+    assert note["Credit"] == "true"
+    assert note["InvoiceReference"] == number  # the credit note's link to its original
+    assert note["CreditInvoiceReference"] == "0"
     assert note["Total"] == -booked["Total"]
+    assert api.put(f"invoices/{number}/credit").status_code == 400  # credited once
     assert api.delete(f"invoices/{number}").status_code == 405
     draft = api.post("invoices", invoice_body(customer, "7202")).json()["Invoice"]
     cancelled = api.put(f"invoices/{draft['DocumentNumber']}/cancel").json()["Invoice"]

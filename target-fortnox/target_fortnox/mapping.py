@@ -48,8 +48,13 @@ INVOICE_HEADER_FIELDS = (
     "DueDate",
     "OCR",
     "Currency",
-    "CreditInvoiceReference",
 )
+# A credit note's link to the invoice it credits, written where Fortnox lets a client write it on
+# create (docs/FORTNOX-WRITES.md). A re-read may show the link in any of these fields: the one
+# the target writes; InvoiceReference, where Fortnox made the note (PUT /invoices/{n}/credit);
+# CreditInvoiceReference, where a Fortnox kept it from a create (an earlier target version).
+CREDIT_LINK = "ExternalInvoiceReference1"
+CREDIT_LINK_READ_FROM = (CREDIT_LINK, "InvoiceReference", "CreditInvoiceReference")
 INVOICE_ROW_FIELDS = ("AccountNumber", "Description", "DeliveredQuantity", "Price", "VAT")
 
 
@@ -216,9 +221,10 @@ def map_project(record: Mapping[str, Any]) -> MappedRecord:
 def map_invoice(record: Mapping[str, Any]) -> MappedRecord:
     """Moment invoice or credit note → Fortnox Invoice body keyed by DocumentNumber.
 
-    A credit note (``creditedInvoiceNumber`` set) becomes a Fortnox credit invoice: it refers to the
-    credited invoice in ``CreditInvoiceReference`` and its rows carry negative quantities. Moment's
-    credit notes are already negative copies; one sent with positive amounts is negated.
+    A credit note (``creditedInvoiceNumber`` set) keeps Moment's number and is created like any
+    invoice, with negative quantities, naming the credited invoice in ``CREDIT_LINK``
+    (``CreditInvoiceReference`` is read-only: on an original it names *its* credit invoice).
+    Moment's credit notes are already negative copies; one sent with positive amounts is negated.
     """
     key = str(record["invoiceNumber"])
     warnings: list[str] = []
@@ -245,7 +251,7 @@ def map_invoice(record: Mapping[str, Any]) -> MappedRecord:
         "DueDate": as_date(record.get("dueDate")),
         "OCR": record.get("ocr") or None,
         "Currency": record.get("currency") or None,
-        "CreditInvoiceReference": str(credited) if credited not in (None, "") else None,
+        CREDIT_LINK: str(credited) if credited not in (None, "") else None,
         "InvoiceRows": rows,
     }
     return MappedRecord("invoices", key, payload, warnings, customer_number=str(customer_number))
@@ -342,6 +348,7 @@ def invoice_differences(desired: Mapping[str, Any], existing: Mapping[str, Any])
         f"{name}: Moment {desired.get(name)!r}, Fortnox {existing.get(name)!r}"
         for name in changed_fields(desired, existing, header)
     ]
+    diffs += _credit_link_differences(desired, existing)
     if "InvoiceRows" not in existing:
         return diffs
     want_rows, have_rows = desired.get("InvoiceRows") or [], existing.get("InvoiceRows") or []
@@ -356,6 +363,24 @@ def invoice_differences(desired: Mapping[str, Any], existing: Mapping[str, Any])
                 f"Moment {want.get(name)!r}, Fortnox {have.get(name)!r}"
             )
     return diffs
+
+
+def _credit_link_differences(desired: Mapping[str, Any], existing: Mapping[str, Any]) -> list[str]:
+    """A credit note whose Fortnox copy names another credited invoice differs.
+
+    References compare as numbers whatever their type ("123", 123); "0" and "" name nothing. A
+    copy that names no credited invoice at all is not a difference: Fortnox may not keep a link
+    it was sent (a credit note written by an earlier version), and its rows already show the
+    credit, so a re-read never turns a credit note into a permanent conflict.
+    """
+    want = normalise(desired.get(CREDIT_LINK))
+    if want is None:
+        return []
+    named = {normalise(existing.get(name)) for name in CREDIT_LINK_READ_FROM} - {None, Decimal(0)}
+    if not named or want in named:
+        return []
+    shown = ", ".join(sorted(str(value) for value in named))
+    return [f"credited invoice: Moment {desired.get(CREDIT_LINK)!r}, Fortnox {shown}"]
 
 
 def _compared(name: str, desired: Mapping[str, Any]) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from fortnox_client import FortnoxClient
+from sandbox.launcher import SandboxProcess
 
 DATA_FILES = Path(__file__).parent / "data_files"
 Replay = Callable[..., Any]
@@ -107,3 +108,72 @@ def test_a_value_removed_in_moment_is_emptied_in_fortnox_and_the_next_run_writes
 
     again = replay(text=customers(removed))
     assert again.writes == 0  # converged: Fortnox's "" equals Moment's null
+
+
+# -- item 5: credit notes -------------------------------------------------------------------------
+
+
+def _invoice(number: int, customer: str, credited: int | None, quantity: float) -> dict[str, Any]:
+    return {
+        "id": number,
+        "invoiceNumber": number,
+        "invoiceState": "FINALIZED",
+        "customer": {"id": 1, "customerNumber": customer},
+        "project": None,
+        "invoiceDate": "2026-03-01",
+        "dueDate": "2026-03-31",
+        "ocr": None,
+        "currency": "SEK",
+        "creditedInvoiceNumber": credited,
+        "invoiceLines": [
+            {
+                "description": "Konsulttimmar mars",
+                "quantity": quantity,
+                "unitPrice": 1150.0,
+                "vatRate": 25,
+                "accountNumber": "3001",
+            }
+        ],
+        "createdDate": "2026-03-01T08:00:00+01:00",
+        "lastModifiedDate": "2026-03-01T09:00:00+01:00",
+    }
+
+
+@pytest.mark.parametrize("credit_flag", [True, False], ids=["credit-true", "credit-false"])
+def test_credit_note_keeps_moments_number_and_its_link_and_a_rerun_is_unchanged(
+    replay: Replay,
+    fortnox_api: FortnoxClient,
+    fortnox_sandbox: SandboxProcess,
+    fortnox_config: dict[str, Any],
+    credit_flag: bool,
+) -> None:
+    """Created by POST with Moment's number and negative rows, the link in
+    ExternalInvoiceReference1; re-read whether Fortnox flags a negative invoice as a credit
+    invoice or not (inferred either way: the sandbox plays both), it is unchanged."""
+    customer = "76601" if credit_flag else "76602"
+    original, note = (7660001, 7660002) if credit_flag else (7660011, 7660012)
+    text = customers(_customer(customer)) + _messages(
+        "invoices",
+        "invoice_identical.singer",
+        [_invoice(original, customer, None, 10), _invoice(note, customer, original, -10)],
+    )
+    fortnox_sandbox.admin("PATCH", "settings", {"negative_invoice_is_credit": credit_flag})
+    try:
+        first = replay(text=text)
+        again = replay(text=text)
+    finally:
+        fortnox_sandbox.admin("PATCH", "settings", {"negative_invoice_is_credit": True})
+
+    assert first.count("POST") == 3  # customer, invoice, credit note
+    held = fortnox_api.get("invoices", str(note))
+    assert held is not None
+    assert held["DocumentNumber"] == str(note)
+    assert held["ExternalInvoiceReference1"] == str(original)
+    assert held["Credit"] == ("true" if credit_flag else "false")  # a string, as Fortnox answers
+    assert float(held["InvoiceRows"][0]["DeliveredQuantity"]) == -10.0
+    assert held["Total"] < 0
+    assert again.writes == 0
+    summary = sorted((Path(fortnox_config["results_dir"]) / "runs").glob("*.json"))[-1]
+    counts = json.loads(summary.read_text())["streams"]["invoices"]
+    assert counts.get("unchanged") == 2, counts
+    assert not counts.get("conflict"), counts

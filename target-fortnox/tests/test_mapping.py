@@ -192,7 +192,12 @@ def test_invoice_maps_header_and_rows() -> None:
 def test_credit_note_refers_to_the_credited_invoice_with_negative_quantities() -> None:
     credit = {**INVOICE, "invoiceNumber": 5002, "creditedInvoiceNumber": 5001}
     payload = map_invoice(credit).payload
-    assert payload["CreditInvoiceReference"] == "5001"
+    body = to_json_body(payload)
+    assert body["DocumentNumber"] == "5002"  # Moment's number
+    assert body["ExternalInvoiceReference1"] == "5001"
+    # Read-only (C# SDK): on an original it names *its* credit invoice; never sent.
+    assert "CreditInvoiceReference" not in body
+    assert "ExternalInvoiceReference1" not in to_json_body(map_invoice(INVOICE).payload)
     assert payload["InvoiceRows"][0]["DeliveredQuantity"] == Decimal(-10)
     # Already negative (Moment's own credit notes): left as they are.
     negative = {
@@ -200,6 +205,31 @@ def test_credit_note_refers_to_the_credited_invoice_with_negative_quantities() -
         "invoiceLines": [{**INVOICE["invoiceLines"][0], "quantity": -10}],  # type: ignore[index]
     }
     assert map_invoice(negative).payload["InvoiceRows"][0]["DeliveredQuantity"] == Decimal(-10)
+
+
+def test_a_credit_note_read_back_as_fortnox_answers_it_is_unchanged() -> None:
+    """Real answers carry Credit and the references as strings; the link to the original may be
+    in ExternalInvoiceReference1 (written), InvoiceReference (Fortnox's own credit notes) or
+    CreditInvoiceReference; "0" names nothing. None of that is a conflict; another original is."""
+    desired = map_invoice({**INVOICE, "invoiceNumber": 5002, "creditedInvoiceNumber": 5001}).payload
+    row = {"AccountNumber": 3010, "Description": "Konsult", "DeliveredQuantity": "-10.00"}
+    fortnox = {
+        **to_json_body(desired),
+        "Credit": "true",
+        "CreditInvoiceReference": "0",
+        "InvoiceRows": [{**row, "Price": "1200.50", "VAT": 25, "RowId": 1}],
+    }
+    assert invoice_differences(desired, fortnox) == []
+    moved = {**fortnox, "ExternalInvoiceReference1": "", "InvoiceReference": "5001"}
+    assert invoice_differences(desired, moved) == []
+    assert invoice_differences(desired, {**fortnox, "ExternalInvoiceReference1": 5001}) == []
+    kept_on_create = {**fortnox, "ExternalInvoiceReference1": "", "CreditInvoiceReference": "5001"}
+    assert invoice_differences(desired, kept_on_create) == []
+    assert invoice_differences(desired, {**fortnox, "Credit": "false"}) == []
+    unlinked = {**fortnox, "ExternalInvoiceReference1": ""}
+    assert invoice_differences(desired, unlinked) == []  # rows already show the credit
+    other = {**fortnox, "ExternalInvoiceReference1": "", "InvoiceReference": "4999"}
+    assert invoice_differences(desired, other) == ["credited invoice: Moment '5001', Fortnox 4999"]
 
 
 def test_changed_fields_compares_normalised_values_and_clears_emptied_ones() -> None:

@@ -39,6 +39,8 @@ PAYABLES_ACCOUNT, INPUT_VAT_ACCOUNT, DEFAULT_SALES_ACCOUNT = 2440, 2641, 3001
 # Fortnox-only number series start above the numbers Moment owns (see the seed conventions).
 CUSTOMER_SERIES_START, PROJECT_SERIES_START, INVOICE_SERIES_START = 90000, 9001, 90000
 _CUSTOMER_NUMBER = re.compile(r"[A-Za-z0-9–+/_-]+")
+# An invoice without a credit invoice answers CreditInvoiceReference "0" (Fortnox's own example).
+NO_REFERENCE = "0"
 
 
 def not_found(what: str, key: str) -> FortnoxError:
@@ -445,9 +447,10 @@ class Invoices(Register):
                 "NotCompleted": False,
                 "Booked": False,
                 "Cancelled": False,
-                "Credit": False,
+                # Real answers carry these as strings (docs/FORTNOX-WRITES.md).
+                "Credit": "false",
                 "Sent": False,
-                "CreditInvoiceReference": "",
+                "CreditInvoiceReference": NO_REFERENCE,
                 "VoucherNumber": None,
                 "VoucherSeries": None,
                 "VoucherYear": None,
@@ -459,7 +462,6 @@ class Invoices(Register):
         doc["InvoiceRows"] = self._rows(body.get("InvoiceRows", []))
         with self.store.transaction():
             self._header(doc)
-            self._credit_reference(doc, body.get("CreditInvoiceReference"))
             number = body.get("DocumentNumber")
             if number in (None, ""):
                 number = self.next_free("invoice", INVOICE_SERIES_START)
@@ -479,24 +481,9 @@ class Invoices(Register):
             if not doc["OCR"] and self.settings["ocr_on_invoices"]:
                 doc["OCR"] = ocr_for(number)  # inferred: generated from the document number
             self._compute(doc)
+            if self.settings["negative_invoice_is_credit"] and doc["Total"] < 0:
+                doc["Credit"] = "true"  # inferred: a negative invoice shows as a credit invoice
             return self.save(number, doc)
-
-    def _credit_reference(self, doc: dict[str, Any], reference: Any) -> None:
-        """``CreditInvoiceReference`` on create makes a credit invoice of an existing invoice.
-
-        It is in Fortnox's write schema (InvoicePayload); read-only afterwards.
-        """
-        if reference in (None, "", 0):
-            return
-        reference = str(reference)
-        if not self.store.exists(INVOICES, reference):
-            raise FortnoxError(
-                NOT_FOUND,
-                f"Kan inte hitta fakturan {reference!r} som krediteras "
-                "(CreditInvoiceReference: create the original invoice first)",
-            )
-        doc["CreditInvoiceReference"] = reference
-        doc["Credit"] = True
 
     def update(self, number: str, body: dict[str, Any]) -> dict[str, Any]:
         if str(body.get("DocumentNumber") or number) != number:
@@ -534,7 +521,7 @@ class Invoices(Register):
                     )
                 doc["Cancelled"] = True
             elif action == "credit":
-                if not doc["Booked"] or doc["CreditInvoiceReference"]:
+                if not doc["Booked"] or doc["CreditInvoiceReference"] != NO_REFERENCE:
                     raise FortnoxError(
                         WRONG_DATA, f"Faktura {number} kan inte krediteras (not booked or credited)"
                     )
@@ -544,14 +531,20 @@ class Invoices(Register):
             return self.save(number, doc)
 
     def _credit_note(self, original: dict[str, Any]) -> str:
+        """``PUT /invoices/{n}/credit``: a credit note with the next number of Fortnox's series.
+
+        The original refers to it in ``CreditInvoiceReference`` (OpenAPI, the action's text); the
+        note refers to the original in ``InvoiceReference`` (seen in a public client, the C# SDK).
+        """
         number = self.next_free("invoice", INVOICE_SERIES_START)
         note = {k: v for k, v in original.items() if not k.startswith("_")}
         note.update(
             DocumentNumber=number,
-            Credit=True,
+            Credit="true",
             Booked=False,
             Cancelled=False,
-            CreditInvoiceReference=original["DocumentNumber"],
+            CreditInvoiceReference=NO_REFERENCE,
+            InvoiceReference=original["DocumentNumber"],
             OCR="",
             VoucherNumber=None,
             VoucherSeries=None,

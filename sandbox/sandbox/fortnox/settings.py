@@ -1,4 +1,5 @@
-"""The tenant's sandbox settings: limiter, token lifetime, project module, OCR on invoices.
+"""The tenant's sandbox settings: limiter, token lifetime, project module, OCR on invoices, the
+credit flag of negative invoices.
 
 Kept in memory for speed and written through to SQLite so that a restart keeps what the admin API
 changed. ``max_requests_per_5s`` and ``token_lifetime`` are also command-line options: the values
@@ -18,6 +19,9 @@ DEFAULTS: dict[str, Any] = {
     "project_module": True,
     # Fortnox's "use OCR" switch for customer invoices is ON by default (UI-only setting).
     "ocr_on_invoices": True,
+    # Whether an invoice created with a negative total answers Credit "true" (inferred either way;
+    # target-fortnox never relies on it).
+    "negative_invoice_is_credit": True,
 }
 _KEY = "fortnox:settings"
 
