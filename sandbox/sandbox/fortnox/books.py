@@ -39,7 +39,7 @@ PAYABLES_ACCOUNT, INPUT_VAT_ACCOUNT, DEFAULT_SALES_ACCOUNT = 2440, 2641, 3001
 # Fortnox-only number series start above the numbers Moment owns (see the seed conventions).
 CUSTOMER_SERIES_START, PROJECT_SERIES_START, INVOICE_SERIES_START = 90000, 9001, 90000
 _CUSTOMER_NUMBER = re.compile(r"[A-Za-z0-9–+/_-]+")
-# An invoice without a credit invoice answers CreditInvoiceReference "0" (Fortnox's own example).
+# An invoice without a credit invoice answers CreditInvoiceReference "0" (docs/FORTNOX-WRITES.md).
 NO_REFERENCE = "0"
 
 
