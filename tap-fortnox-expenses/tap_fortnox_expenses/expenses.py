@@ -1,7 +1,7 @@
 """Which rows of a Fortnox supplier invoice are project expenses, and the record each one becomes.
 
-Owns the qualification rules of DESIGN §5 (booked, approved, not cancelled, carries a project, not
-a payables or VAT row, passes the ``account_numbers``/``include_projects`` filters), the reason a
+Owns the qualification rules (booked, not cancelled, carries a project, is a cost row, passes the
+``account_numbers``/``include_projects`` filters; see docs/SUPPLIER-INVOICES.md), the reason a
 row is left out (counted per reason in the run summary) and the ``project_expenses`` record of the
 Singer contract with target-moment. Pure functions over the JSON Fortnox returns: no HTTP, no state.
 """
@@ -22,21 +22,17 @@ CENT: Final = Decimal("0.01")
 # Why a row is not emitted; these strings are the keys of the run summary's skipped_reasons.
 UNBOOKED: Final = "unbooked"
 CANCELLED: Final = "cancelled"
-NOT_APPROVED: Final = "not approved"
 NO_PROJECT: Final = "no project"
 FILTERED_ACCOUNT: Final = "filtered account"
 FILTERED_PROJECT: Final = "filtered project"
 SKIP_REASONS: Final = (
     UNBOOKED,
     CANCELLED,
-    NOT_APPROVED,
     NO_PROJECT,
     FILTERED_ACCOUNT,
     FILTERED_PROJECT,
 )
 
-# ApprovalState values that hold an invoice back: not ready (1), waiting for approval (2).
-APPROVAL_PENDING_STATES: Final = frozenset({1, 2})
 # Payables (the supplier debt, TOT) and input VAT (VAT) are the other side of the entry, not costs.
 NON_EXPENSE_CODES: Final = frozenset({"TOT", "VAT"})
 
@@ -119,33 +115,17 @@ def parse_fortnox_date(value: Any) -> date | None:
 def invoice_skip_reason(invoice: Mapping[str, Any]) -> str | None:
     """Why no row of this supplier invoice is an expense, or ``None`` when it qualifies.
 
-    Cancelled wins over unbooked (a cancelled invoice is never booked later), and an invoice still
-    waiting for approval ("attest") is not an expense even when it is booked.
+    Booked and not cancelled is the whole rule; cancelled wins over unbooked (a cancelled invoice
+    is never booked later). There is no approval rule: Fortnox publishes no approval state of a
+    supplier invoice (``ApprovalState`` is a voucher field), and where a company uses approval of
+    bookkeeping the invoice is booked through that approval (docs/SUPPLIER-INVOICES.md).
     """
-    # Single GETs carry ``Cancelled``; list items call it ``Cancel`` (fortnox-api.md §4.5).
+    # Single GETs carry ``Cancelled``; list items call it ``Cancel``.
     if flag(invoice.get("Cancelled")) or flag(invoice.get("Cancel")):
         return CANCELLED
     if not flag(invoice.get("Booked")):
         return UNBOOKED
-    if approval_pending(invoice):
-        return NOT_APPROVED
     return None
-
-
-def approval_pending(invoice: Mapping[str, Any]) -> bool:
-    """True while the invoice waits for approval of its bookkeeping ("attest").
-
-    ``ApprovalState`` is numbered as Fortnox numbers voucher approval: 0 not subject to approval,
-    1 not ready, 2 waiting for approval, 3 approved (the sandbox's reading; Fortnox's public list
-    only shows ``AuthorizerName`` and the ``authorizepending`` filter). 0 and 3 let it through.
-    """
-    state = invoice.get("ApprovalState")
-    if state is None or state == "" or isinstance(state, bool):
-        return False
-    try:
-        return int(state) in APPROVAL_PENDING_STATES
-    except (TypeError, ValueError):
-        return False
 
 
 def is_cost_row(row: Mapping[str, Any]) -> bool:

@@ -218,7 +218,7 @@ class ProjectExpensesStream(FortnoxStream):
             raise
         if detail is None:
             return None
-        # List-only fields (e.g. ``Cancel``, approval state) complete the single GET.
+        # List-only fields (e.g. ``Cancel``, ``AuthorizerName``) complete the single GET.
         return {**item, **detail}
 
     def _finish_run(self, fingerprints: InvoiceFingerprints) -> None:

@@ -11,7 +11,6 @@ from tap_fortnox_expenses.expenses import (
     FILTERED_ACCOUNT,
     FILTERED_PROJECT,
     NO_PROJECT,
-    NOT_APPROVED,
     STOCKHOLM,
     UNBOOKED,
     ExpenseFilters,
@@ -126,8 +125,6 @@ def test_foreign_currency_rows_use_invoice_currency_amounts() -> None:
         ({"Booked": False}, UNBOOKED),
         ({"Cancelled": True}, CANCELLED),
         ({"Cancel": "true", "Booked": False}, CANCELLED),  # list spelling; cancelled wins
-        ({"ApprovalState": 2}, NOT_APPROVED),  # waiting for approval
-        ({"ApprovalState": "1"}, NOT_APPROVED),  # not ready
     ],
 )
 def test_invoice_level_reasons_count_every_cost_row(overrides: dict[str, Any], reason: str) -> None:
@@ -184,6 +181,18 @@ def test_fortnox_timestamps_are_stockholm_time() -> None:
     assert parse_fortnox_timestamp("not a time") is None
 
 
-@pytest.mark.parametrize("state", [0, 3, None])
-def test_approved_or_not_subject_to_approval_qualifies(state: int | None) -> None:
-    assert invoice_skip_reason(supplier_invoice(ApprovalState=state)) is None
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        # Fortnox publishes no approval state of a supplier invoice; an ``ApprovalState`` (a
+        # voucher field) or an empty ``AuthorizerName`` on a booked invoice holds nothing back.
+        {"ApprovalState": 2},
+        {"ApprovalState": "1"},
+        {"AuthorizerName": ""},
+    ],
+)
+def test_booked_not_cancelled_is_the_whole_invoice_rule(extra: dict[str, Any]) -> None:
+    invoice = supplier_invoice(**extra)
+    assert invoice_skip_reason(invoice) is None
+    assert [o.row_index for o in project_expense_rows(invoice) if o.record] == [1, 2]

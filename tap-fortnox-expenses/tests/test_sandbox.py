@@ -53,8 +53,6 @@ def oracle(invoices: list[dict[str, Any]]) -> tuple[dict[str, Any], Counter[str]
                 skipped["cancelled"] += 1
             elif not invoice["Booked"]:
                 skipped["unbooked"] += 1
-            elif invoice["ApprovalState"] in (1, 2):
-                skipped["not approved"] += 1
             elif not project:
                 skipped["no project"] += 1
             else:
@@ -132,7 +130,7 @@ def test_every_qualifying_row_is_emitted_with_its_fields(
     assert projects["9002"]["start_date"] is None
 
     # Every reason the seed holds is counted in the run summary, exactly.
-    assert set(skipped) == {"cancelled", "unbooked", "not approved", "no project"}
+    assert set(skipped) == {"cancelled", "unbooked", "no project"}
     counts = run_summary(tap_config)["streams"]["project_expenses"]
     assert counts["skipped_reasons"] == dict(skipped)
 
@@ -173,6 +171,21 @@ def test_late_posting_dated_before_window_is_emitted_next_run(
     assert second.expenses[0]["vat_amount"] == 250.0
     singles = [p for _, p in request_log.since(mark) if SINGLE_INVOICE.match(p)]
     assert singles == [f"/3/supplierinvoices/{late}"]
+
+
+def test_booked_invoice_waiting_for_approval_is_an_expense(
+    run_tap: Any, seeded: Any, fortnox: FortnoxClient
+) -> None:
+    """Booked and not cancelled is the rule: Fortnox has no approval state on supplier invoices,
+    so an invoice in the ``authorizepending`` list is not held back once it is booked."""
+    number = post_supplier_invoice(seeded, invoice_date=today(), amount=700, approved=False)
+    pending = fortnox.list("supplierinvoices", {"filter": "authorizepending"})
+    assert number in {str(i["GivenNumber"]) for i in pending}
+
+    run = run_tap()
+
+    assert run.error is None
+    assert [r["amount"] for r in run.expenses if r["given_number"] == int(number)] == [700.0]
 
 
 def test_changed_invoices_are_read_again(

@@ -312,7 +312,7 @@ def _supplier_invoices(store: Store, rnd: random.Random, size: dict[str, int]) -
         if kind not in ("unbooked", "cancelled"):
             ledger.book(doc)
         if kind not in ("unbooked", "cancelled", "not_approved"):
-            doc["ApprovalState"], doc["AuthorizerName"] = F.APPROVAL_APPROVED, "Anna Andersson"
+            doc[F.AUTHORIZE_PENDING], doc[F.AUTHORIZER] = False, "Anna Andersson"
         if kind == "cancelled":
             doc["Cancelled"], doc["Balance"] = True, 0.0
         # Posted a few days after the invoice date; every third invoice older than 35 days was
