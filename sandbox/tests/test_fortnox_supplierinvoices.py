@@ -181,17 +181,41 @@ def test_filters_and_date_range(
         # Fortnox's list item says ``Cancel``; either spelling until the sandbox follows it.
         if not i["AuthorizerName"] and not i.get("Cancel", i.get("Cancelled"))
     }
-    today = datetime.now(ZoneInfo("Europe/Stockholm")).date()
-    start = (today - timedelta(days=30)).isoformat()
-    window = listing(fx, http, fromdate=start, todate=today.isoformat())
-    assert {i["GivenNumber"] for i in window} == {
-        i["GivenNumber"] for i in seeded if i["InvoiceDate"] >= start
-    }
     on_9001 = listing(fx, http, project="9001")
     assert on_9001
     assert all(i["Project"] == "9001" for i in on_9001)
     bad = http.get(f"{fx.url}/3/supplierinvoices", params={"filter": "nope"}, timeout=10)
     assert bad.status_code == 400
+
+
+def test_fromdate_todate_ignored_by_default_applied_when_switched_on(
+    fx: SandboxProcess, http: requests.Session, seeded: list[dict[str, Any]]
+) -> None:
+    """Fortnox documents fromdate/todate only for invoices, orders, offers and vouchers: by default
+    the sandbox ignores them on supplier invoices; the setting plays the other case."""
+    today = datetime.now(ZoneInfo("Europe/Stockholm")).date()
+    start = (today - timedelta(days=30)).isoformat()
+    everything = {i["GivenNumber"] for i in seeded}
+    in_window = {i["GivenNumber"] for i in seeded if i["InvoiceDate"] >= start}
+    assert in_window < everything
+
+    assert fx.admin("GET", "settings")["supplier_invoice_date_filter"] is False
+    ignored = listing(fx, http, fromdate=start, todate=today.isoformat())
+    assert {i["GivenNumber"] for i in ignored} == everything
+
+    fx.admin("PATCH", "settings", {"supplier_invoice_date_filter": True})
+    try:
+        applied = listing(fx, http, fromdate=start, todate=today.isoformat())
+        assert {i["GivenNumber"] for i in applied} == in_window
+    finally:
+        fx.admin("PATCH", "settings", {"supplier_invoice_date_filter": False})
+
+
+def test_date_filter_switch_on_the_command_line(tmp_path: Path) -> None:
+    db = tmp_path / "fortnox.db"
+    args = ["--supplier-invoice-date-filter", "on", "--max-requests-per-5s", "0"]
+    with SandboxProcess("fortnox", db, seed=7, extra_args=args) as proc:
+        assert proc.admin("GET", "settings")["supplier_invoice_date_filter"] is True
 
 
 def test_admin_posts_a_supplier_invoice_as_a_user_would(

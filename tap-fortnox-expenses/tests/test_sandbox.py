@@ -33,11 +33,20 @@ def today() -> date:
     return datetime.now(STOCKHOLM).date()
 
 
+def window_numbers(fortnox: FortnoxClient, days: int = 30) -> list[str]:
+    """GivenNumbers of the supplier invoices dated in the window, by their InvoiceDate (the
+    sandbox, like Fortnox may, ignores fromdate/todate on supplier invoices by default)."""
+    start = (today() - timedelta(days=days)).isoformat()
+    return [
+        str(item["GivenNumber"])
+        for item in fortnox.list("supplierinvoices")
+        if start <= item["InvoiceDate"] <= today().isoformat()
+    ]
+
+
 def window_invoices(fortnox: FortnoxClient, days: int = 30) -> list[dict[str, Any]]:
     """The window's supplier invoices read with their rows, independently of the tap."""
-    params = {"fromdate": (today() - timedelta(days=days)).isoformat(), "todate": today()}
-    numbers = [item["GivenNumber"] for item in fortnox.list("supplierinvoices", params)]
-    return [fortnox.get("supplierinvoices", n) or {} for n in numbers]
+    return [fortnox.get("supplierinvoices", n) or {} for n in window_numbers(fortnox, days)]
 
 
 def oracle(invoices: list[dict[str, Any]]) -> tuple[dict[str, Any], Counter[str]]:
@@ -186,6 +195,54 @@ def test_booked_invoice_waiting_for_approval_is_an_expense(
 
     assert run.error is None
     assert [r["amount"] for r in run.expenses if r["given_number"] == int(number)] == [700.0]
+
+
+def test_window_is_right_whether_fortnox_applies_fromdate_or_not(
+    run_tap: Any, request_log: Any, seeded: Any, fortnox: FortnoxClient
+) -> None:
+    """Fortnox documents fromdate/todate only for invoices, orders, offers and vouchers. With the
+    sandbox ignoring them (its default) and applying them, the tap emits the same records, reads
+    details only of invoices dated in the window, and still catches a late posting."""
+    in_window = set(window_numbers(fortnox))
+    runs: dict[bool, list[dict[str, Any]]] = {}
+    try:
+        for applied in (False, True):
+            seeded.admin("POST", "seed", {"seed": 1})  # the same books for both ways
+            seeded.admin("PATCH", "settings", {"supplier_invoice_date_filter": applied})
+            listed = {
+                str(i["GivenNumber"])
+                for i in fortnox.list(
+                    "supplierinvoices",
+                    {
+                        "fromdate": (today() - timedelta(days=30)).isoformat(),
+                        "todate": today().isoformat(),
+                    },
+                )
+            }
+            assert (listed == in_window) is applied  # the switch really changes the answer
+            mark = request_log.mark()
+
+            first = run_tap()
+
+            assert first.error is None
+            singles = [p for _, p in request_log.since(mark) if SINGLE_INVOICE.match(p)]
+            assert sorted(singles) == sorted(f"/3/supplierinvoices/{n}" for n in in_window)
+            assert {str(r["given_number"]) for r in first.expenses} <= in_window
+            assert set(first.bookmark["invoice_fingerprints"]) == in_window
+            runs[applied] = first.expenses
+
+            late = post_supplier_invoice(seeded, invoice_date=today() - timedelta(days=45))
+            mark = request_log.mark()
+            second = run_tap(state=first.final_state)
+            assert second.error is None
+            assert [r["given_number"] for r in second.expenses] == [int(late)]
+            singles = [p for _, p in request_log.since(mark) if SINGLE_INVOICE.match(p)]
+            assert singles == [f"/3/supplierinvoices/{late}"]
+    finally:
+        seeded.admin("PATCH", "settings", {"supplier_invoice_date_filter": False})
+
+    assert runs[False] == runs[True]
+    assert len(runs[False]) > 0
 
 
 def test_changed_invoices_are_read_again(

@@ -566,7 +566,10 @@ class Invoices(Register):
 
 
 class SupplierInvoices(Register):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, settings: SandboxSettings | None = None) -> None:
+        date_filter_on = (
+            None if settings is None else lambda: bool(settings["supplier_invoice_date_filter"])
+        )
         spec = ListSpec(
             entity=SUPPLIER_INVOICES,
             path="supplierinvoices",
@@ -602,6 +605,7 @@ class SupplierInvoices(Register):
             },
             date_field="InvoiceDate",
             derived=self._list_fields,
+            date_filter_on=date_filter_on,
         )
         super().__init__(store, spec, "leverantörsfaktura")
 
@@ -840,7 +844,7 @@ class Books:
         self.projects = Projects(store)
         self.suppliers = Suppliers(store)
         self.invoices = Invoices(store, settings)
-        self.supplier_invoices = SupplierInvoices(store)
+        self.supplier_invoices = SupplierInvoices(store, settings)
         self.accounts = ListSpec(
             entity=ACCOUNTS,
             path="accounts",

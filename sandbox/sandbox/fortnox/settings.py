@@ -1,7 +1,9 @@
-"""The tenant's sandbox settings: limiter, token lifetime, project module, OCR on invoices.
+"""The tenant's sandbox settings: limiter, token lifetime, project module, OCR on invoices, and
+whether supplier-invoice lists apply ``fromdate``/``todate``.
 
 Kept in memory for speed and written through to SQLite so that a restart keeps what the admin API
-changed. ``max_requests_per_5s`` and ``token_lifetime`` are also command-line options: the values
+changed. ``max_requests_per_5s``, ``token_lifetime`` and ``supplier_invoice_date_filter`` are also
+command-line options: the values
 given at start-up apply from then on (the operator's explicit choice wins over a stored one).
 """
 
@@ -18,6 +20,10 @@ DEFAULTS: dict[str, Any] = {
     "project_module": True,
     # Fortnox's "use OCR" switch for customer invoices is ON by default (UI-only setting).
     "ocr_on_invoices": True,
+    # Fortnox documents fromdate/todate for invoices, orders, offers and vouchers only (SDK
+    # BaseSearch, parameters page); whether supplier-invoice lists apply them is unknown, so the
+    # sandbox ignores them by default and applies them when this is on (docs/SUPPLIER-INVOICES.md).
+    "supplier_invoice_date_filter": False,
 }
 _KEY = "fortnox:settings"
 
