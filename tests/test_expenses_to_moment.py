@@ -168,6 +168,16 @@ class MomentView:
         return [r for r in self.requests_since(seq) if r["method"] in WRITE_METHODS]
 
 
+def cost_row(row: Mapping[str, Any]) -> bool:
+    """docs/SUPPLIER-INVOICES.md's decision per row Code: no code, freight (FRT) and fee (AFE)
+    rows are costs; codes without a published meaning (PRE, GWB, ACC) only on accounts
+    4000-7999; payables, VAT, round-off and reverse-charge VAT rows never."""
+    code = str(row.get("Code") or "").upper()
+    if code in ("", "FRT", "AFE"):
+        return True
+    return code in ("PRE", "GWB", "ACC") and 4000 <= int(row["Account"]) <= 7999
+
+
 def expected_expenses(
     invoices: list[dict[str, Any]],
     moment_projects: Mapping[str, Mapping[str, Any]],
@@ -178,7 +188,7 @@ def expected_expenses(
 ) -> Expectation:
     """DESIGN §5 applied to Fortnox's supplier invoices dated from ``from_date`` (all if None).
 
-    A cost row (not the payables TOT or input VAT row) of a booked, not cancelled
+    A cost row (:func:`cost_row`) of a booked, not cancelled
     invoice that carries a project (row project, else header project) on a project Moment knows
     becomes one expense; billable is the Moment project's price model, else the default.
     """
@@ -194,7 +204,7 @@ def expected_expenses(
             invoice_reason = None
         header_project = str(invoice.get("Project") or "").strip()
         for index, row in enumerate(invoice["SupplierInvoiceRows"]):
-            if str(row.get("Code") or "").upper() in ("TOT", "VAT"):
+            if not cost_row(row):
                 continue
             project = str(row.get("Project") or "").strip() or header_project
             if invoice_reason is not None:

@@ -15,6 +15,9 @@ import requests
 from sandbox.launcher import SandboxProcess
 
 COST_ACCOUNTS = {4010, 5010, 5410, 5460, 5611, 5800, 6110, 6212, 6230, 6540, 6991}
+# Fortnox's OpenAPI enum of SupplierInvoiceRow.Code (docs/SUPPLIER-INVOICES.md).
+ROW_CODES = {"TOT", "VAT", "FRT", "AFE", "ROV", "CND", "CNC", "PRD", "PRC", "SRD", "SRC"}
+ROW_CODES |= {"PRE", "GWB", "ACC"}
 
 
 @pytest.fixture(scope="module")
@@ -97,18 +100,46 @@ def test_every_seeded_invoice_balances_with_tot_vat_and_cost_rows(
         rows = invoice["SupplierInvoiceRows"]
         tot = [r for r in rows if r["Code"] == "TOT"]
         vat = [r for r in rows if r["Code"] == "VAT"]
-        costs = [r for r in rows if r["Code"] not in ("TOT", "VAT")]
+        costs = [r for r in rows if r["Code"] == ""]
+        assert rows[0] is tot[0]
         assert len(tot) == 1
         assert tot[0]["Account"] == 2440
         assert tot[0]["Credit"] == float(invoice["Total"])
-        assert len(vat) == 1
-        assert vat[0]["Account"] == 2641
-        assert vat[0]["Debit"] == float(invoice["VAT"])
+        assert len(vat) == (1 if float(invoice["VAT"]) else 0)
+        assert all(r["Account"] == 2641 and r["Debit"] == float(invoice["VAT"]) for r in vat)
         assert costs
         assert all(r["Account"] in COST_ACCOUNTS for r in costs)
+        assert {r["Code"] for r in rows} <= ROW_CODES | {""}
         assert round(sum(r["Debit"] - r["Credit"] for r in rows), 2) == 0
         for row in rows:
             assert row["Total"] == round(row["Debit"] - row["Credit"], 2)
+
+
+def test_seed_meets_every_row_code_of_fortnox(seeded: list[dict[str, Any]]) -> None:
+    """Every Code of Fortnox's supplier-invoice rows, on the accounts Fortnox books them to, so the
+    expenses tap's tests meet each one; reverse-charge rows come in pairs with their VAT type."""
+    today = datetime.now(ZoneInfo("Europe/Stockholm")).date()
+    recent = [i for i in seeded if (today - date.fromisoformat(i["InvoiceDate"])).days <= 30]
+    codes = {r["Code"] for i in recent for r in i["SupplierInvoiceRows"]}
+    assert codes == ROW_CODES | {""}  # all of them inside the tap's default window
+    pairs = {"CND": ("CNC", "REVERSE"), "PRD": ("PRC", "EUINTERNAL"), "SRD": ("SRC", "EUINTERNAL")}
+    for invoice in seeded:
+        by_code = {r["Code"]: r for r in invoice["SupplierInvoiceRows"]}
+        for debit, (credit, vat_type) in pairs.items():
+            if debit in by_code:
+                assert by_code[debit]["Debit"] == by_code[credit]["Credit"] > 0
+                assert invoice["VATType"] == vat_type
+                assert "VAT" not in by_code
+        if "ROV" in by_code:
+            assert by_code["ROV"]["Account"] == 3740
+            assert float(invoice["Total"]).is_integer()
+            assert float(invoice["RoundOffValue"]) == by_code["ROV"]["Total"]
+        if "FRT" in by_code:
+            assert float(invoice["Freight"]) == by_code["FRT"]["Debit"]
+            assert float(invoice["AdministrationFee"]) == by_code["AFE"]["Debit"]
+        for code in ("PRE", "ACC"):
+            assert by_code.get(code, {"Account": 1790})["Account"] == 1790
+        assert by_code.get("GWB", {"Account": 6991})["Account"] in COST_ACCOUNTS
 
 
 def test_seed_covers_every_kind_the_expenses_tap_must_handle(

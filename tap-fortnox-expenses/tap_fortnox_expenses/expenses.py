@@ -8,6 +8,7 @@ Singer contract with target-moment. Pure functions over the JSON Fortnox returns
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -33,8 +34,19 @@ SKIP_REASONS: Final = (
     FILTERED_PROJECT,
 )
 
-# Payables (the supplier debt, TOT) and input VAT (VAT) are the other side of the entry, not costs.
-NON_EXPENSE_CODES: Final = frozenset({"TOT", "VAT"})
+# Supplier-invoice row ``Code`` values (Fortnox's OpenAPI enum), and which rows are costs; the table
+# with sources and reasons is docs/SUPPLIER-INVOICES.md. Cost rows: no code (the purchase itself),
+# freight (FRT) and the supplier's administration fee (AFE).
+COST_CODES: Final = frozenset({"", "FRT", "AFE"})
+# Not costs: payables (TOT), input VAT (VAT), round-off (ROV), and the paired VAT rows of reverse
+# charge — construction (CND/CNC), EU goods (PRD/PRC), EU services (SRD/SRC).
+NON_COST_CODES: Final = frozenset({"TOT", "VAT", "ROV", "CND", "CNC", "PRD", "PRC", "SRD", "SRC"})
+# Codes Fortnox lists without a published meaning (PRE, GWB, ACC), and any other code: a cost only
+# on a BAS cost account (classes 4–7: goods, other external costs, personnel, depreciation).
+COST_ACCOUNTS: Final = range(4000, 8000)
+
+_log = logging.getLogger(__name__)
+_warned_codes: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -129,7 +141,32 @@ def invoice_skip_reason(invoice: Mapping[str, Any]) -> str | None:
 
 
 def is_cost_row(row: Mapping[str, Any]) -> bool:
-    return str(row.get("Code") or "").strip().upper() not in NON_EXPENSE_CODES
+    """Whether a supplier-invoice row is a cost (a candidate expense), by its ``Code``.
+
+    A code without a published meaning is a cost only on a cost account (BAS classes 4–7), so a
+    new Fortnox code never turns balance-sheet or VAT postings into expenses, and a cost posted
+    with it is not lost; it is logged once per code (per run).
+    """
+    code = _code(row)
+    if code in COST_CODES:
+        return True
+    if code in NON_COST_CODES:
+        return False
+    try:
+        cost = int(row.get("Account") or 0) in COST_ACCOUNTS
+    except (TypeError, ValueError):
+        cost = False
+    if code not in _warned_codes:
+        _warned_codes.add(code)
+        _log.warning(
+            "Supplier invoice row code %r has no published meaning: its rows count as expenses "
+            "only on cost accounts 4000-7999 (this one, account %s, %s); see "
+            "docs/SUPPLIER-INVOICES.md",
+            code,
+            row.get("Account"),
+            "is" if cost else "is not",
+        )
+    return cost
 
 
 def _uses_invoice_currency(invoice: Mapping[str, Any]) -> bool:

@@ -49,13 +49,21 @@ def window_invoices(fortnox: FortnoxClient, days: int = 30) -> list[dict[str, An
     return [fortnox.get("supplierinvoices", n) or {} for n in window_numbers(fortnox, days)]
 
 
+def cost(row: dict[str, Any]) -> bool:
+    """docs/SUPPLIER-INVOICES.md's decision per row Code: no code, freight and fee rows are costs;
+    codes without a published meaning only on accounts 4000-7999; the rest never."""
+    if row["Code"] in ("", "FRT", "AFE"):
+        return True
+    return row["Code"] in ("PRE", "GWB", "ACC") and 4000 <= int(row["Account"]) <= 7999
+
+
 def oracle(invoices: list[dict[str, Any]]) -> tuple[dict[str, Any], Counter[str]]:
     """Expected records by source key and skipped rows by reason, straight from DESIGN §5."""
     expected: dict[str, Any] = {}
     skipped: Counter[str] = Counter()
     for invoice in invoices:
         for index, row in enumerate(invoice["SupplierInvoiceRows"]):
-            if row["Code"] in ("TOT", "VAT"):
+            if not cost(row):
                 continue
             project = row["Project"] or invoice["Project"]
             if invoice["Cancelled"]:
@@ -103,7 +111,8 @@ def post_supplier_invoice(
 def test_every_qualifying_row_is_emitted_with_its_fields(
     run_tap: Any, fortnox: FortnoxClient, tap_config: dict[str, Any]
 ) -> None:
-    expected, skipped = oracle(window_invoices(fortnox))
+    invoices = window_invoices(fortnox)
+    expected, skipped = oracle(invoices)
     run = run_tap()
 
     assert run.error is None
@@ -111,10 +120,10 @@ def test_every_qualifying_row_is_emitted_with_its_fields(
     assert len(run.expenses) == len(expected) > 0
     for record in run.expenses:
         invoice, row, project = expected[record["source_key"]]
-        cost = sum(
+        costs = sum(
             Decimal(str(r["Debit"])) - Decimal(str(r["Credit"]))
             for r in invoice["SupplierInvoiceRows"]
-            if r["Code"] not in ("TOT", "VAT")
+            if cost(r)
         )
         amount = Decimal(str(row["Debit"])) - Decimal(str(row["Credit"]))
         assert record["given_number"] == int(invoice["GivenNumber"])
@@ -122,7 +131,7 @@ def test_every_qualifying_row_is_emitted_with_its_fields(
         assert record["expense_date"] == invoice["InvoiceDate"]
         assert record["account_number"] == row["Account"]
         assert Decimal(str(record["amount"])) == amount
-        expected_vat = Decimal(invoice["VAT"]) * amount / cost
+        expected_vat = Decimal(invoice["VAT"]) * amount / costs
         assert abs(Decimal(str(record["vat_amount"])) - expected_vat) <= Decimal("0.005")
         assert record["currency"] == invoice["Currency"]
         assert record["supplier_number"] == str(invoice["SupplierNumber"])
@@ -130,6 +139,15 @@ def test_every_qualifying_row_is_emitted_with_its_fields(
         assert record["supplier_invoice_number"] == invoice["InvoiceNumber"]
         assert record["description"] == row["TransactionInformation"]
         assert record["booked"] is True
+
+    # The window meets every row Code Fortnox lists; exactly the cost rows among them went out.
+    codes = {r["Code"] for i in invoices for r in i["SupplierInvoiceRows"]}
+    assert codes >= {"TOT", "VAT", "FRT", "AFE", "ROV", "CND", "CNC", "PRD", "PRC", "SRD", "SRC"}
+    assert codes >= {"PRE", "GWB", "ACC", ""}
+    emitted_codes = {
+        expected[r["source_key"]][1]["Code"] for r in run.expenses if r["source_key"] in expected
+    }
+    assert emitted_codes == {"", "FRT", "AFE", "GWB"}
 
     # Projects come first (target-moment needs them) and carry the start date.
     first_record = next(m for m in run.messages if m["type"] == "RECORD")
@@ -270,7 +288,7 @@ def test_changed_invoices_are_read_again(
             [
                 r
                 for r in fortnox.get("supplierinvoices", to_cancel)["SupplierInvoiceRows"]
-                if r["Code"] not in ("TOT", "VAT")
+                if cost(r)
             ]
         )
     }
