@@ -7,7 +7,7 @@ order, as the job's daily runs do; each needs only the ``first_run`` fixture to 
 
 The expected expenses are computed independently of the job: ``FortnoxBooks`` reads the supplier
 invoices with their rows over the Fortnox API with plain HTTP (no fortnox-client, no tap code) and
-``expected_expenses`` applies DESIGN §5's rules (booked, approved, not cancelled, has a project,
+``expected_expenses`` applies DESIGN §5's rules (booked, not cancelled, has a project,
 cost rows only, project known in Moment, billable from the price model else the default). Moment is
 read over its API and its sandbox's request log. Figures (durations, counts) are printed with
 ``-s`` and collected in ``ExpensesJob.figures``.
@@ -54,10 +54,10 @@ TENANT_ID = "1234567"  # the Fortnox sandbox company's DatabaseNumber
 MOMENT_COMPANY, MOMENT_KEY = "demo", "sandbox-key"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Skip reasons as the run summaries name them (tap: per cost row; target: unknown project).
-UNBOOKED, CANCELLED, NOT_APPROVED = "unbooked", "cancelled", "not approved"
+UNBOOKED, CANCELLED = "unbooked", "cancelled"
 NO_PROJECT, FILTERED_ACCOUNT = "no project", "filtered account"
 UNKNOWN_PROJECT = "project unknown in Moment"
-TAP_REASONS = frozenset({UNBOOKED, CANCELLED, NOT_APPROVED, NO_PROJECT, FILTERED_ACCOUNT})
+TAP_REASONS = frozenset({UNBOOKED, CANCELLED, NO_PROJECT, FILTERED_ACCOUNT})
 
 
 def stockholm_today() -> date:
@@ -168,6 +168,16 @@ class MomentView:
         return [r for r in self.requests_since(seq) if r["method"] in WRITE_METHODS]
 
 
+def cost_row(row: Mapping[str, Any]) -> bool:
+    """docs/SUPPLIER-INVOICES.md's decision per row Code: no code, freight (FRT) and fee (AFE)
+    rows are costs; codes without a published meaning (PRE, GWB, ACC) only on accounts
+    4000-7999; payables, VAT, round-off and reverse-charge VAT rows never."""
+    code = str(row.get("Code") or "").upper()
+    if code in ("", "FRT", "AFE"):
+        return True
+    return code in ("PRE", "GWB", "ACC") and 4000 <= int(row["Account"]) <= 7999
+
+
 def expected_expenses(
     invoices: list[dict[str, Any]],
     moment_projects: Mapping[str, Mapping[str, Any]],
@@ -178,7 +188,7 @@ def expected_expenses(
 ) -> Expectation:
     """DESIGN §5 applied to Fortnox's supplier invoices dated from ``from_date`` (all if None).
 
-    A cost row (not the payables TOT or input VAT row) of a booked, approved, not cancelled
+    A cost row (:func:`cost_row`) of a booked, not cancelled
     invoice that carries a project (row project, else header project) on a project Moment knows
     becomes one expense; billable is the Moment project's price model, else the default.
     """
@@ -190,13 +200,11 @@ def expected_expenses(
             invoice_reason: str | None = CANCELLED
         elif not invoice.get("Booked"):
             invoice_reason = UNBOOKED
-        elif int(invoice.get("ApprovalState") or 0) in (1, 2):
-            invoice_reason = NOT_APPROVED
         else:
             invoice_reason = None
         header_project = str(invoice.get("Project") or "").strip()
         for index, row in enumerate(invoice["SupplierInvoiceRows"]):
-            if str(row.get("Code") or "").upper() in ("TOT", "VAT"):
+            if not cost_row(row):
                 continue
             project = str(row.get("Project") or "").strip() or header_project
             if invoice_reason is not None:
@@ -431,7 +439,7 @@ def test_run_1_imports_every_qualifying_row_and_counts_the_rest(
 ) -> None:
     expected, result = first_run.expectation, first_run.result
     # The seed must exercise every rule, or the comparison below proves less than it claims.
-    assert {UNBOOKED, CANCELLED, NOT_APPROVED, NO_PROJECT} <= set(expected.tap_skips)
+    assert {UNBOOKED, CANCELLED, NO_PROJECT} <= set(expected.tap_skips)
     assert expected.target_skips[UNKNOWN_PROJECT] > 0
     assert {e.billable for e in expected.expenses.values()} == {True, False}
     assert len(expected.expenses) >= 20

@@ -43,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
         default=3600,
         help="access-token lifetime in seconds (3600, as Fortnox)",
     )
+    fortnox.add_argument(
+        "--supplier-invoice-date-filter",
+        choices=("on", "off"),
+        default=None,
+        help="whether supplier-invoice lists apply fromdate/todate (off by default: Fortnox "
+        "documents them only for invoices, orders, offers and vouchers)",
+    )
     moment = kinds.add_parser("moment", help="the Moment public API 1.0")
     common(moment, 8082)
     return parser
@@ -58,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             max_requests_per_5s=args.max_requests_per_5s,
             token_lifetime=args.token_lifetime,
+            supplier_invoice_date_filter=None
+            if args.supplier_invoice_date_filter is None
+            else args.supplier_invoice_date_filter == "on",
         )
     else:
         from sandbox.moment.app import create_app as create_moment

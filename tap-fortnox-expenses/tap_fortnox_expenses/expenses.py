@@ -1,13 +1,14 @@
 """Which rows of a Fortnox supplier invoice are project expenses, and the record each one becomes.
 
-Owns the qualification rules of DESIGN §5 (booked, approved, not cancelled, carries a project, not
-a payables or VAT row, passes the ``account_numbers``/``include_projects`` filters), the reason a
+Owns the qualification rules (booked, not cancelled, carries a project, is a cost row, passes the
+``account_numbers``/``include_projects`` filters; see docs/SUPPLIER-INVOICES.md), the reason a
 row is left out (counted per reason in the run summary) and the ``project_expenses`` record of the
 Singer contract with target-moment. Pure functions over the JSON Fortnox returns: no HTTP, no state.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -22,23 +23,30 @@ CENT: Final = Decimal("0.01")
 # Why a row is not emitted; these strings are the keys of the run summary's skipped_reasons.
 UNBOOKED: Final = "unbooked"
 CANCELLED: Final = "cancelled"
-NOT_APPROVED: Final = "not approved"
 NO_PROJECT: Final = "no project"
 FILTERED_ACCOUNT: Final = "filtered account"
 FILTERED_PROJECT: Final = "filtered project"
 SKIP_REASONS: Final = (
     UNBOOKED,
     CANCELLED,
-    NOT_APPROVED,
     NO_PROJECT,
     FILTERED_ACCOUNT,
     FILTERED_PROJECT,
 )
 
-# ApprovalState values that hold an invoice back: not ready (1), waiting for approval (2).
-APPROVAL_PENDING_STATES: Final = frozenset({1, 2})
-# Payables (the supplier debt, TOT) and input VAT (VAT) are the other side of the entry, not costs.
-NON_EXPENSE_CODES: Final = frozenset({"TOT", "VAT"})
+# Supplier-invoice row ``Code`` values (Fortnox's OpenAPI enum), and which rows are costs; the table
+# with sources and reasons is docs/SUPPLIER-INVOICES.md. Cost rows: no code (the purchase itself),
+# freight (FRT) and the supplier's administration fee (AFE).
+COST_CODES: Final = frozenset({"", "FRT", "AFE"})
+# Not costs: payables (TOT), input VAT (VAT), round-off (ROV), and the paired VAT rows of reverse
+# charge — construction (CND/CNC), EU goods (PRD/PRC), EU services (SRD/SRC).
+NON_COST_CODES: Final = frozenset({"TOT", "VAT", "ROV", "CND", "CNC", "PRD", "PRC", "SRD", "SRC"})
+# Codes Fortnox lists without a published meaning (PRE, GWB, ACC), and any other code: a cost only
+# on a BAS cost account (classes 4–7: goods, other external costs, personnel, depreciation).
+COST_ACCOUNTS: Final = range(4000, 8000)
+
+_log = logging.getLogger(__name__)
+_warned_codes: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -119,37 +127,46 @@ def parse_fortnox_date(value: Any) -> date | None:
 def invoice_skip_reason(invoice: Mapping[str, Any]) -> str | None:
     """Why no row of this supplier invoice is an expense, or ``None`` when it qualifies.
 
-    Cancelled wins over unbooked (a cancelled invoice is never booked later), and an invoice still
-    waiting for approval ("attest") is not an expense even when it is booked.
+    Booked and not cancelled is the whole rule; cancelled wins over unbooked (a cancelled invoice
+    is never booked later). There is no approval rule: Fortnox publishes no approval state of a
+    supplier invoice (``ApprovalState`` is a voucher field), and where a company uses approval of
+    bookkeeping the invoice is booked through that approval (docs/SUPPLIER-INVOICES.md).
     """
-    # Single GETs carry ``Cancelled``; list items call it ``Cancel`` (fortnox-api.md §4.5).
+    # Single GETs carry ``Cancelled``; list items call it ``Cancel``.
     if flag(invoice.get("Cancelled")) or flag(invoice.get("Cancel")):
         return CANCELLED
     if not flag(invoice.get("Booked")):
         return UNBOOKED
-    if approval_pending(invoice):
-        return NOT_APPROVED
     return None
 
 
-def approval_pending(invoice: Mapping[str, Any]) -> bool:
-    """True while the invoice waits for approval of its bookkeeping ("attest").
+def is_cost_row(row: Mapping[str, Any]) -> bool:
+    """Whether a supplier-invoice row is a cost (a candidate expense), by its ``Code``.
 
-    ``ApprovalState`` is numbered as Fortnox numbers voucher approval: 0 not subject to approval,
-    1 not ready, 2 waiting for approval, 3 approved (the sandbox's reading; Fortnox's public list
-    only shows ``AuthorizerName`` and the ``authorizepending`` filter). 0 and 3 let it through.
+    A code without a published meaning is a cost only on a cost account (BAS classes 4–7), so a
+    new Fortnox code never turns balance-sheet or VAT postings into expenses, and a cost posted
+    with it is not lost; it is logged once per code (per run).
     """
-    state = invoice.get("ApprovalState")
-    if state is None or state == "" or isinstance(state, bool):
+    code = _code(row)
+    if code in COST_CODES:
+        return True
+    if code in NON_COST_CODES:
         return False
     try:
-        return int(state) in APPROVAL_PENDING_STATES
+        cost = int(row.get("Account") or 0) in COST_ACCOUNTS
     except (TypeError, ValueError):
-        return False
-
-
-def is_cost_row(row: Mapping[str, Any]) -> bool:
-    return str(row.get("Code") or "").strip().upper() not in NON_EXPENSE_CODES
+        cost = False
+    if code not in _warned_codes:
+        _warned_codes.add(code)
+        _log.warning(
+            "Supplier invoice row code %r has no published meaning: its rows count as expenses "
+            "only on cost accounts 4000-7999 (this one, account %s, %s); see "
+            "docs/SUPPLIER-INVOICES.md",
+            code,
+            row.get("Account"),
+            "is" if cost else "is not",
+        )
+    return cost
 
 
 def _uses_invoice_currency(invoice: Mapping[str, Any]) -> bool:

@@ -110,8 +110,12 @@ class ExpensesPreflight:
             }
         )
         found = WindowExpenses()
-        listed = self.fortnox.list("supplierinvoices", self.window().window_params())
-        candidates = (item for item in listed if invoice_skip_reason(item) is None)
+        window = self.window()
+        listed = self.fortnox.list("supplierinvoices", window.window_params())
+        # By InvoiceDate too: a supplier-invoice list may ignore fromdate/todate.
+        candidates = (
+            item for item in listed if window.dates(item) and invoice_skip_reason(item) is None
+        )
         for item in islice(candidates, MAX_INVOICES_READ):
             invoice = self.fortnox.get("supplierinvoices", item["GivenNumber"])
             if invoice is None:

@@ -193,17 +193,40 @@ class ProjectExpensesStream(FortnoxStream):
         )
 
     def _listed_invoices(self, window: SyncWindow) -> Iterator[dict[str, Any]]:
-        """The window's invoices, then late postings not already seen; each GivenNumber once."""
+        """The window's invoices, then late postings not already seen; each GivenNumber once.
+
+        The window's list is filtered by ``InvoiceDate`` here too: Fortnox documents
+        ``fromdate``/``todate`` only for invoices, orders, offers and vouchers, and a list that
+        ignores them would otherwise bring (and have us read) every supplier invoice ever booked.
+        Late postings (``lastmodified``) are taken whatever their date.
+        """
         seen: set[str] = set()
-        queries = [window.window_params()]
-        if (modified := window.modified_params()) is not None:
-            queries.append(modified)
-        for params in queries:
-            for item in self.client.list("supplierinvoices", params=params):
-                given_number = str(item["GivenNumber"])
-                if given_number not in seen:
-                    seen.add(given_number)
-                    yield item
+        outside = 0
+        for item in self.client.list("supplierinvoices", params=window.window_params()):
+            if not window.dates(item):
+                outside += 1
+                continue
+            given_number = str(item["GivenNumber"])
+            if given_number not in seen:
+                seen.add(given_number)
+                yield item
+        if outside:
+            self.logger.warning(
+                "Fortnox listed %d supplier invoices dated outside %s..%s although the list asked "
+                "for that window (fromdate/todate not applied to supplier invoices); they were "
+                "left out, and only invoices modified since the last run are read whatever their "
+                "date",
+                outside,
+                window.from_date,
+                window.to_date,
+            )
+        if (modified := window.modified_params()) is None:
+            return
+        for item in self.client.list("supplierinvoices", params=modified):
+            given_number = str(item["GivenNumber"])
+            if given_number not in seen:
+                seen.add(given_number)
+                yield item
 
     def _read_invoice(self, given_number: str, item: Mapping[str, Any]) -> dict[str, Any] | None:
         try:
@@ -218,7 +241,7 @@ class ProjectExpensesStream(FortnoxStream):
             raise
         if detail is None:
             return None
-        # List-only fields (e.g. ``Cancel``, approval state) complete the single GET.
+        # List-only fields (e.g. ``Cancel``, ``AuthorizerName``) complete the single GET.
         return {**item, **detail}
 
     def _finish_run(self, fingerprints: InvoiceFingerprints) -> None:

@@ -30,7 +30,7 @@ STREAM_TYPES: tuple[type[Stream], ...] = (ProjectsStream, ProjectExpensesStream)
 
 
 class TapFortnoxExpenses(Tap):
-    """Project expenses from booked, approved Fortnox supplier invoices, and Fortnox projects."""
+    """Project expenses from booked Fortnox supplier invoices, and Fortnox projects."""
 
     name = PLUGIN_NAME
 

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from fortnox_client import lastmodified_param
 
-from tap_fortnox_expenses.expenses import STOCKHOLM
+from tap_fortnox_expenses.expenses import STOCKHOLM, parse_fortnox_date
 
 # Covers clock skew between this machine and Fortnox, and invoices saved while the previous run
 # was listing (Fortnox's ``lastmodified`` filter is minute-granular and zone-less).
@@ -94,8 +94,16 @@ class SyncWindow:
         )
 
     def window_params(self) -> dict[str, str]:
-        """Query of the dated window (Fortnox ``fromdate``/``todate`` on the invoice date)."""
+        """Query of the dated window (Fortnox ``fromdate``/``todate`` on the invoice date).
+
+        Fortnox documents these parameters only for invoices, orders, offers and vouchers, so a
+        supplier-invoice list may ignore them: keep only the items :meth:`dates` accepts.
+        """
         return {"fromdate": self.from_date.isoformat(), "todate": self.to_date.isoformat()}
+
+    def dates(self, list_item: Mapping[str, Any]) -> bool:
+        """True when a listed supplier invoice's ``InvoiceDate`` lies in the window."""
+        return self.covers(parse_fortnox_date(list_item.get("InvoiceDate")))
 
     def modified_params(self) -> dict[str, str] | None:
         """Query of the late postings: everything modified since the previous mark, any date."""

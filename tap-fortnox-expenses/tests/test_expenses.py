@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
 import pytest
+from tap_fortnox_expenses import expenses
 from tap_fortnox_expenses.expenses import (
     CANCELLED,
     FILTERED_ACCOUNT,
     FILTERED_PROJECT,
     NO_PROJECT,
-    NOT_APPROVED,
     STOCKHOLM,
     UNBOOKED,
     ExpenseFilters,
     count_reasons,
     invoice_skip_reason,
+    is_cost_row,
     parse_fortnox_timestamp,
     project_expense_rows,
 )
@@ -40,14 +42,14 @@ def supplier_invoice(**overrides: Any) -> dict[str, Any]:
             {"Account": 2440, "Code": "TOT", "Debit": 0, "Credit": 1500},
             {
                 "Account": 4010,
-                "Code": "PRD",
+                "Code": "",
                 "Debit": 800,
                 "Credit": 0,
                 "TransactionInformation": "Virke",
             },
             {
                 "Account": 5460,
-                "Code": "PRD",
+                "Code": "",
                 "Debit": 400,
                 "Credit": 0,
                 "Project": "P200",
@@ -95,7 +97,7 @@ def test_credit_rows_are_negative_and_vat_follows() -> None:
         VAT="-50",
         SupplierInvoiceRows=[
             {"Account": 2440, "Code": "TOT", "Debit": 250, "Credit": 0},
-            {"Account": 4010, "Code": "PRD", "Debit": 0, "Credit": 200},
+            {"Account": 4010, "Code": "", "Debit": 0, "Credit": 200},
             {"Account": 2640, "Code": "VAT", "Debit": 0, "Credit": 50},
         ],
     )
@@ -110,7 +112,7 @@ def test_foreign_currency_rows_use_invoice_currency_amounts() -> None:
         Currency="EUR",
         VAT=None,
         SupplierInvoiceRows=[
-            {"Account": 4010, "Code": "PRD", "Debit": 1150, "DebitCurrency": 100, "Credit": 0},
+            {"Account": 4010, "Code": "", "Debit": 1150, "DebitCurrency": 100, "Credit": 0},
             {"Account": 2640, "Code": "VAT", "Debit": 287.5, "DebitCurrency": 25, "Credit": 0},
         ],
     )
@@ -126,8 +128,6 @@ def test_foreign_currency_rows_use_invoice_currency_amounts() -> None:
         ({"Booked": False}, UNBOOKED),
         ({"Cancelled": True}, CANCELLED),
         ({"Cancel": "true", "Booked": False}, CANCELLED),  # list spelling; cancelled wins
-        ({"ApprovalState": 2}, NOT_APPROVED),  # waiting for approval
-        ({"ApprovalState": "1"}, NOT_APPROVED),  # not ready
     ],
 )
 def test_invoice_level_reasons_count_every_cost_row(overrides: dict[str, Any], reason: str) -> None:
@@ -167,7 +167,7 @@ def test_account_and_project_filters() -> None:
 
 
 def test_vat_is_null_when_the_invoice_gives_none() -> None:
-    rows = [{"Account": 4010, "Code": "PRD", "Debit": 100, "Credit": 0}]
+    rows = [{"Account": 4010, "Code": "", "Debit": 100, "Credit": 0}]
     (outcome,) = project_expense_rows(supplier_invoice(VAT=None, SupplierInvoiceRows=rows))
     assert outcome.record is not None
     assert outcome.record["vat_amount"] is None
@@ -184,6 +184,94 @@ def test_fortnox_timestamps_are_stockholm_time() -> None:
     assert parse_fortnox_timestamp("not a time") is None
 
 
-@pytest.mark.parametrize("state", [0, 3, None])
-def test_approved_or_not_subject_to_approval_qualifies(state: int | None) -> None:
-    assert invoice_skip_reason(supplier_invoice(ApprovalState=state)) is None
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        # Fortnox publishes no approval state of a supplier invoice; an ``ApprovalState`` (a
+        # voucher field) or an empty ``AuthorizerName`` on a booked invoice holds nothing back.
+        {"ApprovalState": 2},
+        {"ApprovalState": "1"},
+        {"AuthorizerName": ""},
+    ],
+)
+def test_booked_not_cancelled_is_the_whole_invoice_rule(extra: dict[str, Any]) -> None:
+    invoice = supplier_invoice(**extra)
+    assert invoice_skip_reason(invoice) is None
+    assert [o.row_index for o in project_expense_rows(invoice) if o.record] == [1, 2]
+
+
+# Every row Code of Fortnox's OpenAPI (SupplierInvoiceRow.Code enum) and no code, with the decision
+# of docs/SUPPLIER-INVOICES.md: on a cost account (6991) and on a balance-sheet account (1790).
+ROW_CODE_DECISIONS = {
+    "": (True, True),  # the purchase itself
+    "FRT": (True, True),  # freight
+    "AFE": (True, True),  # administration fee
+    "TOT": (False, False),  # payables
+    "VAT": (False, False),  # input VAT
+    "ROV": (False, False),  # round-off
+    "CND": (False, False),  # reverse-charge construction VAT, debit
+    "CNC": (False, False),  # reverse-charge construction VAT, credit
+    "PRD": (False, False),  # EU goods VAT, debit
+    "PRC": (False, False),  # EU goods VAT, credit
+    "SRD": (False, False),  # EU services VAT, debit
+    "SRC": (False, False),  # EU services VAT, credit
+    "PRE": (True, False),  # no published meaning: by account
+    "GWB": (True, False),
+    "ACC": (True, False),
+    "XYZ": (True, False),  # a code Fortnox may add later
+}
+
+
+@pytest.fixture
+def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(expenses, "_warned_codes", set(), raising=False)
+
+
+@pytest.mark.usefixtures("fresh_warnings")
+@pytest.mark.parametrize(("code", "decision"), sorted(ROW_CODE_DECISIONS.items()))
+def test_every_row_code_has_a_decision(code: str, decision: tuple[bool, bool]) -> None:
+    on_cost_account, on_balance_account = decision
+    assert is_cost_row({"Account": 6991, "Code": code}) is on_cost_account
+    assert is_cost_row({"Account": "1790", "Code": code.lower()}) is on_balance_account
+
+
+@pytest.mark.usefixtures("fresh_warnings")
+def test_a_code_without_published_meaning_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger=expenses.__name__):
+        assert is_cost_row({"Account": 6991, "Code": "GWB"})
+        assert not is_cost_row({"Account": 1790, "Code": "GWB"})
+        assert not is_cost_row({"Account": "not a number", "Code": "ACC"})
+        assert is_cost_row({"Account": 4010, "Code": "FRT"})  # known: no warning
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2
+    assert "'GWB'" in warnings[0]
+    assert "'ACC'" in warnings[1]
+    assert all("docs/SUPPLIER-INVOICES.md" in w for w in warnings)
+
+
+@pytest.mark.usefixtures("fresh_warnings")
+def test_only_cost_rows_become_expenses_and_share_the_vat() -> None:
+    """Round-off and reverse-charge VAT rows are neither expenses nor part of the VAT share."""
+    invoice = supplier_invoice(
+        VAT="250",
+        SupplierInvoiceRows=[
+            {"Account": 2440, "Code": "TOT", "Debit": 0, "Credit": 1250},
+            {"Account": 4010, "Code": "", "Debit": 800, "Credit": 0},
+            {"Account": 4010, "Code": "FRT", "Debit": 150, "Credit": 0},
+            {"Account": 6991, "Code": "AFE", "Debit": 50, "Credit": 0},
+            {"Account": 2647, "Code": "CND", "Debit": 200, "Credit": 0},
+            {"Account": 2617, "Code": "CNC", "Debit": 0, "Credit": 200},
+            {"Account": 2645, "Code": "PRD", "Debit": 10, "Credit": 0},
+            {"Account": 2614, "Code": "PRC", "Debit": 0, "Credit": 10},
+            {"Account": 2645, "Code": "SRD", "Debit": 20, "Credit": 0},
+            {"Account": 2614, "Code": "SRC", "Debit": 0, "Credit": 20},
+            {"Account": 3740, "Code": "ROV", "Debit": 0.4, "Credit": 0},
+            {"Account": 1790, "Code": "ACC", "Debit": 30, "Credit": 0},
+            {"Account": 2641, "Code": "VAT", "Debit": 250, "Credit": 0},
+        ],
+    )
+    outcomes = list(project_expense_rows(invoice))
+    assert [o.row_index for o in outcomes] == [1, 2, 3]
+    assert [(o.record or {}).get("amount") for o in outcomes] == [800.0, 150.0, 50.0]
+    assert [(o.record or {}).get("vat_amount") for o in outcomes] == [200.0, 37.5, 12.5]

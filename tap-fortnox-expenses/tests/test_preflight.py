@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,30 @@ def test_fresh_sandboxes_are_ready(
     assert [item.split()[0] for item in result(report, "expense-projects").items] == ["9001"]
     assert check.expenses.invoices_read > 0
     assert {p for p in check.expenses.projects if p.startswith("50")}
+
+
+def test_reads_only_invoices_dated_in_the_window_when_fortnox_ignores_fromdate(
+    fortnox: SandboxProcess, moment: SandboxProcess, tmp_path: Path
+) -> None:
+    """The sandbox ignores fromdate/todate on supplier invoices by default (Fortnox documents them
+    for invoices, orders, offers and vouchers only): pre-flight keeps the window by InvoiceDate."""
+    config = tap_config(fortnox, tmp_path)
+    items = list(FortnoxClient(FortnoxSettings.from_config(config)).list("supplierinvoices"))
+    check = preflight(fortnox, moment, tmp_path)
+    window = check.window()
+    expected = [
+        i
+        for i in items
+        if window.covers(date.fromisoformat(i["InvoiceDate"]))
+        and i["Booked"]
+        and not (i.get("Cancel") or i.get("Cancelled"))
+    ]
+    assert 0 < len(expected) < len([i for i in items if i["Booked"]])
+
+    check.run()
+
+    assert check.expenses.invoices_read == len(expected)
+    assert check.expenses.invoices_not_read == 0
 
 
 def test_cost_account_missing_in_moment_blocks(

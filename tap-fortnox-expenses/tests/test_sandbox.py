@@ -33,11 +33,28 @@ def today() -> date:
     return datetime.now(STOCKHOLM).date()
 
 
+def window_numbers(fortnox: FortnoxClient, days: int = 30) -> list[str]:
+    """GivenNumbers of the supplier invoices dated in the window, by their InvoiceDate (the
+    sandbox, like Fortnox may, ignores fromdate/todate on supplier invoices by default)."""
+    start = (today() - timedelta(days=days)).isoformat()
+    return [
+        str(item["GivenNumber"])
+        for item in fortnox.list("supplierinvoices")
+        if start <= item["InvoiceDate"] <= today().isoformat()
+    ]
+
+
 def window_invoices(fortnox: FortnoxClient, days: int = 30) -> list[dict[str, Any]]:
     """The window's supplier invoices read with their rows, independently of the tap."""
-    params = {"fromdate": (today() - timedelta(days=days)).isoformat(), "todate": today()}
-    numbers = [item["GivenNumber"] for item in fortnox.list("supplierinvoices", params)]
-    return [fortnox.get("supplierinvoices", n) or {} for n in numbers]
+    return [fortnox.get("supplierinvoices", n) or {} for n in window_numbers(fortnox, days)]
+
+
+def cost(row: dict[str, Any]) -> bool:
+    """docs/SUPPLIER-INVOICES.md's decision per row Code: no code, freight and fee rows are costs;
+    codes without a published meaning only on accounts 4000-7999; the rest never."""
+    if row["Code"] in ("", "FRT", "AFE"):
+        return True
+    return row["Code"] in ("PRE", "GWB", "ACC") and 4000 <= int(row["Account"]) <= 7999
 
 
 def oracle(invoices: list[dict[str, Any]]) -> tuple[dict[str, Any], Counter[str]]:
@@ -46,15 +63,13 @@ def oracle(invoices: list[dict[str, Any]]) -> tuple[dict[str, Any], Counter[str]
     skipped: Counter[str] = Counter()
     for invoice in invoices:
         for index, row in enumerate(invoice["SupplierInvoiceRows"]):
-            if row["Code"] in ("TOT", "VAT"):
+            if not cost(row):
                 continue
             project = row["Project"] or invoice["Project"]
             if invoice["Cancelled"]:
                 skipped["cancelled"] += 1
             elif not invoice["Booked"]:
                 skipped["unbooked"] += 1
-            elif invoice["ApprovalState"] in (1, 2):
-                skipped["not approved"] += 1
             elif not project:
                 skipped["no project"] += 1
             else:
@@ -96,7 +111,8 @@ def post_supplier_invoice(
 def test_every_qualifying_row_is_emitted_with_its_fields(
     run_tap: Any, fortnox: FortnoxClient, tap_config: dict[str, Any]
 ) -> None:
-    expected, skipped = oracle(window_invoices(fortnox))
+    invoices = window_invoices(fortnox)
+    expected, skipped = oracle(invoices)
     run = run_tap()
 
     assert run.error is None
@@ -104,10 +120,10 @@ def test_every_qualifying_row_is_emitted_with_its_fields(
     assert len(run.expenses) == len(expected) > 0
     for record in run.expenses:
         invoice, row, project = expected[record["source_key"]]
-        cost = sum(
+        costs = sum(
             Decimal(str(r["Debit"])) - Decimal(str(r["Credit"]))
             for r in invoice["SupplierInvoiceRows"]
-            if r["Code"] not in ("TOT", "VAT")
+            if cost(r)
         )
         amount = Decimal(str(row["Debit"])) - Decimal(str(row["Credit"]))
         assert record["given_number"] == int(invoice["GivenNumber"])
@@ -115,7 +131,7 @@ def test_every_qualifying_row_is_emitted_with_its_fields(
         assert record["expense_date"] == invoice["InvoiceDate"]
         assert record["account_number"] == row["Account"]
         assert Decimal(str(record["amount"])) == amount
-        expected_vat = Decimal(invoice["VAT"]) * amount / cost
+        expected_vat = Decimal(invoice["VAT"]) * amount / costs
         assert abs(Decimal(str(record["vat_amount"])) - expected_vat) <= Decimal("0.005")
         assert record["currency"] == invoice["Currency"]
         assert record["supplier_number"] == str(invoice["SupplierNumber"])
@@ -123,6 +139,15 @@ def test_every_qualifying_row_is_emitted_with_its_fields(
         assert record["supplier_invoice_number"] == invoice["InvoiceNumber"]
         assert record["description"] == row["TransactionInformation"]
         assert record["booked"] is True
+
+    # The window meets every row Code Fortnox lists; exactly the cost rows among them went out.
+    codes = {r["Code"] for i in invoices for r in i["SupplierInvoiceRows"]}
+    assert codes >= {"TOT", "VAT", "FRT", "AFE", "ROV", "CND", "CNC", "PRD", "PRC", "SRD", "SRC"}
+    assert codes >= {"PRE", "GWB", "ACC", ""}
+    emitted_codes = {
+        expected[r["source_key"]][1]["Code"] for r in run.expenses if r["source_key"] in expected
+    }
+    assert emitted_codes == {"", "FRT", "AFE", "GWB"}
 
     # Projects come first (target-moment needs them) and carry the start date.
     first_record = next(m for m in run.messages if m["type"] == "RECORD")
@@ -132,7 +157,7 @@ def test_every_qualifying_row_is_emitted_with_its_fields(
     assert projects["9002"]["start_date"] is None
 
     # Every reason the seed holds is counted in the run summary, exactly.
-    assert set(skipped) == {"cancelled", "unbooked", "not approved", "no project"}
+    assert set(skipped) == {"cancelled", "unbooked", "no project"}
     counts = run_summary(tap_config)["streams"]["project_expenses"]
     assert counts["skipped_reasons"] == dict(skipped)
 
@@ -175,6 +200,69 @@ def test_late_posting_dated_before_window_is_emitted_next_run(
     assert singles == [f"/3/supplierinvoices/{late}"]
 
 
+def test_booked_invoice_waiting_for_approval_is_an_expense(
+    run_tap: Any, seeded: Any, fortnox: FortnoxClient
+) -> None:
+    """Booked and not cancelled is the rule: Fortnox has no approval state on supplier invoices,
+    so an invoice in the ``authorizepending`` list is not held back once it is booked."""
+    number = post_supplier_invoice(seeded, invoice_date=today(), amount=700, approved=False)
+    pending = fortnox.list("supplierinvoices", {"filter": "authorizepending"})
+    assert number in {str(i["GivenNumber"]) for i in pending}
+
+    run = run_tap()
+
+    assert run.error is None
+    assert [r["amount"] for r in run.expenses if r["given_number"] == int(number)] == [700.0]
+
+
+def test_window_is_right_whether_fortnox_applies_fromdate_or_not(
+    run_tap: Any, request_log: Any, seeded: Any, fortnox: FortnoxClient
+) -> None:
+    """Fortnox documents fromdate/todate only for invoices, orders, offers and vouchers. With the
+    sandbox ignoring them (its default) and applying them, the tap emits the same records, reads
+    details only of invoices dated in the window, and still catches a late posting."""
+    in_window = set(window_numbers(fortnox))
+    runs: dict[bool, list[dict[str, Any]]] = {}
+    try:
+        for applied in (False, True):
+            seeded.admin("POST", "seed", {"seed": 1})  # the same books for both ways
+            seeded.admin("PATCH", "settings", {"supplier_invoice_date_filter": applied})
+            listed = {
+                str(i["GivenNumber"])
+                for i in fortnox.list(
+                    "supplierinvoices",
+                    {
+                        "fromdate": (today() - timedelta(days=30)).isoformat(),
+                        "todate": today().isoformat(),
+                    },
+                )
+            }
+            assert (listed == in_window) is applied  # the switch really changes the answer
+            mark = request_log.mark()
+
+            first = run_tap()
+
+            assert first.error is None
+            singles = [p for _, p in request_log.since(mark) if SINGLE_INVOICE.match(p)]
+            assert sorted(singles) == sorted(f"/3/supplierinvoices/{n}" for n in in_window)
+            assert {str(r["given_number"]) for r in first.expenses} <= in_window
+            assert set(first.bookmark["invoice_fingerprints"]) == in_window
+            runs[applied] = first.expenses
+
+            late = post_supplier_invoice(seeded, invoice_date=today() - timedelta(days=45))
+            mark = request_log.mark()
+            second = run_tap(state=first.final_state)
+            assert second.error is None
+            assert [r["given_number"] for r in second.expenses] == [int(late)]
+            singles = [p for _, p in request_log.since(mark) if SINGLE_INVOICE.match(p)]
+            assert singles == [f"/3/supplierinvoices/{late}"]
+    finally:
+        seeded.admin("PATCH", "settings", {"supplier_invoice_date_filter": False})
+
+    assert runs[False] == runs[True]
+    assert len(runs[False]) > 0
+
+
 def test_changed_invoices_are_read_again(
     run_tap: Any, request_log: Any, fortnox: FortnoxClient, tap_config: dict[str, Any]
 ) -> None:
@@ -200,7 +288,7 @@ def test_changed_invoices_are_read_again(
             [
                 r
                 for r in fortnox.get("supplierinvoices", to_cancel)["SupplierInvoiceRows"]
-                if r["Code"] not in ("TOT", "VAT")
+                if cost(r)
             ]
         )
     }

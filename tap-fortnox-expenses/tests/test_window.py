@@ -29,6 +29,17 @@ def test_window_is_lookback_days_back_to_today_in_stockholm() -> None:
     assert not window.covers(date(2026, 10, 31))
 
 
+def test_list_items_are_kept_by_their_invoice_date() -> None:
+    """A supplier-invoice list may ignore fromdate/todate: the window checks each item's date."""
+    window = SyncWindow.plan(started_at=STARTED, lookback_days=30)
+    assert window.dates({"GivenNumber": "1", "InvoiceDate": "2026-11-01"})
+    assert window.dates({"GivenNumber": "2", "InvoiceDate": "2026-12-01"})
+    assert not window.dates({"GivenNumber": "3", "InvoiceDate": "2026-10-31"})
+    assert not window.dates({"GivenNumber": "4", "InvoiceDate": "2026-12-02"})
+    assert not window.dates({"GivenNumber": "5", "InvoiceDate": ""})
+    assert not window.dates({"GivenNumber": "6"})
+
+
 def test_start_date_replaces_lookback() -> None:
     window = SyncWindow.plan(started_at=STARTED, lookback_days=30, start_date=date(2025, 1, 1))
     assert window.from_date == date(2025, 1, 1)

@@ -47,6 +47,7 @@ def create_app(
     seed: int | None = None,
     max_requests_per_5s: int | None = None,
     token_lifetime: int | None = None,
+    supplier_invoice_date_filter: bool | None = None,
 ) -> Flask:
     """The Fortnox sandbox over ``db_path``; ``seed`` fills the database only when it is empty."""
     app = Flask("sandbox.fortnox")
@@ -55,7 +56,10 @@ def create_app(
     store = Store(db_path)
     empty = store.is_empty()
     settings = SandboxSettings(
-        store, max_requests_per_5s=max_requests_per_5s, token_lifetime=token_lifetime
+        store,
+        max_requests_per_5s=max_requests_per_5s,
+        token_lifetime=token_lifetime,
+        supplier_invoice_date_filter=supplier_invoice_date_filter,
     )
     tokens = TokenService(store, settings)
     faults, log = install(app, errors.injected, _identity)

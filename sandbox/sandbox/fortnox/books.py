@@ -559,7 +559,10 @@ class Invoices(Register):
 
 
 class SupplierInvoices(Register):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, settings: SandboxSettings | None = None) -> None:
+        date_filter_on = (
+            None if settings is None else lambda: bool(settings["supplier_invoice_date_filter"])
+        )
         spec = ListSpec(
             entity=SUPPLIER_INVOICES,
             path="supplierinvoices",
@@ -589,12 +592,13 @@ class SupplierInvoices(Register):
                 ],
                 "pendingpayment": lambda: [Filter("PaymentPending", "=", True)],
                 "authorizepending": lambda: [
-                    Filter("ApprovalState", "=", F.APPROVAL_PENDING),
+                    Filter(F.AUTHORIZE_PENDING, "=", True),
                     Filter("Cancelled", "=", False),
                 ],
             },
             date_field="InvoiceDate",
-            derived=self._amounts_as_strings,
+            derived=self._list_fields,
+            date_filter_on=date_filter_on,
         )
         super().__init__(store, spec, "leverantörsfaktura")
 
@@ -603,6 +607,11 @@ class SupplierInvoices(Register):
         return {
             name: f"{float(doc.get(name) or 0):.2f}" for name in F.SUPPLIER_INVOICE_STRING_AMOUNTS
         }
+
+    @classmethod
+    def _list_fields(cls, doc: dict[str, Any]) -> dict[str, Any]:
+        """A list item's derived fields: the string amounts and the list-only AuthorizerName."""
+        return cls._amounts_as_strings(doc) | {"AuthorizerName": doc.get(F.AUTHORIZER, "")}
 
     def get(self, key: str) -> dict[str, Any]:
         return present(self.load(key), self.spec.path, key, derived=self._amounts_as_strings)
@@ -721,9 +730,9 @@ class SupplierInvoices(Register):
                 "VoucherSeries": None,
                 "VoucherYear": None,
                 "FinalPayDate": "",
-                "ApprovalState": F.APPROVAL_PENDING,
-                "AuthorizerName": "",
                 "SupplierInvoiceRows": [],
+                F.AUTHORIZE_PENDING: True,
+                F.AUTHORIZER: "",
             }
         )
 
@@ -788,7 +797,7 @@ class SupplierInvoices(Register):
             if action in ("bookkeep", "approvalbookkeep"):
                 self.book(doc)
             if action in ("approvalbookkeep", "approvalpayment"):
-                doc["ApprovalState"], doc["AuthorizerName"] = F.APPROVAL_APPROVED, authorizer
+                doc[F.AUTHORIZE_PENDING], doc[F.AUTHORIZER] = False, authorizer
             if action == "cancel":
                 if doc["Booked"]:
                     raise FortnoxError(
@@ -828,7 +837,7 @@ class Books:
         self.projects = Projects(store)
         self.suppliers = Suppliers(store)
         self.invoices = Invoices(store, settings)
-        self.supplier_invoices = SupplierInvoices(store)
+        self.supplier_invoices = SupplierInvoices(store, settings)
         self.accounts = ListSpec(
             entity=ACCOUNTS,
             path="accounts",

@@ -351,7 +351,6 @@ SUPPLIER_INVOICE_READ_ONLY = frozenset(
         "VoucherSeries",
         "VoucherYear",
         "FinalPayDate",
-        "ApprovalState",
         "AuthorizerName",
     }
 )
@@ -386,10 +385,10 @@ SUPPLIER_INVOICE_ROW_SCHEMA: dict[str, Check | str] = {
     "Unit": text(10),
 }
 SUPPLIER_INVOICE_ROW_READ_ONLY = frozenset({"Total", "AccountDescription", "RowId"})
-# Approval ("attest") state, numbered as Fortnox numbers voucher approval (reference §4.4):
-# 0 not for approval, 1 not ready, 2 waiting for approval, 3 approved (inferred for supplier
-# invoices; Fortnox's own list only shows AuthorizerName and the "authorizepending" filter).
-APPROVAL_PENDING, APPROVAL_APPROVED = 2, 3
+# Fortnox publishes no approval state of a supplier invoice (ApprovalState is a voucher field): only
+# the list filter "authorizepending" and the list-only AuthorizerName. The sandbox keeps approval in
+# the internal fields below (never shown) and shows AuthorizerName in lists only.
+AUTHORIZE_PENDING, AUTHORIZER = "_authorize_pending", "_authorizer"
 SUPPLIER_INVOICE_LIST = (
     "GivenNumber",
     "SupplierNumber",
@@ -405,7 +404,6 @@ SUPPLIER_INVOICE_LIST = (
     "Booked",
     "Cancelled",
     "Credit",
-    "ApprovalState",
     "AuthorizerName",
 )
 # Fortnox's OpenAPI types these supplier-invoice amounts as JSON strings.

@@ -57,6 +57,9 @@ class ListSpec:
     named_filters: dict[str, Callable[[], list[Filter]]] = field(default_factory=dict)
     date_field: str | None = None
     derived: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    # Whether ``fromdate``/``todate`` filter on ``date_field`` right now (a sandbox switch);
+    # None: always.
+    date_filter_on: Callable[[], bool] | None = None
 
 
 def _integer_parameter(name: str, default: int) -> int:
@@ -86,7 +89,7 @@ def list_response(
     args = request.args
     if args.get("lastmodified"):
         filters.append(Filter("modified", ">=", parse_lastmodified(args["lastmodified"])))
-    if spec.date_field:
+    if spec.date_field and (spec.date_filter_on is None or spec.date_filter_on()):
         if args.get("fromdate"):
             filters.append(
                 Filter(spec.date_field, ">=", parse_date_parameter("fromdate", args["fromdate"]))

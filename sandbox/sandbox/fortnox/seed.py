@@ -30,12 +30,17 @@ REFERENCE = datetime(2025, 1, 1, 8, 0, 0)  # the fixed origin of every non-relat
 
 ACCOUNTS: list[tuple[int, str, str]] = [
     (1510, "Kundfordringar", ""),
+    (1790, "Övriga förutbetalda kostnader och upplupna intäkter", ""),
     (1930, "Företagskonto / checkkonto / affärskonto", ""),
     (2440, "Leverantörsskulder", ""),
     (2611, "Utgående moms på försäljning inom Sverige, 25 %", "MP1"),
+    (2614, "Utgående moms omvänd skattskyldighet, 25 %", ""),
+    (2617, "Utgående moms omvänd skattskyldighet varor och tjänster i Sverige, 25 %", ""),
     (2621, "Utgående moms på försäljning inom Sverige, 12 %", "MP2"),
     (2631, "Utgående moms på försäljning inom Sverige, 6 %", "MP3"),
     (2641, "Debiterad ingående moms", ""),
+    (2645, "Beräknad ingående moms på förvärv från utlandet", ""),
+    (2647, "Ingående moms omvänd skattskyldighet varor och tjänster i Sverige", ""),
     (3001, "Försäljning inom Sverige, 25 % moms", "MP1"),
     (3002, "Försäljning inom Sverige, 12 % moms", "MP2"),
     (3003, "Försäljning inom Sverige, 6 % moms", "MP3"),
@@ -68,6 +73,17 @@ COST_TEXTS = {
     6991: "Övriga projektkostnader",
 }
 VAT_BY_ACCOUNT = {5800: 6.0}  # passenger transport carries 6 % VAT; the rest 25 %
+ROUND_OFF_ACCOUNT, PREPAID_ACCOUNT = 3740, 1790
+# Reverse-charge VAT rows (debit, credit) by row-code pair, as Fortnox books them (BAS accounts).
+REVERSE_CHARGE = {
+    "construction": (("CND", 2647), ("CNC", 2617), "REVERSE", "SERVICE"),
+    "eu_goods": (("PRD", 2645), ("PRC", 2614), "EUINTERNAL", "STOCK"),
+    "eu_services": (("SRD", 2645), ("SRC", 2614), "EUINTERNAL", "SERVICE"),
+}
+# What else each supplier invoice of the seed carries besides its cost, payables and VAT rows, by
+# its index modulo 7 (coprime to the kinds' 10, so every extra meets every kind): every row Code
+# of Fortnox's list (docs/SUPPLIER-INVOICES.md).
+_EXTRAS = ("", "round_off", "freight_fee", "construction", "eu_goods", "eu_services", "unknown")
 
 
 _ASCII = str.maketrans("åäöéáüæøœ", "aaoeauaoo")
@@ -285,14 +301,48 @@ def _supplier_invoices(store: Store, rnd: random.Random, size: dict[str, int]) -
             if kind == "row_projects_only" or (kind == "mixed_projects" and r == 1):
                 row_project = str(5000 + rnd.randint(1, moment_projects))
             cost_rows.append((account, amount, row_project))
-        vat = money(sum(a * VAT_BY_ACCOUNT.get(acc, 25.0) / 100 for acc, a, _ in cost_rows))
-        total = money(sum(a for _, a, _ in cost_rows) + vat)
-        rows = [_row(B.PAYABLES_ACCOUNT, "TOT", credit=total)]
-        rows += [
+        extra = _EXTRAS[i % len(_EXTRAS)]
+        rows = [
             _row(acc, "", debit=amount, project=p, text=COST_TEXTS[acc])
             for acc, amount, p in cost_rows
         ]
-        rows.append(_row(B.INPUT_VAT_ACCOUNT, "VAT", debit=vat))
+        vat_type = sales_type = None
+        header_amounts = {"Freight": 0.0, "AdministrationFee": 0.0, "RoundOffValue": 0.0}
+        if extra == "freight_fee":
+            header_amounts |= {"Freight": 149.0, "AdministrationFee": 29.0}
+            cost_rows += [(4010, 149.0, ""), (6991, 29.0, "")]
+            rows.append(_row(4010, "FRT", debit=149.0, text="Frakt"))
+            rows.append(_row(6991, "AFE", debit=29.0, text="Fakturaavgift"))
+        vat = money(sum(a * VAT_BY_ACCOUNT.get(acc, 25.0) / 100 for acc, a, _ in cost_rows))
+        if extra in REVERSE_CHARGE:
+            # The buyer accounts for the VAT: no input VAT row, a paired debit/credit instead.
+            (debit_code, debit_account), (credit_code, credit_account), vat_type, sales_type = (
+                REVERSE_CHARGE[extra]
+            )
+            reverse_vat, vat = vat, 0.0
+            rows.append(_row(debit_account, debit_code, debit=reverse_vat))
+            rows.append(_row(credit_account, credit_code, credit=reverse_vat))
+        if extra == "unknown":
+            # Codes Fortnox lists without a published meaning: on a balance account and a cost one.
+            rows.append(_row(PREPAID_ACCOUNT, "PRE", debit=120.0, text="Förutbetald avgift"))
+            rows.append(_row(PREPAID_ACCOUNT, "ACC", debit=80.0, text="Periodisering"))
+            rows.append(_row(6991, "GWB", debit=60.0, text=COST_TEXTS[6991]))
+        total = money(sum(r["Debit"] - r["Credit"] for r in rows) + vat)
+        if extra == "round_off" and (rounded := float(round(total))) != total:
+            difference = money(rounded - total)
+            rows.append(
+                _row(
+                    ROUND_OFF_ACCOUNT,
+                    "ROV",
+                    debit=max(difference, 0.0),
+                    credit=max(-difference, 0.0),
+                )
+            )
+            total = rounded
+            header_amounts["RoundOffValue"] = difference
+        rows.insert(0, _row(B.PAYABLES_ACCOUNT, "TOT", credit=total))
+        if vat:
+            rows.append(_row(B.INPUT_VAT_ACCOUNT, "VAT", debit=vat))
         supplier = store.get(B.SUPPLIERS, str(i % suppliers + 1)) or {}
         given = str(i + 1)
         doc = ledger.blank() | {
@@ -308,11 +358,14 @@ def _supplier_invoices(store: Store, rnd: random.Random, size: dict[str, int]) -
             "VAT": vat,
             "Balance": total,
             "SupplierInvoiceRows": ledger.finish_rows(rows, check_projects=False),
+            **header_amounts,
         }
+        if vat_type is not None:
+            doc["VATType"], doc["SalesType"] = vat_type, sales_type
         if kind not in ("unbooked", "cancelled"):
             ledger.book(doc)
         if kind not in ("unbooked", "cancelled", "not_approved"):
-            doc["ApprovalState"], doc["AuthorizerName"] = F.APPROVAL_APPROVED, "Anna Andersson"
+            doc[F.AUTHORIZE_PENDING], doc[F.AUTHORIZER] = False, "Anna Andersson"
         if kind == "cancelled":
             doc["Cancelled"], doc["Balance"] = True, 0.0
         # Posted a few days after the invoice date; every third invoice older than 35 days was

@@ -1,8 +1,9 @@
 """The tenant's sandbox settings: limiter, token lifetime, project module, OCR on invoices, the
-credit flag of negative invoices.
+credit flag of negative invoices, and whether supplier-invoice lists apply ``fromdate``/``todate``.
 
 Kept in memory for speed and written through to SQLite so that a restart keeps what the admin API
-changed. ``max_requests_per_5s`` and ``token_lifetime`` are also command-line options: the values
+changed. ``max_requests_per_5s``, ``token_lifetime`` and ``supplier_invoice_date_filter`` are also
+command-line options: the values
 given at start-up apply from then on (the operator's explicit choice wins over a stored one).
 """
 
@@ -22,6 +23,10 @@ DEFAULTS: dict[str, Any] = {
     # Whether an invoice created with a negative total answers Credit "true" (inferred either way;
     # target-fortnox never relies on it).
     "negative_invoice_is_credit": True,
+    # Fortnox documents fromdate/todate for invoices, orders, offers and vouchers only (SDK
+    # BaseSearch, parameters page); whether supplier-invoice lists apply them is unknown, so the
+    # sandbox ignores them by default and applies them when this is on (docs/SUPPLIER-INVOICES.md).
+    "supplier_invoice_date_filter": False,
 }
 _KEY = "fortnox:settings"
 
