@@ -134,6 +134,24 @@ ALLOWED_DIFFERENCES: dict[tuple[str, str], str] = {
 }
 
 
+# Global parameters of Fortnox's "Parameters" page (https://www.fortnox.se/developer/guides-and-
+# good-to-know/parameters): paging (limit, page, offset), sorting, and the global searches.
+# fromdate/todate are not among them: the page says "only available for invoices, orders, offers
+# and vouchers", and the document lists them on exactly those paths.
+GLOBAL_PARAMETERS = frozenset(
+    {
+        "limit",
+        "page",
+        "offset",
+        "sortby",
+        "sortorder",
+        "lastmodified",
+        "financialyear",
+        "financialyeardate",
+    }
+)
+
+
 # -- building the extract ------------------------------------------------------------------------
 
 
@@ -432,6 +450,25 @@ def body_problems(resource: str, body: Mapping[str, Any], *, update: bool) -> li
     if not update:
         problems += [f"{resource}: required {f} missing" for f in required if f not in body]
     return problems
+
+
+def documented_parameters(path: str) -> set[str]:
+    """Query parameters Fortnox documents for ``GET /3/<path>``: the path's own (OpenAPI
+    document) and the global ones of Fortnox's Parameters page (:data:`GLOBAL_PARAMETERS`)."""
+    document, _ = read_document()
+    operation = document["paths"].get(f"/3/{path.strip('/')}", {}).get("get", {})
+    own = {str(p.get("name", "")).lower() for p in operation.get("parameters", [])}
+    return own | GLOBAL_PARAMETERS
+
+
+def query_problems(path: str, query: str) -> list[str]:
+    """Parameters of a ``GET /3/<path>?<query>`` that Fortnox does not document for that path."""
+    names = {part.split("=", 1)[0].lower() for part in query.split("&") if part}
+    known = documented_parameters(path)
+    return [
+        f"GET /3/{path}: parameter {name!r} is not documented for this path"
+        for name in sorted(names - known)
+    ]
 
 
 # -- command line --------------------------------------------------------------------------------
