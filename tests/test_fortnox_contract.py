@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from fortnox_client import FortnoxClient, FortnoxSettings
-from fortnox_client.errors import FortnoxNotFound
+from fortnox_client.errors import FortnoxDataError, FortnoxNotFound
 from sandbox.launcher import SandboxProcess
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,3 +231,28 @@ def test_error_answers_follow_the_document(client: FortnoxClient) -> None:
         timeout=10,
     ).json()
     _check("error", "single", [answer["ErrorInformation"]], ("message", "code"))
+
+
+@pytest.mark.parametrize(
+    ("number", "country", "accepted"),
+    [
+        ("556036-0793", "SE", True),  # organisation number, check digit right
+        ("5560360793", "SE", True),
+        ("19121212-1212", "SE", True),  # personal number with the century
+        ("556036-0794", "SE", False),  # check digit wrong
+        ("556036-079", "SE", False),  # a digit short
+        ("556036-0794", "", False),  # no country: Swedish
+        ("987 654 321 MVA", "NO", True),  # foreign: as written (inferred)
+    ],
+)
+def test_customer_organisation_number_must_be_valid(
+    client: FortnoxClient, number: str, country: str, accepted: bool
+) -> None:
+    body = {"Name": "Orgnummer AB", "OrganisationNumber": number}
+    if country:
+        body["CountryCode"] = country
+    if accepted:
+        assert client.create("customers", body)["OrganisationNumber"] == number
+        return
+    with pytest.raises(FortnoxDataError, match="OrganisationNumber"):
+        client.create("customers", body)

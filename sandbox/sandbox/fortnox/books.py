@@ -24,7 +24,14 @@ from sandbox.fortnox.errors import (
     WRONG_DATA,
     FortnoxError,
 )
-from sandbox.fortnox.formats import check_text, money, now_local, ocr_for, today_local
+from sandbox.fortnox.formats import (
+    check_organisation_number,
+    check_text,
+    money,
+    now_local,
+    ocr_for,
+    today_local,
+)
 from sandbox.fortnox.listing import ListSpec, list_response, present, sort_key
 from sandbox.fortnox.oauth import TENANT_ID
 from sandbox.fortnox.settings import SandboxSettings
@@ -162,6 +169,12 @@ class Customers(MasterDataRegister):
             derived=lambda doc: {"Phone": doc.get("Phone1", "")},
         )
         super().__init__(store, spec, "kund")
+
+    def check(self, doc: dict[str, Any]) -> None:
+        super().check(doc)
+        check_organisation_number(
+            "OrganisationNumber", doc.get("OrganisationNumber") or "", doc.get("CountryCode") or ""
+        )
 
     def check_new_number(self, number: str) -> None:
         if not _CUSTOMER_NUMBER.fullmatch(number):
@@ -601,15 +614,21 @@ class SupplierInvoices(Register):
                 ],
             },
             date_field="InvoiceDate",
-            derived=self._amounts_as_strings,
+            derived=self._list_item,
         )
         super().__init__(store, spec, "leverantörsfaktura")
 
     @staticmethod
     def _amounts_as_strings(doc: dict[str, Any]) -> dict[str, Any]:
+        rate = float(doc.get(F.SUPPLIER_INVOICE_STRING_RATE) or 1)
         return {
             name: f"{float(doc.get(name) or 0):.2f}" for name in F.SUPPLIER_INVOICE_STRING_AMOUNTS
-        }
+        } | {F.SUPPLIER_INVOICE_STRING_RATE: f"{rate:.4f}".rstrip("0").rstrip(".")}
+
+    @classmethod
+    def _list_item(cls, doc: dict[str, Any]) -> dict[str, Any]:
+        """List items name the cancelled flag ``Cancel`` (SupplierInvoiceListItem)."""
+        return cls._amounts_as_strings(doc) | {"Cancel": bool(doc.get("Cancelled"))}
 
     def get(self, key: str) -> dict[str, Any]:
         return present(self.load(key), self.spec.path, key, derived=self._amounts_as_strings)
@@ -637,7 +656,7 @@ class SupplierInvoices(Register):
                     "TransactionInformation": "",
                     "ItemDescription": "",
                     "Price": 0.0,
-                    "Quantity": 0.0,
+                    "Quantity": 0,
                     "Unit": "",
                 },
             )
@@ -694,7 +713,7 @@ class SupplierInvoices(Register):
             "TransactionInformation": "",
             "ItemDescription": "",
             "Price": 0.0,
-            "Quantity": 0.0,
+            "Quantity": 0,
             "Unit": "",
         }
 
@@ -850,7 +869,7 @@ class Books:
             path="financialyears",
             plural="FinancialYears",
             key_field="Id",
-            fields=("Id", "FromDate", "ToDate", "AccountCharts", "AccountingMethod"),
+            fields=("Id", "FromDate", "ToDate", "AccountChartType", "AccountingMethod"),
             sort_fields={"id": "_sort"},
         )
 
@@ -912,7 +931,7 @@ class Books:
             "ContactLastName": company["ContactLastName"],
             "Country": "Sverige",
             "CountryCode": "SE",
-            "DatabaseNumber": TENANT_ID,
+            "DatabaseNumber": str(TENANT_ID),  # a string here, an integer in companyinformation
             "Domicile": company["City"],
             "Email": company["Email"],
             "Fax": "",

@@ -376,7 +376,7 @@ SUPPLIER_INVOICE_ROW_SCHEMA: dict[str, Check | str] = {
     "TransactionInformation": text(100),
     "ItemDescription": text(255),
     "Price": NUMBER,
-    "Quantity": NUMBER,
+    "Quantity": INTEGER,  # int32 in docs/fortnox-contract/supplier_invoice_row.json
     "Unit": text(10),
 }
 SUPPLIER_INVOICE_ROW_READ_ONLY = frozenset({"Total", "AccountDescription", "RowId"})
@@ -397,7 +397,7 @@ SUPPLIER_INVOICE_LIST = (
     "Total",
     "Balance",
     "Booked",
-    "Cancelled",
+    "Cancel",
     "Credit",
     "ApprovalState",
     "AuthorizerName",
@@ -411,5 +411,6 @@ SUPPLIER_INVOICE_STRING_AMOUNTS = (
     "AdministrationFee",
     "RoundOffValue",
 )
+SUPPLIER_INVOICE_STRING_RATE = "CurrencyRate"  # also a string there, with more decimals
 
 ACCOUNT_LIST = ("Number", "Description", "Active", "VATCode", "Year", "SRU")
