@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from fortnox_client import FortnoxClient
+from target_fortnox.mapping import MappingError, map_customer
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -151,3 +152,32 @@ def test_names_arrive_as_written(
     created = fortnox_api.get("customers", str(records[0]["record"]["customerNumber"]))
     assert created is not None
     assert created["Name"] == name
+
+
+@pytest.mark.parametrize(
+    ("number", "country", "valid"),
+    [
+        ("556036-0793", "SE", True),
+        ("5560360793", None, True),
+        ("19121212-1212", "SE", True),  # personal number with the century
+        ("121212-1212", "SE", True),
+        ("556036-0794", "SE", False),  # wrong check digit
+        ("556036-0794", None, False),  # no country: Swedish
+        ("55603607", "SE", False),
+        ("987 654 321 MVA", "NO", True),  # foreign: sent as written
+    ],
+)
+def test_a_swedish_organisation_number_must_be_valid(
+    number: str, country: str | None, valid: bool
+) -> None:
+    record = {"customerNumber": "7295", "name": "Orgnummer AB", "organizationNumber": number}
+    if country:
+        record["countryCode"] = country
+    if valid:
+        assert map_customer(record).payload["OrganisationNumber"] == number
+        return
+    with pytest.raises(MappingError) as refused:
+        map_customer(record)
+    assert refused.value.field == "organizationNumber"
+    assert "7295" in str(refused.value)
+    assert "check digit" in str(refused.value)
