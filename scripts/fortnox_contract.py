@@ -21,7 +21,7 @@ import hashlib
 import json
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -404,14 +404,33 @@ def answer_problems(resource: str, view: str, record: Mapping[str, Any]) -> list
         problem = value_problem(resource, field, entry, value)
         if problem:
             problems.append(f"{resource} {view}: {problem}")
-        rows = ROWS.get((resource, field))
-        if rows and isinstance(value, list):
-            for index, row in enumerate(value):
-                problems += [
-                    p.replace(f"{rows} single:", f"{resource} {view} {field}[{index}]:")
-                    for p in answer_problems(rows, "single", row)
-                ]
+        problems += _row_problems(
+            resource,
+            field,
+            value,
+            f"{resource} {view}",
+            lambda r, row: answer_problems(r, "single", row),
+        )
     return problems
+
+
+def _row_problems(
+    resource: str,
+    field: str,
+    value: Any,
+    prefix: str,
+    check: Callable[[str, Mapping[str, Any]], list[str]],
+) -> list[str]:
+    """The problems ``check`` finds in each row of ``field`` (InvoiceRows, SupplierInvoiceRows),
+    each named by its row: ``invoice single InvoiceRows[0]: …``."""
+    rows = ROWS.get((resource, field))
+    if not rows or not isinstance(value, list):
+        return []
+    return [
+        f"{prefix} {field}[{index}]: {problem.split(': ', 1)[1]}"
+        for index, row in enumerate(value)
+        for problem in check(rows, row)
+    ]
 
 
 def body_problems(resource: str, body: Mapping[str, Any], *, update: bool) -> list[str]:
@@ -442,13 +461,9 @@ def body_problems(resource: str, body: Mapping[str, Any], *, update: bool) -> li
         problem = value_problem(resource, field, entry, value)
         if problem:
             problems.append(f"{resource}: {problem}")
-        rows = ROWS.get((resource, field))
-        if rows and isinstance(value, list):
-            for index, row in enumerate(value):
-                problems += [
-                    p.replace(f"{rows}:", f"{resource} {field}[{index}]:")
-                    for p in body_problems(rows, row, update=update)
-                ]
+        problems += _row_problems(
+            resource, field, value, resource, lambda r, row: body_problems(r, row, update=update)
+        )
     required = [f for f, e in contract.items() if e["required"] and not e["read_only"]]
     if not update:
         problems += [f"{resource}: required {f} missing" for f in required if f not in body]

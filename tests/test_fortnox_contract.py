@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,19 +62,15 @@ def test_the_checks_find_unknown_read_only_and_badly_typed_fields() -> None:
 
 
 @pytest.fixture(scope="module")
-def fx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
-    db = Path(tmp_path_factory.mktemp("fortnox-contract")) / "fortnox.db"
-    with SandboxProcess("fortnox", db, seed=3, extra_args=["--max-requests-per-5s", "0"]) as proc:
-        yield proc
-
-
-@pytest.fixture(scope="module")
-def client(fx: SandboxProcess, tmp_path_factory: pytest.TempPathFactory) -> FortnoxClient:
+def client(
+    fortnox_sandbox: SandboxProcess, tmp_path_factory: pytest.TempPathFactory
+) -> FortnoxClient:
+    """A client of the session's seeded Fortnox sandbox."""
     store = Path(tmp_path_factory.mktemp("fortnox-contract-token")) / "token.json"
     settings = FortnoxSettings.from_config(
         {
-            "api_url": f"{fx.url}/3",
-            "token_url": f"{fx.url}/oauth-v1/token",
+            "api_url": f"{fortnox_sandbox.url}/3",
+            "token_url": f"{fortnox_sandbox.url}/oauth-v1/token",
             "client_id": "sandbox-client",
             "client_secret": "sandbox-secret",
             "tenant_id": "1234567",
@@ -92,7 +87,6 @@ def books(client: FortnoxClient) -> dict[str, str]:
     customer = client.create(
         "customers",
         {
-            "CustomerNumber": "7001",
             "Name": "Kontraktet AB",
             "OrganisationNumber": "556036-0793",
             "Email": "info@kontraktet.se",
