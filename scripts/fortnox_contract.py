@@ -220,7 +220,11 @@ def extract_resource(
         if listed is not None:
             entry["in"] = "both" if in_list and in_single else ("list" if in_list else "single")
         fields[field] = entry
-    out: dict[str, Any] = {"resource": name, "path": spec["path"], "schemas": dict(spec)}
+    out: dict[str, Any] = {
+        "resource": name,
+        "path": spec["path"],
+        "schemas": {k: v for k, v in spec.items() if k != "path"},
+    }
     if sdk_entry:
         out["sdk_file"] = sdk_entry["file"]
     out["fields"] = fields
@@ -281,8 +285,9 @@ def _md_type(entry: Mapping[str, Any]) -> str:
         text += f" of {entry['items']}"
     if entry.get("enum"):
         text += ": " + " \\| ".join(str(v) for v in entry["enum"])
-    if entry.get("list_type"):
-        text += f"; list: {_md_type(entry['list_type'])}"
+    listed = entry.get("list_type")
+    if listed and any(listed.get(k) != entry.get(k) for k in ("type", "format", "enum", "items")):
+        text += f"; list: {_md_type(listed)}"
     return text
 
 
@@ -320,7 +325,7 @@ def render_markdown(
     for name, extract in extracts.items():
         has_in = any("in" in e for e in extract["fields"].values())
         lines += ["", f"## {name} — `{extract['path']}`", ""]
-        schemas = ", ".join(f"{k} `{v}`" for k, v in extract["schemas"].items() if k != "path")
+        schemas = ", ".join(f"{k} `{v}`" for k, v in extract["schemas"].items())
         lines += [f"Schemas: {schemas}.", ""]
         head = "| Field | Type | Max length | Required | Read-only |" + (" In |" if has_in else "")
         lines += [head, "|---|---|---|---|---|" + ("---|" if has_in else "")]
