@@ -291,6 +291,14 @@ def _md_type(entry: Mapping[str, Any]) -> str:
     return text
 
 
+def _md_max_length(entry: Mapping[str, Any]) -> str:
+    single = entry.get("max_length")
+    listed = entry["list_type"].get("max_length") if "list_type" in entry else single
+    if listed == single:
+        return "" if single is None else str(single)
+    return f"{'' if single is None else single} (list: {'' if listed is None else listed})"
+
+
 def render_markdown(
     extracts: Mapping[str, Any], source: Mapping[str, Any], sdk: Mapping[str, Any]
 ) -> str:
@@ -332,7 +340,7 @@ def render_markdown(
         for field, entry in extract["fields"].items():
             read_only = f"yes ({entry['read_only_source']})" if entry["read_only"] else ""
             row = (
-                f"| `{field}` | {_md_type(entry)} | {entry.get('max_length', '')} | "
+                f"| `{field}` | {_md_type(entry)} | {_md_max_length(entry)} | "
                 f"{'yes' if entry['required'] else ''} | {read_only} |"
             )
             lines.append(row + (f" {entry.get('in', '')} |" if has_in else ""))
