@@ -296,7 +296,7 @@ def _md_max_length(entry: Mapping[str, Any]) -> str:
     listed = entry["list_type"].get("max_length") if "list_type" in entry else single
     if listed == single:
         return "" if single is None else str(single)
-    return f"{'' if single is None else single} (list: {'' if listed is None else listed})"
+    return f"{'' if single is None else single} (list: {'none' if listed is None else listed})"
 
 
 def render_markdown(
