@@ -230,7 +230,7 @@ def test_authorize_with_consent_form_connects_and_writes_private_store(
     settings = FortnoxSettings.from_config(config)
     client = FortnoxClient(settings)
     client.tokens.force_refresh(chain["access_token"])
-    assert client.get_path("settings/company")["CompanySettings"]["DatabaseNumber"] == int(TENANT)
+    assert client.get_path("settings/company")["CompanySettings"]["DatabaseNumber"] == TENANT
 
 
 def test_authorize_opens_the_consent_url_in_the_browser(

@@ -541,7 +541,9 @@ def test_accounts_financial_years_and_company(api: Api) -> None:
     assert [y["Id"] for y in current] == [2]
     info = api.get("companyinformation").json()["CompanyInformation"]
     settings = api.get("settings/company").json()["CompanySettings"]
-    assert info["DatabaseNumber"] == settings["DatabaseNumber"] == 1234567
+    # An integer in companyinformation, a string in settings/company (Fortnox's OpenAPI).
+    assert info["DatabaseNumber"] == 1234567
+    assert settings["DatabaseNumber"] == "1234567"
     digits = info["OrganizationNumber"].replace("-", "")
     assert len(digits) == 10
     assert _luhn_ok(digits)

@@ -9,10 +9,11 @@ Singer contract with target-moment. Pure functions over the JSON Fortnox returns
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -92,14 +93,27 @@ def flag(value: Any) -> bool:
     return bool(value)
 
 
-def decimal_or_none(value: Any) -> Decimal | None:
-    """Amounts come as numbers or strings (SupplierInvoice ``Total``/``VAT``); ``""`` is none."""
+class UnreadableAmount(ValueError):
+    """An amount Fortnox sent that is not a number: never read as 0 (the expense would be lost)."""
+
+
+_AMOUNT = re.compile(r"-?\d+(?:[.,]\d+)?")
+
+
+def decimal_or_none(value: Any, field: str = "amount") -> Decimal | None:
+    """Amounts come as numbers, or as strings (SupplierInvoice ``Total``, ``VAT``, ``Balance`` are
+    strings in Fortnox's OpenAPI, docs/fortnox-contract/supplier_invoice.json); ``""`` and null are
+    none. A string is digits with an optional ``.`` or ``,`` decimal part (spaces, also no-break
+    spaces, between groups of digits are dropped); anything else raises :class:`UnreadableAmount`.
+    """
     if value is None or value == "" or isinstance(value, bool):
         return None
-    try:
-        return Decimal(str(value).replace(",", ".").replace(" ", ""))
-    except InvalidOperation:
-        return None
+    if isinstance(value, int | float | Decimal):
+        return Decimal(str(value))
+    text = re.sub(r"[ \u00a0\u202f]", "", str(value))
+    if not _AMOUNT.fullmatch(text):
+        raise UnreadableAmount(f"{field} is {value!r}, not an amount")
+    return Decimal(text.replace(",", "."))
 
 
 def parse_fortnox_timestamp(value: Any) -> datetime | None:
@@ -180,10 +194,11 @@ def row_amount(row: Mapping[str, Any], *, invoice_currency: bool) -> Decimal:
     if invoice_currency and (
         row.get("DebitCurrency") not in (None, "") or row.get("CreditCurrency") not in (None, "")
     ):
-        debit, credit = row.get("DebitCurrency"), row.get("CreditCurrency")
+        names = ("DebitCurrency", "CreditCurrency")
     else:
-        debit, credit = row.get("Debit"), row.get("Credit")
-    return (decimal_or_none(debit) or Decimal(0)) - (decimal_or_none(credit) or Decimal(0))
+        names = ("Debit", "Credit")
+    debit, credit = (decimal_or_none(row.get(name), name) or Decimal(0) for name in names)
+    return debit - credit
 
 
 def invoice_vat(invoice: Mapping[str, Any], *, invoice_currency: bool) -> Decimal | None:
@@ -192,7 +207,7 @@ def invoice_vat(invoice: Mapping[str, Any], *, invoice_currency: bool) -> Decima
     rows = [r for r in invoice.get("SupplierInvoiceRows") or [] if _code(r) == "VAT"]
     if rows:
         return sum((row_amount(r, invoice_currency=invoice_currency) for r in rows), Decimal(0))
-    return decimal_or_none(invoice.get("VAT"))
+    return decimal_or_none(invoice.get("VAT"), "VAT")
 
 
 def _code(row: Mapping[str, Any]) -> str:
@@ -229,8 +244,16 @@ def project_expense_rows(
     invoice_reason = invoice_skip_reason(invoice)
     foreign = _uses_invoice_currency(invoice)
     cost_rows = [(i, r) for i, r in enumerate(rows) if is_cost_row(r)]
-    total_cost = sum((row_amount(r, invoice_currency=foreign) for _, r in cost_rows), Decimal(0))
-    total_vat = invoice_vat(invoice, invoice_currency=foreign)
+    try:
+        total_cost = sum(
+            (row_amount(r, invoice_currency=foreign) for _, r in cost_rows), Decimal(0)
+        )
+        total_vat = invoice_vat(invoice, invoice_currency=foreign)
+    except UnreadableAmount as exc:
+        raise UnreadableAmount(
+            f"supplier invoice {given_number}: {exc}; the run stops without writing state, "
+            "so the next run reads the invoice again"
+        ) from None
     header_project = _text_or_none(invoice.get("Project"))
     for index, row in cost_rows:
         reason = invoice_reason or _row_skip_reason(row, header_project, filters)

@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fortnox_client import API_BLANK, is_valid_character
+from stdnum.se import orgnr, personnummer
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 PROJECT_DESCRIPTION_MAX = 50
@@ -171,7 +172,25 @@ def map_customer(record: Mapping[str, Any]) -> MappedRecord:
         "City": text("city"),
         "CountryCode": country or None,
     }
+    _check_organisation_number(key, payload["OrganisationNumber"], country)
     return MappedRecord("customers", key, payload, warnings)
+
+
+def _check_organisation_number(key: str, number: str | None, country: str | None) -> None:
+    """A Swedish customer's (country SE or none) organisation or personal number must be valid,
+    check digit included: Fortnox refuses it otherwise (docs/FORTNOX-CONTRACT.md, customer). A
+    foreign customer's number is sent as written (Fortnox publishes no rule for those)."""
+    if not number or country not in (None, "", "SE"):
+        return
+    if orgnr.is_valid(number) or personnummer.is_valid(number):
+        return
+    raise MappingError(
+        "customers",
+        key,
+        "organizationNumber",
+        f"is {number!r}, not a valid Swedish organisation or personal number (NNNNNN-NNNN with "
+        "its check digit); correct it in Moment, or set the customer's country if it is foreign",
+    )
 
 
 def map_project(record: Mapping[str, Any]) -> MappedRecord:

@@ -24,7 +24,14 @@ from sandbox.fortnox.errors import (
     WRONG_DATA,
     FortnoxError,
 )
-from sandbox.fortnox.formats import check_text, money, now_local, ocr_for, today_local
+from sandbox.fortnox.formats import (
+    check_organisation_number,
+    check_text,
+    money,
+    now_local,
+    ocr_for,
+    today_local,
+)
 from sandbox.fortnox.listing import ListSpec, list_response, present, sort_key
 from sandbox.fortnox.oauth import TENANT_ID
 from sandbox.fortnox.settings import SandboxSettings
@@ -164,6 +171,12 @@ class Customers(MasterDataRegister):
             derived=lambda doc: {"Phone": doc.get("Phone1", "")},
         )
         super().__init__(store, spec, "kund")
+
+    def check(self, doc: dict[str, Any]) -> None:
+        super().check(doc)
+        check_organisation_number(
+            "OrganisationNumber", doc.get("OrganisationNumber") or "", doc.get("CountryCode") or ""
+        )
 
     def check_new_number(self, number: str) -> None:
         if not _CUSTOMER_NUMBER.fullmatch(number):
@@ -597,21 +610,26 @@ class SupplierInvoices(Register):
                 ],
             },
             date_field="InvoiceDate",
-            derived=self._list_fields,
+            derived=self._list_item,
             date_filter_on=date_filter_on,
         )
         super().__init__(store, spec, "leverantörsfaktura")
 
     @staticmethod
     def _amounts_as_strings(doc: dict[str, Any]) -> dict[str, Any]:
+        rate = float(doc.get(F.SUPPLIER_INVOICE_STRING_RATE) or 1)
         return {
             name: f"{float(doc.get(name) or 0):.2f}" for name in F.SUPPLIER_INVOICE_STRING_AMOUNTS
-        }
+        } | {F.SUPPLIER_INVOICE_STRING_RATE: f"{rate:.4f}".rstrip("0").rstrip(".")}
 
     @classmethod
-    def _list_fields(cls, doc: dict[str, Any]) -> dict[str, Any]:
-        """A list item's derived fields: the string amounts and the list-only AuthorizerName."""
-        return cls._amounts_as_strings(doc) | {"AuthorizerName": doc.get(F.AUTHORIZER, "")}
+    def _list_item(cls, doc: dict[str, Any]) -> dict[str, Any]:
+        """A list item's derived fields (SupplierInvoiceListItem): the string amounts, the
+        cancelled flag named ``Cancel`` and the list-only ``AuthorizerName``."""
+        return cls._amounts_as_strings(doc) | {
+            "Cancel": bool(doc.get("Cancelled")),
+            "AuthorizerName": doc.get(F.AUTHORIZER, ""),
+        }
 
     def get(self, key: str) -> dict[str, Any]:
         return present(self.load(key), self.spec.path, key, derived=self._amounts_as_strings)
@@ -639,7 +657,7 @@ class SupplierInvoices(Register):
                     "TransactionInformation": "",
                     "ItemDescription": "",
                     "Price": 0.0,
-                    "Quantity": 0.0,
+                    "Quantity": 0,
                     "Unit": "",
                 },
             )
@@ -696,7 +714,7 @@ class SupplierInvoices(Register):
             "TransactionInformation": "",
             "ItemDescription": "",
             "Price": 0.0,
-            "Quantity": 0.0,
+            "Quantity": 0,
             "Unit": "",
         }
 
@@ -852,7 +870,7 @@ class Books:
             path="financialyears",
             plural="FinancialYears",
             key_field="Id",
-            fields=("Id", "FromDate", "ToDate", "AccountCharts", "AccountingMethod"),
+            fields=("Id", "FromDate", "ToDate", "AccountChartType", "AccountingMethod"),
             sort_fields={"id": "_sort"},
         )
 
@@ -914,7 +932,7 @@ class Books:
             "ContactLastName": company["ContactLastName"],
             "Country": "Sverige",
             "CountryCode": "SE",
-            "DatabaseNumber": TENANT_ID,
+            "DatabaseNumber": str(TENANT_ID),  # a string here, an integer in companyinformation
             "Domicile": company["City"],
             "Email": company["Email"],
             "Fax": "",

@@ -381,7 +381,7 @@ SUPPLIER_INVOICE_ROW_SCHEMA: dict[str, Check | str] = {
     "TransactionInformation": text(100),
     "ItemDescription": text(255),
     "Price": NUMBER,
-    "Quantity": NUMBER,
+    "Quantity": INTEGER,  # int32 in docs/fortnox-contract/supplier_invoice_row.json
     "Unit": text(10),
 }
 SUPPLIER_INVOICE_ROW_READ_ONLY = frozenset({"Total", "AccountDescription", "RowId"})
@@ -402,7 +402,7 @@ SUPPLIER_INVOICE_LIST = (
     "Total",
     "Balance",
     "Booked",
-    "Cancelled",
+    "Cancel",
     "Credit",
     "AuthorizerName",
 )
@@ -415,5 +415,6 @@ SUPPLIER_INVOICE_STRING_AMOUNTS = (
     "AdministrationFee",
     "RoundOffValue",
 )
+SUPPLIER_INVOICE_STRING_RATE = "CurrencyRate"  # also a string there, with more decimals
 
 ACCOUNT_LIST = ("Number", "Description", "Active", "VATCode", "Year", "SRU")

@@ -183,6 +183,27 @@ def luhn_valid(digits: str) -> bool:
     return digits.isdigit() and luhn_check_digit(digits[:-1]) == digits[-1]
 
 
+_SWEDISH_ID = re.compile(r"(?:16|18|19|20)?(\d{6})[-+]?(\d{4})")
+
+
+def check_organisation_number(field: str, value: str, country_code: str) -> str:
+    """A Swedish organisation or personal number (``NNNNNN-NNNN``, also with the century or
+    without the dash) must end in its Luhn check digit; the C# SDK's Customer says "it needs to
+    be a valid organisation number". A foreign customer's number (CountryCode not SE) is taken
+    as written up to the list item's 30 characters (**inferred**: Fortnox publishes no rule)."""
+    text = value.strip()
+    if not text or country_code not in ("", "SE"):
+        return value
+    match = _SWEDISH_ID.fullmatch(text)
+    if match is None or not luhn_valid(match.group(1) + match.group(2)):
+        raise FortnoxError(
+            WRONG_DATA,
+            f"Ogiltigt organisationsnummer {value!r} ({field}: a Swedish organisation or "
+            "personal number is NNNNNN-NNNN with a valid check digit)",
+        )
+    return value
+
+
 def ocr_for(document_number: str) -> str:
     """A "hard" Swedish OCR from a document number: number + length digit + Luhn check digit."""
     base = f"{document_number}{(len(document_number) + 2) % 10}"

@@ -193,7 +193,7 @@ def _financial_years(store: Store) -> None:
             "Id": year_id,
             "FromDate": f"{calendar_year}-01-01",
             "ToDate": f"{calendar_year}-12-31",
-            "AccountCharts": f"BAS {calendar_year}",
+            "AccountChartType": f"BAS {calendar_year}",
             "AccountingMethod": "ACCRUAL",
         }
         _put(store, B.FINANCIAL_YEARS, year_id, doc, _stamp(year_id))
@@ -401,7 +401,7 @@ def _row(
         "TransactionInformation": text,
         "ItemDescription": text,
         "Price": 0.0,
-        "Quantity": 0.0,
+        "Quantity": 0,
         "Unit": "",
     }
 
