@@ -3,9 +3,9 @@
 The target checks each record against its own contract here, as the tap sent it (singer-sdk's
 validation against the tap's SCHEMA message and its date parsing are off, see ``sinks``: either
 stopped the whole run on one bad value), so a tap that drifts from the agreed fields or types gets
-a record-level error naming the field instead of a half-filled Moment expense or a stopped run. The README's
-"Input contract" tables are rendered from these same files (``python -m target_moment.contract``),
-and a test keeps them in step.
+a record-level error naming the field instead of a half-filled Moment expense or a stopped run.
+The README's "Input contract" tables are rendered from these same files
+(``python -m target_moment.contract``), and a test keeps them in step.
 """
 
 from __future__ import annotations
