@@ -53,6 +53,13 @@ Found on the way (and handled):
   target run in singer-sdk 0.54 with a bare traceback. Both targets now fail that record alone
   (sync-common `RecordGuard`): an ERROR naming the stream, the key or missing key field and the
   fix; a keyless record becomes a dead letter keyed `(no <field>) <hash>`.
+- A value that broke the typed schema its tap declares (`amount: "1 000,50"` under
+  `{"type": "number"}`, `invoiceDate: "01/11/2026"` under `format: date`) stopped the whole target
+  run in singer-sdk's validation or date parsing: no summary, no dead letter, no e-mail, exit 1.
+  The bad-input files declared untyped (`{}`) properties, so none met it; each now also runs under
+  the taps' own `--discover` schemas (the "typed schemas" section). Both targets now take records
+  as the tap sent them (sync-common `RecordsAsSent`) and their input contract fails the record
+  alone.
 - Two 5xx answers in a row to one POST stopped target-fortnox. It now does up to three POST +
   look-up rounds; if every POST went unanswered and no look-up finds the record, that record is
   dead-lettered (retried first next run) and the run goes on. fortnox-client keeps 500/502/504 on

@@ -4,8 +4,9 @@ Shared settings declarations (``plugin_config_schema``, ``notify_settings_schema
 summaries (``RunSummary``), replayable dead letters (``DeadLetters``), the failure e-mail
 (``FailureMailer``), secret redaction in logs (``install_secret_redaction``, ``redact``),
 progress lines (``ProgressReporter``), per-record handling of Singer protocol slips
-(``RecordGuard``), pre-flight reports (``PreflightReport``, ``CheckResult``, ``run_check``) and
-commands (``PreflightCommand``); ``sync-report`` shows the last runs (``sync_common.report``).
+(``RecordGuard``) and of values that break a typed schema (``RecordsAsSent``), pre-flight
+reports (``PreflightReport``, ``CheckResult``, ``run_check``) and commands
+(``PreflightCommand``); ``sync-report`` shows the last runs (``sync_common.report``).
 Standard library only.
 """
 
@@ -31,6 +32,7 @@ from sync_common.run_summary import (
 )
 from sync_common.singer_input import (
     RecordGuard,
+    RecordsAsSent,
     is_keyless_letter_key,
     keyless_letter_key,
     missing_key_properties,
@@ -47,6 +49,7 @@ __all__ = [
     "ProgressReporter",
     "RecordGuard",
     "RecordIssue",
+    "RecordsAsSent",
     "RunSummary",
     "SecretRedactingFilter",
     "SmtpSettings",

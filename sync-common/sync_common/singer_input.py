@@ -1,6 +1,7 @@
-"""Singer protocol slips a target survives per record instead of dying on.
+"""Singer input a target survives per record instead of dying on.
 
-Owns ``RecordGuard``, a mixin for singer-sdk targets (put it before ``Target`` in the bases). The
+Owns ``RecordGuard``, a mixin for singer-sdk targets (put it before ``Target`` in the bases), and
+``RecordsAsSent``, a mixin for their sinks (before the SDK's sink class); see each class. The
 SDK (0.54) stops the whole run with a bare traceback on two input slips that concern one record
 only: a RECORD without one of its stream's ``key_properties`` (``MissingKeyPropertiesError``),
 and a RECORD of a stream whose SCHEMA has not arrived (``RecordsWithoutSchemaException``). The
@@ -132,3 +133,29 @@ class RecordGuard:
         """Count a record that came before its schema as failed (the message is logged); ``key``
         is its value of the first ``expected_key_properties`` field, if it has one."""
         raise NotImplementedError
+
+
+class RecordsAsSent:
+    """Mixin for a singer-sdk ``Sink``: records reach it as the tap sent them, unvalidated.
+
+    Before a sink sees a record, the SDK (0.54) validates it against the stream's SCHEMA message
+    (``get_validator``) and parses the top-level values the SCHEMA declares ``format: date``,
+    ``date-time`` or ``time`` into Python objects (``_parse_timestamps_in_record``). One value
+    that breaks a typed schema (``amount: "1 000,50"`` under ``{"type": "number"}``,
+    ``"01/11/2026"`` under ``format: date``) then raises out of the SDK's record loop and stops
+    the whole target: no run summary, no dead letter, no e-mail, exit 1. Told not to fail on
+    validation errors, the SDK passes the invalid record on anyway. Both steps are off here, so
+    every value arrives as its JSON text had it, and the target's own input contract (checked in
+    the sink, per record) is what judges it: a bad value fails that record alone, with the
+    target's error naming the record, the field and the fix. The targets read dates as ISO text.
+    """
+
+    def get_validator(self) -> None:
+        """No SDK validation (the sink checks the target's input contract, per record)."""
+        return
+
+    def _parse_timestamps_in_record(
+        self, record: dict[str, Any], schema: Any, treatment: Any
+    ) -> None:
+        """Leave date/time values as the tap's text: the contract check reports a bad one."""
+        return

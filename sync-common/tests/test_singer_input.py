@@ -1,5 +1,6 @@
 """RecordGuard against a real singer-sdk target: a record without its key or before its schema
-fails alone, with a message naming the stream, the field and the fix; the rest goes on."""
+fails alone, with a message naming the stream, the field and the fix; the rest goes on.
+RecordsAsSent: values that break a typed SCHEMA reach the sink as the tap sent them."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from singer_sdk import Target
 from singer_sdk import typing as th
 from singer_sdk.sinks import RecordSink
-from sync_common import RecordGuard, is_keyless_letter_key, keyless_letter_key
+from sync_common import RecordGuard, RecordsAsSent, is_keyless_letter_key, keyless_letter_key
 from sync_common.singer_input import missing_key_properties
 
 SCHEMA = {
@@ -120,3 +121,83 @@ def test_helpers() -> None:
     assert key == keyless_letter_key({"name": "x"}, ["customerNumber"])
     assert key != keyless_letter_key({"name": "y"}, ["customerNumber"])
     assert not is_keyless_letter_key("1001")
+
+
+# The types a tap declares (tap-fortnox-expenses' project_expenses, tap-moment's invoices).
+TYPED_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "source_key": {"type": "string"},
+        "amount": {"type": "number"},
+        "expense_date": {"type": ["string", "null"], "format": "date"},
+        "invoice_modified": {"type": ["string", "null"], "format": "date-time"},
+    },
+    "required": ["source_key", "amount"],
+}
+TYPED_RECORDS = [
+    {"source_key": "bad-amount", "amount": "1 000,50", "expense_date": "2026-11-01"},
+    {"source_key": "bad-date", "amount": 1, "expense_date": "01/11/2026"},
+    {"source_key": "bad-stamp", "amount": 1, "invoice_modified": "igår 09:00"},
+    {
+        "source_key": "good",
+        "amount": 2,
+        "expense_date": "2026-11-01",
+        "invoice_modified": "2026-11-01T09:00:00+01:00",
+    },
+]
+
+
+class _KeepingSink(RecordSink):
+    def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
+        self._target.written.append(record)  # type: ignore[attr-defined]
+
+
+class _AsSentSink(RecordsAsSent, _KeepingSink):
+    pass
+
+
+def _typed_target(sink: type[RecordSink]) -> Any:
+    class _Target(Target):
+        name = "target-typed"
+        config_jsonschema = th.PropertiesList().to_dict()
+        default_sink_class = sink
+
+        def __init__(self) -> None:
+            super().__init__(config={}, validate_config=False)
+            self.written: list[dict[str, Any]] = []
+
+        def get_sink(self, stream_name: str, **kwargs: Any) -> Any:
+            sink = super().get_sink(stream_name, **kwargs)
+            sink._target = self
+            return sink
+
+    return _Target()
+
+
+def _typed_input(*records: dict[str, Any]) -> io.StringIO:
+    schema = {
+        "type": "SCHEMA",
+        "stream": "project_expenses",
+        "schema": TYPED_SCHEMA,
+        "key_properties": ["source_key"],
+    }
+    return _lines(schema, *(_record("project_expenses", **r) for r in records))
+
+
+@pytest.mark.parametrize("bad", TYPED_RECORDS[:3], ids=lambda r: r["source_key"])
+def test_the_sdk_alone_stops_the_run_on_a_value_that_breaks_a_typed_schema(
+    bad: dict[str, Any],
+) -> None:
+    """Why RecordsAsSent exists: singer-sdk's validation or date parsing raises out of the run."""
+    target = _typed_target(_KeepingSink)
+    with pytest.raises(Exception, match=r"1 000,50|01/11/2026|igår"):
+        target.listen(_typed_input(bad, TYPED_RECORDS[3]))
+    assert target.written == []
+
+
+def test_records_as_sent_hands_every_record_to_the_sink_as_the_tap_sent_it() -> None:
+    """The sink sees each value as JSON text (no date objects), the bad ones included, so the
+    target's own contract check judges them one by one."""
+    target = _typed_target(_AsSentSink)
+    target.listen(_typed_input(*TYPED_RECORDS))
+    assert target.written == TYPED_RECORDS

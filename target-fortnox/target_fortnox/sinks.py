@@ -30,7 +30,7 @@ from fortnox_client import (
     FortnoxError,
 )
 from singer_sdk.sinks import BatchSink
-from sync_common import ProgressReporter
+from sync_common import ProgressReporter, RecordsAsSent
 
 from target_fortnox.existing import ExistingRecords
 from target_fortnox.mapping import (
@@ -104,8 +104,13 @@ def jsonable_record(record: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-class FortnoxSink(BatchSink):
-    """Upserts one stream into one Fortnox register, a batch of up to 500 records at a time."""
+class FortnoxSink(RecordsAsSent, BatchSink):
+    """Upserts one stream into one Fortnox register, a batch of up to 500 records at a time.
+
+    Records arrive as the tap sent them (``RecordsAsSent``: singer-sdk neither validates nor
+    parses them, which would stop the run on one bad value); ``map_record`` checks each against
+    the input contract and an invalid one fails alone.
+    """
 
     MAX_SIZE_DEFAULT = BATCH_SIZE
     # A long push (10,000 customers at 25 requests per 5 s) logs "customers: 2500 done, 4.9/s"
@@ -127,11 +132,6 @@ class FortnoxSink(BatchSink):
         self.progress = ProgressReporter(
             stream_name, interval_seconds=self.progress_interval_seconds, log=self.logger
         )
-
-    def get_validator(self) -> None:
-        """No SDK validation: an invalid record must fail alone, not stop the run (the SDK raises
-        or, when told not to, passes it on anyway). ``process_batch`` checks the contract."""
-        return
 
     def setup(self) -> None:
         """Queue this stream's dead letters first: they are retried before any new record."""
@@ -462,9 +462,10 @@ class InvoiceSink(FortnoxSink):
         return "unchanged", None
 
 
-class SkippedStreamSink(BatchSink):
+class SkippedStreamSink(RecordsAsSent, BatchSink):
     """Any stream the target does not push (unknown streams, or invoices with push_invoices off):
-    counted as skipped, never an error, so that the target composes with other taps."""
+    counted as skipped, never an error (whatever its values), so that the target composes with
+    other taps."""
 
     MAX_SIZE_DEFAULT = BATCH_SIZE
 

@@ -272,3 +272,22 @@ def test_invoices_are_skipped_when_push_invoices_is_off(
     assert counts["skipped"] == 1
     assert counts["failed"] == 0
     assert run.states
+
+
+def test_a_skipped_stream_never_stops_the_run_on_its_values(
+    replay: Replay, fortnox_config: dict[str, Any]
+) -> None:
+    """push_invoices off: invoices are skipped whatever they hold, even a date that breaks the
+    tap's typed schema (``format: date``), which singer-sdk's date parsing stopped the run on."""
+    data = Path(__file__).parent / "data_files" / "missing_reference.singer"
+    text = data.read_text(encoding="utf-8").replace(
+        '"invoiceDate": "2026-03-01"', '"invoiceDate": "01/03/2026"'
+    )
+    assert "01/03/2026" in text
+    run = replay(text=text, push_invoices=False)
+
+    assert run.requests == []
+    counts = _counts(_summary(fortnox_config["results_dir"]), "invoices")
+    assert counts["skipped"] == 1
+    assert counts["failed"] == 0
+    assert run.states

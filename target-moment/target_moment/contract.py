@@ -1,10 +1,11 @@
 """The input contract: JSON schemas of the streams target-moment writes, and checks against them.
 
-The target validates each record against the SCHEMA message its tap sent (singer-sdk does that),
-and then against its own contract here, so a tap that drifts from the agreed fields gets a
-record-level error naming the field instead of a half-filled Moment expense. The README's
-"Input contract" tables are rendered from these same files (``python -m target_moment.contract``),
-and a test keeps them in step.
+The target checks each record against its own contract here, as the tap sent it (singer-sdk's
+validation against the tap's SCHEMA message and its date parsing are off, see ``sinks``: either
+stopped the whole run on one bad value), so a tap that drifts from the agreed fields or types gets
+a record-level error naming the field instead of a half-filled Moment expense or a stopped run.
+The README's "Input contract" tables are rendered from these same files
+(``python -m target_moment.contract``), and a test keeps them in step.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ def check_record(stream: str, record: dict[str, Any]) -> None:
 
 
 def json_ready(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The record as its JSON text had it: singer-sdk parses date-times into datetimes and
-    decimals into ``Decimal``, which neither the contract nor a dead-letter file should see."""
+    """The record as its JSON text had it: singer-sdk's reader turns fractions into ``Decimal``
+    and a caller may hand in parsed dates, which neither the contract nor a dead-letter file
+    should see."""
     ready: dict[str, Any] = {}
     for name, value in record.items():
         isoformat = getattr(value, "isoformat", None)

@@ -7,7 +7,10 @@
   pipeline that grows a stream does not break this target.
 
 All three are ``RecordSink``s: Moment has no bulk endpoint, and writing each record before the next
-keeps the at-least-once contract simple (state follows only fully written records).
+keeps the at-least-once contract simple (state follows only fully written records). Records arrive
+as the tap sent them (``RecordsAsSent``: singer-sdk neither validates them against the tap's SCHEMA
+nor parses their dates, either of which would stop the run on one bad value); the import checks
+each against the input contract (``contract.check_record``) and an invalid one fails alone.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from moment_client import MomentAuthError, MomentTransientError
 from singer_sdk.sinks import RecordSink
+from sync_common import RecordsAsSent
 
 from target_moment.contract import KEY_PROPERTIES
 
@@ -25,7 +29,7 @@ if TYPE_CHECKING:
     from target_moment.target import TargetMoment
 
 
-class _MomentSink(RecordSink):
+class _MomentSink(RecordsAsSent, RecordSink):
     """Gives the sinks the run's ``ExpenseImport``, created by the target on first use."""
 
     def __init__(
@@ -68,7 +72,7 @@ class ProjectExpenseSink(_MomentSink):
             raise
 
 
-class IgnoredStreamSink(RecordSink):
+class IgnoredStreamSink(RecordsAsSent, RecordSink):
     """A stream target-moment does not write; its records are counted and dropped."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -209,3 +209,34 @@ def test_command_line_prints_only_state_on_stdout(
     assert "target-moment run: project_expenses created=2" in done.stderr
     assert target_config["api_key"] not in done.stderr
     assert set(moment.test_expenses()) == {"fortnox-si-9001-0", "fortnox-si-9001-1"}
+
+
+def test_values_that_break_the_taps_typed_schema_fail_alone(moment: Any, replay: Any) -> None:
+    """Under typed SCHEMA messages (number amount, ``format: date`` dates) a value that breaks
+    them fails its own record with the contract's error, on every stream: an expense (dead
+    letter naming the field), a Fortnox project (counted failed), an ignored stream (nothing);
+    the good expense is written and state emitted. singer-sdk alone stopped the run here."""
+    states = replay("typed_bad_values.singer")
+
+    expenses = moment.test_expenses()
+    assert "fortnox-si-9101-0" in expenses
+    assert "fortnox-si-9102-0" not in expenses
+    assert "fortnox-si-9103-0" not in expenses
+    assert states
+    summary = replay.summary()
+    assert summary["streams"]["project_expenses"]["failed"] == 2
+    assert summary["streams"]["projects"]["failed"] == 1
+    messages = {f["key"]: f["message"] for f in summary["failures"]}
+    assert "start_date" in messages["TM-200"]
+    assert "01/02/2026" in messages["TM-200"]
+    letters = {
+        m["record"]["source_key"]: m["error"]["message"]
+        for m in replay.dead_letter_lines()
+        if m["type"] == "RECORD"
+    }
+    assert sorted(letters) == ["fortnox-si-9102-0", "fortnox-si-9103-0"]
+    assert "amount" in letters["fortnox-si-9102-0"]
+    assert "1 200,00" in letters["fortnox-si-9102-0"]
+    assert "expense_date" in letters["fortnox-si-9103-0"]
+    assert "02/11/2026" in letters["fortnox-si-9103-0"]
+    assert all("Fix the tap" in message for message in letters.values())

@@ -4,6 +4,12 @@ Each file holds the bad record(s) and a good record after them. The target must 
 the record's key, the field and what to do (on stderr and beside the record in the dead-letter
 file), and still write the good record: a bad record fails alone, never the run.
 
+Every file runs twice: as written ("untyped": its SCHEMA lines declare `{}` properties) and
+"typed", its SCHEMA lines replaced by the schemas and key properties the real taps emit
+(`tap-moment --discover` for target-fortnox, `tap-fortnox-expenses --discover` for
+target-moment), as in production, where a value that breaks the declared type or `format` must
+fail alone too rather than stop singer-sdk's validation or date parsing.
+
 The targets run as plain Singer targets (`target-x --config c.json < file`), as a user replays a
 file, against real sandbox processes; the cases run three at a time, each with its own results dir.
 """
@@ -25,6 +31,11 @@ from sandbox.launcher import SandboxProcess
 HERE = Path(__file__).parent / "bad_input"
 BIN = Path(sys.executable).parent
 SECTION = "bad input"
+# The schemas a file runs under: as written, and the taps' own (see the module docstring).
+UNTYPED, TYPED = "untyped", "typed"
+SECTIONS = {UNTYPED: SECTION, TYPED: f"{SECTION} (typed schemas from the taps' --discover)"}
+# Which tap feeds the target the files of a folder are for.
+TAPS = {"fortnox": "tap-moment", "moment": "tap-fortnox-expenses"}
 
 
 @dataclass(frozen=True)
@@ -156,11 +167,71 @@ class Outcome:
     stderr: str
     letters: list[dict[str, Any]]
     summary: dict[str, Any]
+    schemas: str  # UNTYPED or TYPED
+    mails: list[str]  # the failure e-mails' bodies, to this case's own address
+
+
+Catalog = dict[str, tuple[dict[str, Any], list[str]]]  # stream -> (schema, key properties)
 
 
 @pytest.fixture(scope="module")
-def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Outcome]]:
-    work = tmp_path_factory.mktemp("bad-input")
+def catalogs() -> dict[str, Catalog]:
+    """Per folder (target), the typed schemas its tap emits, read from the tap's discovery."""
+    found: dict[str, Catalog] = {}
+    for kind, tap in TAPS.items():
+        done = subprocess.run(
+            [BIN / tap, "--discover"], capture_output=True, check=True, timeout=120
+        )
+        found[kind] = {
+            entry["tap_stream_id"]: (entry["schema"], list(entry["key_properties"]))
+            for entry in json.loads(done.stdout)["streams"]
+        }
+    return found
+
+
+def typed_replay(path: Path, catalog: Catalog) -> bytes:
+    """The replay file with each SCHEMA of a stream the tap knows replaced by the tap's own."""
+    lines = []
+    for line in path.read_text("utf-8").splitlines():
+        message = json.loads(line)
+        if message["type"] == "SCHEMA" and message["stream"] in catalog:
+            message["schema"], message["key_properties"] = catalog[message["stream"]]
+            line = json.dumps(message, ensure_ascii=False)
+        lines.append(line)
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def test_typed_replays_carry_the_taps_schemas(catalogs: dict[str, Catalog]) -> None:
+    """The typed runs really are typed: every file's SCHEMA lines of a stream its tap emits are
+    the tap's, with the types the issue met (a number amount, a `format: date` invoice date)."""
+    assert catalogs["moment"]["project_expenses"][0]["properties"]["amount"]["type"] == "number"
+    invoice_date = catalogs["fortnox"]["invoices"][0]["properties"]["invoiceDate"]
+    assert invoice_date["format"] == "date"
+    for path in sorted(HERE.glob("*/*.singer")):
+        catalog = catalogs[path.parent.name]
+        schemas = [
+            message
+            for message in map(json.loads, typed_replay(path, catalog).decode().splitlines())
+            if message["type"] == "SCHEMA"
+        ]
+        known = [m for m in schemas if m["stream"] in catalog]
+        assert known, path
+        for message in known:
+            assert message["schema"] == catalog[message["stream"]][0], path
+            assert all(spec for spec in message["schema"]["properties"].values()), path
+
+
+@pytest.fixture(scope="module", params=[UNTYPED, TYPED])
+def outcomes(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    catalogs: dict[str, Catalog],
+    smtp_server: Any,
+) -> Iterator[dict[str, Outcome]]:
+    """Every file through its target, under one kind of schema (fresh sandboxes per kind); each
+    case e-mails its failures to its own address on the local SMTP server."""
+    schemas: str = request.param
+    work = tmp_path_factory.mktemp(f"bad-input-{schemas}")
     with (
         SandboxProcess(
             "fortnox", work / "f.db", seed=1, extra_args=["--max-requests-per-5s", "0"]
@@ -192,15 +263,24 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Out
                     "api_key": "sandbox-key",
                     "results_dir": str(results),
                 }
+            address = f"bad-input+{schemas}-{stem}@byra.example.se"
+            config |= {
+                "notify_email": address,
+                "smtp_host": "127.0.0.1",
+                "smtp_port": smtp_server.port,
+                "smtp_starttls": False,
+                "smtp_from": "sync@byra.example.se",
+            }
             config_path = work / f"{stem}.json"
             config_path.write_text(json.dumps(config))
-            with (HERE / f"{name}.singer").open("rb") as replay:
-                done = subprocess.run(
-                    [BIN / plugin, "--config", config_path],
-                    stdin=replay,
-                    capture_output=True,
-                    timeout=180,
-                )
+            path = HERE / f"{name}.singer"
+            replay = path.read_bytes() if schemas == UNTYPED else typed_replay(path, catalogs[kind])
+            done = subprocess.run(
+                [BIN / plugin, "--config", config_path],
+                input=replay,
+                capture_output=True,
+                timeout=180,
+            )
             letters_file = results / "dead-letters" / f"{plugin}.singer"
             letters = []
             if letters_file.exists():
@@ -209,7 +289,15 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Out
             runs = sorted((results / "runs").glob("*.json"))
             summary = json.loads(runs[-1].read_text()) if runs else {}
             stderr = done.stderr.decode("utf-8", "replace")
-            return name, Outcome(done.returncode, stderr, letters, summary)
+            # The SMTP server stores a message before it answers, so before the target exits
+            # (a message still being stored by another case has no recipients yet: not zipped).
+            inbox = smtp_server.inbox
+            mails = [
+                str(message.get_payload(decode=True), "utf-8")
+                for message, to in zip(inbox.messages, inbox.recipients, strict=False)
+                if to == [address]
+            ]
+            return name, Outcome(done.returncode, stderr, letters, summary, schemas, mails)
 
         names = [f"fortnox/{n}" for n in FORTNOX] + [f"moment/{n}" for n in MOMENT] + list(PROTOCOL)
         with ThreadPoolExecutor(max_workers=3) as pool:
@@ -252,9 +340,12 @@ def test_bad_record_fails_alone_with_an_actionable_error(
         assert any(stream in x for x in error_lines)
         failed = sum(s["failed"] for s in streams.values())
         assert failed == len(outcome.letters), (streams, outcome.letters)
+        (mail,) = outcome.mails
+        assert f"key {key}: " in mail, mail
         row = {**row, "outcome": "dead-lettered", "error": message[:240]}
     else:
         assert outcome.letters == [], outcome.letters
+        assert outcome.mails == [], outcome.mails
     for word in case.warning:
         assert any("WARNING" in x and word in x for x in outcome.stderr.splitlines()), word
     if case.warning:
@@ -262,7 +353,7 @@ def test_bad_record_fails_alone_with_an_actionable_error(
     if case.skipped:
         assert streams[good_stream]["skipped_reasons"] == {case.skipped: 1}
         row["outcome"] = f"skipped ({case.skipped})"
-    figures.add(SECTION, name, **row)
+    figures.add(SECTIONS[outcome.schemas], name, **row)
 
 
 @pytest.mark.parametrize(("name", "expected"), list(PROTOCOL.items()))
@@ -279,6 +370,8 @@ def test_protocol_slips_fail_the_record_not_the_run(
     good = streams[GOOD_AFTER_SLIP[name]]
     assert good["created"] + good["updated"] >= 1, streams
     assert streams[stream]["failed"] == 1, streams
+    (mail,) = outcome.mails
+    assert words in mail, mail
     error_lines = [x for x in outcome.stderr.splitlines() if "ERROR" in x and key in x]
     assert any(stream in x and words in x for x in error_lines), outcome.stderr[-2000:]
     if dead_lettered:
@@ -293,7 +386,7 @@ def test_protocol_slips_fail_the_record_not_the_run(
         assert failure["key"] == key
         assert "Fix the tap" in failure["message"]
     figures.add(
-        SECTION,
+        SECTIONS[outcome.schemas],
         name,
         target=name.split("/")[0],
         outcome="dead-lettered" if dead_lettered else "counted failed (no schema to replay with)",
