@@ -10,7 +10,8 @@
   (a superset of any include; ``id`` is always there).
 - Lists: ``{"content": [...], "page": {"size", "number", "totalElements", "totalPages"}}``,
   ``page`` from 0, ``size`` honoured up to 500 (observed) and capped there (inferred), default 20
-  (Spring's default; inferred); ``sort=field,asc|desc`` (inferred, Spring style), else by id;
+  (Spring's default; inferred); ``sort=field,asc|desc`` (inferred, Spring style; repeated, the
+  later ones break ties), else by id;
   ``lastModifiedDateFrom``/``lastModifiedDateTo`` inclusive (inferred) and exact filters.
 """
 
@@ -73,22 +74,28 @@ def list_query(entity: EntityType, args: Any) -> ListQuery:
             query.exact[path] = _int_param(args, param, 0) if param in _INTEGER_FILTERS else value
     query.modified_from = _instant_param(args, "lastModifiedDateFrom")
     query.modified_to = _instant_param(args, "lastModifiedDateTo")
-    sort = args.get("sort")
-    if sort:
-        field, _, direction = sort.partition(",")
-        allowed = ("id", "createdDate", "lastModifiedDate", *entity.sortable)
-        if field not in allowed:
-            raise MomentError(
-                400,
-                f"Parameter 'sort': cannot sort {entity.path} by '{field}' "
-                f"(one of {', '.join(allowed)})",
-            )
-        if direction.lower() not in ("", "asc", "desc"):
-            raise MomentError(
-                400, f"Parameter 'sort': direction must be asc or desc, got '{direction}'"
-            )
-        query.sort, query.descending = field, direction.lower() == "desc"
+    # Spring style: ``sort`` may repeat (``sort=lastModifiedDate,asc&sort=id,asc``); the first
+    # orders, the next ones break its ties (inferred, like the parameter itself).
+    orders = [_sort_param(entity, sort) for sort in args.getlist("sort") if sort]
+    if orders:
+        (query.sort, query.descending), query.then_by = orders[0], orders[1:]
     return query
+
+
+def _sort_param(entity: EntityType, sort: str) -> tuple[str, bool]:
+    field, _, direction = sort.partition(",")
+    allowed = ("id", "createdDate", "lastModifiedDate", *entity.sortable)
+    if field not in allowed:
+        raise MomentError(
+            400,
+            f"Parameter 'sort': cannot sort {entity.path} by '{field}' "
+            f"(one of {', '.join(allowed)})",
+        )
+    if direction.lower() not in ("", "asc", "desc"):
+        raise MomentError(
+            400, f"Parameter 'sort': direction must be asc or desc, got '{direction}'"
+        )
+    return field, direction.lower() == "desc"
 
 
 def page_document(docs: list[Any], total: int, query: ListQuery) -> dict[str, Any]:
