@@ -193,8 +193,12 @@ class ChangeReader:
                     path=self.entity,
                 )
             if second == first and not self._unsorted_ids_warned:
-                ids = (before.get("id"), after.get("id"))
-                if all(isinstance(i, int) for i in ids) and ids[1] < ids[0]:
+                first_id, second_id = before.get("id"), after.get("id")
+                if (
+                    isinstance(first_id, int)
+                    and isinstance(second_id, int)
+                    and second_id < first_id
+                ):
                     self._unsorted_ids_warned = True
                     LOGGER.warning(
                         "Moment does not sort %s with equal %s by id (sort=id,asc): relying on "

@@ -46,6 +46,7 @@ _NETWORK_ERRORS = (
 )
 
 Params = Mapping[str, Any]
+Records = list[dict[str, Any]]  # a page's records (``list`` names a method inside the client)
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ class MomentClient:
 
     def page(
         self, entity: str, params: Params | None, page: int, size: int
-    ) -> tuple[list[dict[str, Any]], PageInfo]:
+    ) -> tuple[Records, PageInfo]:
         """One page of a list request: its records, and whether it is the last and the total."""
         query = {**(params or {}), "page": page, "size": size}
         body = self._request("GET", self._path(entity), params=query)
