@@ -13,6 +13,7 @@
   (Spring's default; inferred); ``sort=field,asc|desc`` (inferred, Spring style; repeated, the
   later ones break ties), else by id;
   ``lastModifiedDateFrom``/``lastModifiedDateTo`` inclusive (inferred) and exact filters.
+  Switches (``SETTINGS_DEFAULTS``) make lists ignore the filter or the tie-breaking sorts.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
+from sandbox.fortnox.settings import SandboxSettings
 from sandbox.moment import clock
 from sandbox.moment.errors import MomentError
 from sandbox.moment.model import ENTITY_TYPES, INVOICES, EntityType
@@ -154,8 +156,23 @@ def authenticate(data: MomentData, company_code: str) -> Company:
     return company
 
 
-def api_blueprint(data: MomentData) -> Blueprint:
-    """The public API routes over ``data``."""
+# Switches for list behaviour the real Moment may not have (both inferred; ``/_sandbox/settings``):
+# off, ``lastModifiedDateFrom`` is ignored, and sort parameters after the first are ignored with
+# ties in the store's own order (newest id first, so a client cannot lean on id order by chance).
+SETTINGS_DEFAULTS: dict[str, Any] = {"modified_from_filter": True, "sort_tie_breaks": True}
+SETTINGS_KEY = "moment:settings"
+
+
+def apply_switches(query: ListQuery, settings: SandboxSettings) -> ListQuery:
+    if not settings["modified_from_filter"]:
+        query.modified_from = None
+    if not settings["sort_tie_breaks"]:
+        query.then_by = [("id", True)]
+    return query
+
+
+def api_blueprint(data: MomentData, settings: SandboxSettings) -> Blueprint:
+    """The public API routes over ``data``, answering lists as ``settings`` say."""
     api = Blueprint("moment_api", __name__, url_prefix="/api/1.0/companies/<company_code>")
 
     @api.url_value_preprocessor
@@ -174,7 +191,7 @@ def api_blueprint(data: MomentData) -> Blueprint:
     @api.get("/<entity>/include/<includes>")
     def list_records(entity: str, includes: str = "") -> Response:
         kind = entity_type(entity)
-        query = list_query(kind, request.args)
+        query = apply_switches(list_query(kind, request.args), settings)
         docs, total = company().page(kind, query)
         return jsonify(page_document(docs, total, query))
 
