@@ -71,7 +71,9 @@ class ChangeReader:
         on_total: Callable[[int], None] | None = None,
     ) -> None:
         self.client, self.entity, self.on_total = client, entity, on_total
-        self.params = {k: v for k, v in (params or {}).items() if k not in ("sort", MODIFIED)}
+        # The reader's own: the order and the from-instant (the caller's would break the keyset).
+        own = ("sort", f"{MODIFIED}From")
+        self.params = {k: v for k, v in (params or {}).items() if k not in own}
         self.cursor = since  # newest lastModifiedDate handed out (or the start)
         self.at_cursor: set[Any] = set()  # ids handed out whose lastModifiedDate is the cursor
         self.filter_ignored = False

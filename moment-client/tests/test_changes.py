@@ -259,3 +259,15 @@ def test_random_edits_and_ties_never_skip(seed: int, behaviour: dict[str, bool])
     fake.between = users
     emitted = read(fake, page_size=rng.choice([2, 3, 5]))
     assert_complete(fake, emitted)
+
+
+def test_the_callers_params_are_sent_but_never_its_own_order_or_start() -> None:
+    fake = FakeMoment([0, 1, 2])
+    with responses.RequestsMock() as mock:
+        mock.add_callback(responses.GET, URL, callback=fake.callback)
+        params = {"invoiceState": "FINALIZED", "sort": "id,desc", "lastModifiedDateFrom": "x"}
+        emitted = list(make_client(5).list_changes("customers", None, params))
+    assert [r["id"] for r in emitted] == [100, 101, 102]
+    assert fake.requests[0]["invoiceState"] == ["FINALIZED"]
+    assert fake.requests[0]["sort"] == ["lastModifiedDate,asc", "id,asc"]
+    assert "lastModifiedDateFrom" not in fake.requests[0]
