@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -23,6 +24,7 @@ import backoff
 import requests
 from requests.auth import HTTPBasicAuth
 
+from moment_client.changes import ChangeReader
 from moment_client.errors import (
     MomentAmbiguousWriteError,
     MomentError,
@@ -44,6 +46,7 @@ _NETWORK_ERRORS = (
 )
 
 Params = Mapping[str, Any]
+Records = list[dict[str, Any]]  # a page's records (``list`` names a method inside the client)
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,14 @@ class MomentClientStats:
         self.by_method[method] = self.by_method.get(method, 0) + 1
 
 
+@dataclass(frozen=True)
+class PageInfo:
+    """What a list page says about the list: last page or not, and ``totalElements`` if sent."""
+
+    is_last: bool
+    total: int | None
+
+
 class _RetryableFailure(Exception):
     """Internal signal for ``backoff``: this attempt failed in a way worth another try."""
 
@@ -146,23 +157,50 @@ class MomentClient:
         size = self.settings.page_size
         page = 0
         while True:
-            query = {**(params or {}), "page": page, "size": size}
-            body = self._request("GET", self._path(entity), params=query)
-            content = body.get("content") if isinstance(body, dict) else None
-            if not isinstance(content, list):
-                raise MomentError(
-                    f"Moment sent no 'content' list for GET {self._path(entity)} page {page}; "
-                    "is api_url the API base (…/api/1.0)?",
-                    path=self._path(entity),
-                )
-            if page == 0 and on_total is not None:
-                total = (body.get("page") or {}).get("totalElements")
-                if isinstance(total, int) and not isinstance(total, bool):
-                    on_total(total)
+            content, last = self.page(entity, params, page, size)
+            if page == 0 and on_total is not None and last.total is not None:
+                on_total(last.total)
             yield from content
-            if not content or self._is_last_page(body.get("page"), page, len(content), size):
+            if last.is_last:
                 return
             page += 1
+
+    def list_changes(
+        self,
+        entity: str,
+        since: datetime | None,
+        params: Params | None = None,
+        *,
+        on_total: Callable[[int], None] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Records of ``entity`` modified at or after ``since`` (None: all), oldest first.
+
+        Unlike ``list``, no record is skipped when records change while it reads (keyset paging
+        on ``lastModifiedDate`` and ``id``; see ``moment_client.changes``). A record edited during
+        the read may come twice (old and new version); memory holds one page and the ids at one
+        timestamp.
+        """
+        return ChangeReader(self, entity, since, params, on_total).records()
+
+    def page(
+        self, entity: str, params: Params | None, page: int, size: int
+    ) -> tuple[Records, PageInfo]:
+        """One page of a list request: its records, and whether it is the last and the total."""
+        query = {**(params or {}), "page": page, "size": size}
+        body = self._request("GET", self._path(entity), params=query)
+        content = body.get("content") if isinstance(body, dict) else None
+        if not isinstance(content, list):
+            raise MomentError(
+                f"Moment sent no 'content' list for GET {self._path(entity)} page {page}; "
+                "is api_url the API base (…/api/1.0)?",
+                path=self._path(entity),
+            )
+        meta = body.get("page")
+        total = meta.get("totalElements") if isinstance(meta, dict) else None
+        if not isinstance(total, int) or isinstance(total, bool):
+            total = None
+        is_last = not content or self._is_last_page(meta, page, len(content), size)
+        return content, PageInfo(is_last=is_last, total=total)
 
     def get(self, entity: str, record_id: int | str) -> dict[str, Any]:
         """One record by id; raises ``MomentNotFound`` when it does not exist."""

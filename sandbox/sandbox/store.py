@@ -186,19 +186,26 @@ class Store:
         *,
         order_by: str = "seq",
         descending: bool = False,
+        then_by: Sequence[tuple[str, bool]] = (),
         limit: int | None = None,
         offset: int = 0,
     ) -> builtins.list[Document]:
-        """Documents matching every filter, ordered by ``seq``, ``modified`` or a JSON field."""
+        """Documents matching every filter, ordered by ``seq``, ``modified`` or a JSON field.
+
+        ``then_by`` breaks ties, as ``(field, descending)`` pairs; ``seq`` breaks the rest.
+        """
         where, params = self._where(entity, filters)
-        if order_by in ("seq", "modified"):
-            order = order_by
-        else:
-            order = "json_extract(data, ?)"
-            params.append(f"$.{order_by}")
-        direction = "DESC" if descending else "ASC"
+        terms = []
+        for name, desc in ((order_by, descending), *then_by):
+            direction = "DESC" if desc else "ASC"
+            if name in ("seq", "modified"):
+                terms.append(f"{name} {direction}")
+            else:
+                terms.append(f"json_extract(data, ?) {direction}")
+                params.append(f"$.{name}")
+        terms.append(f"seq {'DESC' if descending else 'ASC'}")
         # Only column expressions of our own go into the SQL text; every value is a bound parameter.
-        sql = f"SELECT data FROM documents WHERE {where} ORDER BY {order} {direction}, seq {direction}"  # noqa: S608, E501
+        sql = f"SELECT data FROM documents WHERE {where} ORDER BY {', '.join(terms)}"  # noqa: S608
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"
             params += [limit, offset]

@@ -125,6 +125,47 @@ def test_sort_by_field_descending(api: Api) -> None:
     assert names == sorted(names, reverse=True)
 
 
+def test_repeated_sort_parameters_break_ties_in_order(api: Api) -> None:
+    # Projects without a start date (several in the seed) tie on startDate.
+    params: dict[str, Any] = {"size": 50, "sort": ["startDate,asc", "id,desc"]}
+    projects = api.ok("GET", "projects", params=params)["content"]
+    undated = [p["id"] for p in projects if p["startDate"] is None]
+    assert len(undated) >= 2
+    assert [p["id"] for p in projects[: len(undated)]] == sorted(undated, reverse=True)
+    keys = [(p["startDate"] or "", -p["id"]) for p in projects]
+    assert keys == sorted(keys)
+    single = api.ok("GET", "projects", params={"size": 50, "sort": "startDate,asc"})["content"]
+    assert [p["id"] for p in single[: len(undated)]] == sorted(undated)
+    bad = api("GET", "projects", params={"sort": ["startDate,asc", "shoeSize,asc"]})
+    assert_error(bad, 400, "'sort'", "shoeSize")
+
+
+def test_switches_make_lists_ignore_the_filter_and_the_tie_breaks(
+    api: Api, moment: SandboxProcess
+) -> None:
+    customers = api.ok("GET", "customers", params={"size": 50})["content"]
+    newest = max(customers, key=lambda c: datetime.fromisoformat(c["lastModifiedDate"]))
+    since = {"lastModifiedDateFrom": newest["lastModifiedDate"], "size": 50}
+    assert [c["id"] for c in api.ok("GET", "customers", params=since)["content"]] == [newest["id"]]
+    ties = {"size": 50, "sort": ["startDate,asc", "id,asc"]}
+    projects = api.ok("GET", "projects", params=ties)["content"]
+    undated = [p["id"] for p in projects if p["startDate"] is None]
+    assert [p["id"] for p in projects[: len(undated)]] == sorted(undated)
+    as_inferred = {"modified_from_filter": True, "sort_tie_breaks": True}
+    assert moment.admin("GET", "settings") == as_inferred
+    try:
+        moment.admin("PATCH", "settings", dict.fromkeys(as_inferred, False))
+        assert len(api.ok("GET", "customers", params=since)["content"]) == len(customers)
+        ignored = api.ok("GET", "projects", params=ties)["content"][: len(undated)]
+        # The store's own order among ties: newest id first.
+        assert [p["id"] for p in ignored] == sorted(undated, reverse=True)
+        moment.admin("POST", "seed", {"seed": 1})  # a reseed keeps the switches
+        assert moment.admin("GET", "settings")["modified_from_filter"] is False
+    finally:
+        moment.admin("PATCH", "settings", as_inferred)
+    assert [c["id"] for c in api.ok("GET", "customers", params=since)["content"]] == [newest["id"]]
+
+
 def test_exact_filters(api: Api) -> None:
     one = api.ok("GET", "customers", params={"customerNumber": "1003"})["content"]
     assert [c["customerNumber"] for c in one] == ["1003"]

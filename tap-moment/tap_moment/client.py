@@ -6,17 +6,19 @@ of that a second time (its own session, paginator, backoff and ``FatalAPIError``
 subclass the plain ``Stream`` and implement ``get_records`` from ``MomentClient.list``, a generator
 that holds one page at a time.
 
-Incremental reads: ``lastModifiedDate`` is the replication key. A run asks Moment for
-``lastModifiedDateFrom`` = the bookmark minus ``lookback_minutes`` (rows written while the last run
-was reading are not missed; the filter is inclusive, so rows equal to the bookmark come again),
-or ``start_date`` on the first run, sorted by ``lastModifiedDate`` ascending.
+Incremental reads: ``lastModifiedDate`` is the replication key. A run starts at the bookmark
+minus ``lookback_minutes`` (rows written while the last run was reading are not missed; the
+filter is inclusive, so rows equal to the bookmark come again), or ``start_date`` on the first
+run, and reads by keyset in ``lastModifiedDate`` then ``id`` order (``MomentClient.list_changes``),
+so a record edited during the read never makes the tap skip another.
 """
 
 from __future__ import annotations
 
 import typing as t
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from moment_client.changes import parse_instant
 from singer_sdk import Stream
 from singer_sdk.schema.source import SchemaDirectory, StreamSchema
 from sync_common import ProgressReporter
@@ -31,12 +33,6 @@ if t.TYPE_CHECKING:
 
 SCHEMAS_DIR = SchemaDirectory(schemas)
 REPLICATION_KEY = "lastModifiedDate"
-
-
-def parse_instant(value: str) -> datetime:
-    """An ISO 8601 date or date-time as an aware datetime (no offset: UTC, as singer-sdk does)."""
-    parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 class MomentStream(Stream):
@@ -76,24 +72,20 @@ class MomentStream(Stream):
 
     def get_records(self, context: Context | None) -> Iterable[Record]:
         since = self.modified_from(context)
-        params: dict[str, str] = {"sort": f"{REPLICATION_KEY},asc", **self.extra_params}
-        if since is not None:
-            # Milliseconds, truncated: Moment's precision, and never later than the bookmark.
-            params["lastModifiedDateFrom"] = since.astimezone(UTC).isoformat(
-                timespec="milliseconds"
-            )
         self.logger.info("Reading Moment %s modified from %s", self.entity, since or "the start")
         progress = ProgressReporter(
             self.name, interval_seconds=self.progress_interval_seconds, log=self.logger
         )
         read = 0
-        for record in self.moment.list(
-            self.entity, params=params, on_total=lambda n: setattr(progress, "total", n)
+        # Keyset reads (moment_client.changes): nothing is skipped when records change during
+        # the read; rows before ``since`` (a server that leaks the filter) never come out.
+        for record in self.moment.list_changes(
+            self.entity,
+            since,
+            params=self.extra_params,
+            on_total=lambda n: setattr(progress, "total", n),
         ):
             progress.tick()
-            # Real clients saw Moment return rows outside a filter (moment-api.md §1.6): recheck.
-            if since is not None and parse_instant(record[REPLICATION_KEY]) < since:
-                continue
             read += 1
             yield record
         progress.finish()

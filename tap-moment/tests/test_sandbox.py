@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -167,3 +168,73 @@ def test_cli_run_writes_singer_messages_and_a_bad_key_fails_cleanly(
     assert "MomentAuthError" in bad.stderr
     assert "company_code" in bad.stderr
     assert wrong_key not in bad.stderr + bad.stdout
+
+
+SWITCHES = ("modified_from_filter", "sort_tie_breaks")  # the Moment sandbox's list switches
+
+
+class EditingWhileReading(MomentClient):
+    """The tap's client, with Moment users editing customers between the tap's list pages.
+
+    ``edits`` maps "after this many customer pages" to the customer numbers to edit then.
+    """
+
+    def __init__(self, config: dict[str, Any], sandbox: Any, edits: dict[int, list[str]]) -> None:
+        super().__init__(MomentSettings.from_config(config))
+        self.sandbox, self.edits, self.pages = sandbox, edits, 0
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        body = super()._request(method, path, **kwargs)
+        params = kwargs.get("params") or {}
+        if method == "GET" and path.endswith("/customers") and params.get("size") != 1:
+            self.pages += 1
+            for number in self.edits.get(self.pages, []):
+                self.sandbox.admin("PATCH", f"customers/{number}", {"city": f"Edited {number}"})
+        return body
+
+
+@pytest.mark.parametrize(
+    "switches",
+    [{}, {"modified_from_filter": False, "sort_tie_breaks": False}],
+    ids=["as-inferred", "filter-and-tie-breaks-ignored"],
+)
+def test_edits_during_a_read_never_make_the_tap_skip_a_record(
+    sandbox_config: dict[str, Any],
+    run_tap: RunTap,
+    moment_sandbox: Any,
+    switches: dict[str, bool],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = {**sandbox_config, "page_size": 5}
+    listed = list(moment(config).list("customers", {"sort": "lastModifiedDate,asc"}))
+    order = [c["customerNumber"] for c in listed]
+    assert len(order) == 30
+    # A start inside the data (a server ignoring the filter sends the older rows too), so that
+    # positions 9, 14, 19 and 24 end a page of 5 whether or not the server honours the filter.
+    start = listed[5]["lastModifiedDate"]
+    # Users edit records the tap has read, on the page boundaries, after pages 3 and 5: each edit
+    # moves a record to the end, and offset paging then skips the record at the next boundary.
+    edits = {3: [order[9], order[14]], 5: [order[19], order[24]]}
+    client = EditingWhileReading(config, moment_sandbox, edits)
+    moment_sandbox.admin("PATCH", "settings", switches)
+    try:
+        with caplog.at_level(logging.WARNING, logger="moment_client"):
+            run = run_tap({**config, "start_date": start}, streams={"customers"}, client=client)
+    finally:
+        moment_sandbox.admin("PATCH", "settings", dict.fromkeys(SWITCHES, True))
+    order = order[5:]  # from the start on
+
+    emitted = run.records["customers"]
+    numbers = [c["customerNumber"] for c in emitted]
+    assert all(instant(c["lastModifiedDate"]) >= instant(start) for c in emitted)
+    missed = sorted(set(order) - set(numbers))
+    assert not missed, f"customers never read: {missed} ({len(numbers)} rows read)"
+    ignored = [r for r in caplog.records if "does not honour the filter" in r.message]
+    assert len(ignored) == (1 if switches else 0)
+    last_version = {c["customerNumber"]: c for c in emitted}
+    for number in edits[3] + edits[5]:
+        assert last_version[number]["city"] == f"Edited {number}"
+    stamps = [instant(c["lastModifiedDate"]) for c in emitted]
+    assert stamps == sorted(stamps)
+    now = [c["lastModifiedDate"] for c in moment(config).list("customers")]
+    assert run.bookmark("customers") == max(now, key=instant)

@@ -125,7 +125,7 @@ def test_requests_carry_sort_filter_and_invoice_state() -> None:
     }
     sync(CONFIG, state)
     by_path = {urlparse(c.request.url).path.split("/")[-1]: query_of(c) for c in responses.calls}
-    assert by_path["customers"]["sort"] == ["lastModifiedDate,asc"]
+    assert by_path["customers"]["sort"] == ["lastModifiedDate,asc", "id,asc"]
     # 11:00+01:00 minus 5 minutes of lookback, sent in UTC; inclusive on the server.
     assert by_path["customers"]["lastModifiedDateFrom"] == ["2026-01-10T09:55:00.000+00:00"]
     assert "lastModifiedDateFrom" not in by_path["projects"]

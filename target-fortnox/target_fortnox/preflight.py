@@ -16,6 +16,7 @@ have: ``--moment-config ENV`` (default) reads the tap's variables ``TAP_MOMENT_A
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -368,13 +369,49 @@ class MomentToFortnoxPreflight:
         )
 
 
+# Company-form words that say nothing about which company it is: "Acme AB", "ACME Aktiebolag"
+# and "AB Acme" are one company. Swedish forms first, then the neighbours' and common foreign ones.
+COMPANY_FORMS = frozenset(
+    {
+        "ab", "aktiebolag", "aktiebolaget", "publ", "hb", "handelsbolag", "handelsbolaget",
+        "kb", "kommanditbolag", "kommanditbolaget", "ek", "för", "ekonomisk", "förening",
+        "as", "asa", "a/s", "aps", "oy", "oyj", "ab oy", "gmbh", "ag", "ltd", "limited",
+        "inc", "llc", "plc", "bv", "nv", "sa", "sarl",
+    }
+)  # fmt: skip
+
+
+def company_name_key(name: str | None) -> str:
+    """``name`` reduced to what identifies a company: case, spacing, punctuation and company
+    forms (AB, Aktiebolag, (publ), HB, AS, Oy, GmbH, ...) do not count."""
+    words = re.findall(r"[^\W_]+(?:/[^\W_]+)?", (name or "").casefold())
+    kept = [word for word in words if word not in COMPANY_FORMS]
+    return " ".join(kept or words)
+
+
 def _different_customer(moment: Mapping[str, Any], fortnox: Mapping[str, Any]) -> str | None:
-    org_m = (moment.get("organizationNumber") or "").replace("-", "")
-    org_f = (fortnox.get("OrganisationNumber") or "").replace("-", "")
-    if org_m and org_f and org_m != org_f:
+    """Why Fortnox's customer on Moment's number is another company, or None.
+
+    Organisation numbers decide when both sides have one; otherwise the names must match
+    (compared by ``company_name_key``), so a Moment customer without an organisation number
+    cannot silently overwrite another company in Fortnox.
+    """
+    org_m = re.sub(r"\D", "", str(moment.get("organizationNumber") or ""))
+    org_f = re.sub(r"\D", "", str(fortnox.get("OrganisationNumber") or ""))
+    described = (
+        f"Fortnox {fortnox.get('Name')!r} ({fortnox.get('OrganisationNumber') or 'no org. no.'})"
+        f" is not Moment {moment.get('name')!r} "
+        f"({moment.get('organizationNumber') or 'no org. no.'})"
+    )
+    if org_m and org_f:
+        return f"{described}: organisation numbers differ" if org_m != org_f else None
+    name_m, name_f = company_name_key(moment.get("name")), company_name_key(fortnox.get("Name"))
+    if name_m and name_f and name_m != name_f:
+        missing = "Moment" if not org_m else "Fortnox"
+        missing = "either side" if not org_m and not org_f else missing
         return (
-            f"Fortnox {fortnox.get('Name')!r} ({fortnox.get('OrganisationNumber')}) is not "
-            f"Moment {moment.get('name')!r} ({moment.get('organizationNumber')})"
+            f"{described}: names differ and {missing} has no organisation number to tell; "
+            "if it is the same company renamed, set its organisation number in Moment"
         )
     return None
 

@@ -17,7 +17,13 @@ import pytest
 from fortnox_client import FortnoxClient, FortnoxSettings
 from moment_client import MomentClient, MomentSettings
 from sandbox.launcher import SandboxProcess
-from target_fortnox.preflight import MomentData, MomentToFortnoxPreflight, main
+from target_fortnox.preflight import (
+    MomentData,
+    MomentToFortnoxPreflight,
+    _different_customer,
+    company_name_key,
+    main,
+)
 
 TENANT_ID = "1234567"
 
@@ -302,6 +308,84 @@ def test_colliding_numbers_and_fortnox_ocr(
         ocr.items[0] == f"{on_1001[0]}: Moment OCR {invoices[on_1001[0]]['ocr']}, Fortnox OCR 133"
     )
     assert report.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("Acme AB", "ACME Aktiebolag"),
+        ("Acme  AB (publ)", "acme"),
+        ("AB Volvo", "Volvo AB"),
+        ("Kalles Bygg & Måleri HB", "kalles bygg måleri handelsbolag"),
+        ("Nordvik AS", "Nordvik A/S"),
+        ("Öst-Konsult Oy", "ÖST KONSULT"),
+    ],
+)
+def test_company_names_compare_without_case_spacing_and_company_form(
+    first: str, second: str
+) -> None:
+    assert company_name_key(first) == company_name_key(second)
+
+
+def test_different_company_names_stay_different() -> None:
+    assert company_name_key("Acme AB") != company_name_key("Acme Bygg AB")
+    assert company_name_key("AB") == "ab"  # a name of forms only is kept as it is
+
+
+def test_same_number_different_company_is_told_by_name_when_an_org_number_is_missing() -> None:
+    fortnox = {"Name": "Annan Kund AB", "OrganisationNumber": "556036-0793"}
+    # Moment has no organisation number: only the names can tell, and they differ.
+    reason = _different_customer({"name": "Moment Kund AB", "organizationNumber": None}, fortnox)
+    assert reason is not None
+    assert "'Annan Kund AB' (556036-0793) is not Moment 'Moment Kund AB' (no org. no.)" in reason
+    assert "names differ and Moment has no organisation number" in reason
+    assert "set its organisation number in Moment" in reason
+    both_missing = {"Name": "Annan Kund AB", "OrganisationNumber": ""}
+    reason = _different_customer({"name": "Moment Kund AB"}, both_missing)
+    assert reason is not None
+    assert "either side has no organisation number" in reason
+    # The same company written differently is not a collision.
+    same = {"name": "ANNAN KUND aktiebolag", "organizationNumber": None}
+    assert _different_customer(same, fortnox) is None
+    # Organisation numbers decide when both are there (a renamed company is still the same).
+    renamed = {"name": "Nytt Namn AB", "organizationNumber": "5560360793"}
+    assert _different_customer(renamed, fortnox) is None
+    other = {"name": "Annan Kund AB", "organizationNumber": "556677-8899"}
+    reason = _different_customer(other, fortnox)
+    assert reason is not None
+    assert "organisation numbers differ" in reason
+
+
+def test_preflight_fails_a_fortnox_company_on_the_number_of_a_moment_customer_without_org_number(
+    fortnox: SandboxProcess, moment: SandboxProcess, tmp_path: Path
+) -> None:
+    without = [
+        c
+        for c in moment.admin("GET", "customers?size=500")["content"]
+        if not c["organizationNumber"] and c["countryCode"] == "SE"
+    ]
+    assert len(without) >= 2, "the seed has Swedish customers without organisation number"
+    taken, pushed = without[0], without[1]
+    client = FortnoxClient(FortnoxSettings.from_config(fortnox_config(fortnox, tmp_path)))
+    client.create(
+        "customers",
+        {
+            "CustomerNumber": taken["customerNumber"],
+            "Name": "Helt Annat Företag AB",
+            "OrganisationNumber": "556036-0793",
+        },
+    )
+    # The integration's own push of the other one, its name written differently: no collision.
+    client.create(
+        "customers",
+        {"CustomerNumber": pushed["customerNumber"], "Name": f"  {pushed['name'].upper()} "},
+    )
+    customers = result(preflight(fortnox, moment, tmp_path).run(), "number-series-customers")
+    assert customers.status == "fail"
+    assert len(customers.items) == 1, customers.items
+    item = customers.items[0]
+    assert item.startswith(f"{taken['customerNumber']}: Fortnox 'Helt Annat Företag AB'")
+    assert "names differ and Moment has no organisation number" in item
 
 
 def test_command_line_json_and_exit_codes(

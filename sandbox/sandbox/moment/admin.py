@@ -5,6 +5,8 @@ picks the company (default ``demo``). Records are addressed by their user-facing
 they have one (customers, projects, financialAccounts, vatCodes), else by id.
 
 - ``GET  /_sandbox/companies`` · ``POST /_sandbox/companies`` ``{"code", "apiKey", "name"}``
+- ``GET|PATCH /_sandbox/settings``                  list switches: ``modified_from_filter``,
+  ``sort_tie_breaks`` (true: as inferred; false: ignored, see ``sandbox.moment.api``)
 - ``GET  /_sandbox/counts``                         records per entity
 - ``GET  /_sandbox/{entity}``                       list, same parameters as the API
 - ``GET|PATCH|DELETE /_sandbox/{entity}/{number}``  read / edit (lastModifiedDate moves) / delete
@@ -21,6 +23,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from sandbox.fortnox.settings import SandboxSettings
 from sandbox.moment.api import entity_type, list_query, page_document
 from sandbox.moment.errors import MomentError
 from sandbox.moment.model import ENTITY_TYPES, INVOICES, PROJECTS, EntityType
@@ -28,8 +31,16 @@ from sandbox.moment.repository import DEMO_COMPANY, Company, MomentData
 from sandbox.store import Document
 
 
-def moment_admin_blueprint(data: MomentData) -> Blueprint:
+def moment_admin_blueprint(data: MomentData, settings: SandboxSettings) -> Blueprint:
     admin = Blueprint("moment_data_admin", __name__, url_prefix="/_sandbox")
+
+    @admin.get("/settings")
+    def get_settings() -> Response:
+        return jsonify(settings.snapshot())
+
+    @admin.patch("/settings")
+    def patch_settings() -> Response:
+        return jsonify(settings.update(_body()))  # a bad name or value: ValueError, 400
 
     def company() -> Company:
         return data.company(request.args.get("company", DEMO_COMPANY))

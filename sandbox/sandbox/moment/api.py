@@ -10,8 +10,10 @@
   (a superset of any include; ``id`` is always there).
 - Lists: ``{"content": [...], "page": {"size", "number", "totalElements", "totalPages"}}``,
   ``page`` from 0, ``size`` honoured up to 500 (observed) and capped there (inferred), default 20
-  (Spring's default; inferred); ``sort=field,asc|desc`` (inferred, Spring style), else by id;
+  (Spring's default; inferred); ``sort=field,asc|desc`` (inferred, Spring style; repeated, the
+  later ones break ties), else by id;
   ``lastModifiedDateFrom``/``lastModifiedDateTo`` inclusive (inferred) and exact filters.
+  Switches (``SETTINGS_DEFAULTS``) make lists ignore the filter or the tie-breaking sorts.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
+from sandbox.fortnox.settings import SandboxSettings
 from sandbox.moment import clock
 from sandbox.moment.errors import MomentError
 from sandbox.moment.model import ENTITY_TYPES, INVOICES, EntityType
@@ -73,22 +76,28 @@ def list_query(entity: EntityType, args: Any) -> ListQuery:
             query.exact[path] = _int_param(args, param, 0) if param in _INTEGER_FILTERS else value
     query.modified_from = _instant_param(args, "lastModifiedDateFrom")
     query.modified_to = _instant_param(args, "lastModifiedDateTo")
-    sort = args.get("sort")
-    if sort:
-        field, _, direction = sort.partition(",")
-        allowed = ("id", "createdDate", "lastModifiedDate", *entity.sortable)
-        if field not in allowed:
-            raise MomentError(
-                400,
-                f"Parameter 'sort': cannot sort {entity.path} by '{field}' "
-                f"(one of {', '.join(allowed)})",
-            )
-        if direction.lower() not in ("", "asc", "desc"):
-            raise MomentError(
-                400, f"Parameter 'sort': direction must be asc or desc, got '{direction}'"
-            )
-        query.sort, query.descending = field, direction.lower() == "desc"
+    # Spring style: ``sort`` may repeat (``sort=lastModifiedDate,asc&sort=id,asc``); the first
+    # orders, the next ones break its ties (inferred, like the parameter itself).
+    orders = [_sort_param(entity, sort) for sort in args.getlist("sort") if sort]
+    if orders:
+        (query.sort, query.descending), query.then_by = orders[0], orders[1:]
     return query
+
+
+def _sort_param(entity: EntityType, sort: str) -> tuple[str, bool]:
+    field, _, direction = sort.partition(",")
+    allowed = ("id", "createdDate", "lastModifiedDate", *entity.sortable)
+    if field not in allowed:
+        raise MomentError(
+            400,
+            f"Parameter 'sort': cannot sort {entity.path} by '{field}' "
+            f"(one of {', '.join(allowed)})",
+        )
+    if direction.lower() not in ("", "asc", "desc"):
+        raise MomentError(
+            400, f"Parameter 'sort': direction must be asc or desc, got '{direction}'"
+        )
+    return field, direction.lower() == "desc"
 
 
 def page_document(docs: list[Any], total: int, query: ListQuery) -> dict[str, Any]:
@@ -147,8 +156,23 @@ def authenticate(data: MomentData, company_code: str) -> Company:
     return company
 
 
-def api_blueprint(data: MomentData) -> Blueprint:
-    """The public API routes over ``data``."""
+# Switches for list behaviour the real Moment may not have (both inferred; ``/_sandbox/settings``):
+# off, ``lastModifiedDateFrom`` is ignored, and sort parameters after the first are ignored with
+# ties in the store's own order (newest id first, so a client cannot lean on id order by chance).
+SETTINGS_DEFAULTS: dict[str, Any] = {"modified_from_filter": True, "sort_tie_breaks": True}
+SETTINGS_KEY = "moment:settings"
+
+
+def apply_switches(query: ListQuery, settings: SandboxSettings) -> ListQuery:
+    if not settings["modified_from_filter"]:
+        query.modified_from = None
+    if not settings["sort_tie_breaks"]:
+        query.then_by = [("id", True)]
+    return query
+
+
+def api_blueprint(data: MomentData, settings: SandboxSettings) -> Blueprint:
+    """The public API routes over ``data``, answering lists as ``settings`` say."""
     api = Blueprint("moment_api", __name__, url_prefix="/api/1.0/companies/<company_code>")
 
     @api.url_value_preprocessor
@@ -167,7 +191,7 @@ def api_blueprint(data: MomentData) -> Blueprint:
     @api.get("/<entity>/include/<includes>")
     def list_records(entity: str, includes: str = "") -> Response:
         kind = entity_type(entity)
-        query = list_query(kind, request.args)
+        query = apply_switches(list_query(kind, request.args), settings)
         docs, total = company().page(kind, query)
         return jsonify(page_document(docs, total, query))
 

@@ -44,7 +44,7 @@ DEMO_COMPANY = "demo"
 DEMO_API_KEY = "sandbox-key"
 _COMPANIES_KEY = "moment:companies"
 # Settings, not records: a wipe (reseed) keeps them, as it keeps companies and their keys.
-_SETTINGS_KEYS = (_COMPANIES_KEY, "moment:webhooks")
+_SETTINGS_KEYS = (_COMPANIES_KEY, "moment:webhooks", "moment:settings")
 
 # Numbers Moment assigns when a client leaves them out (inferred: the UI auto-numbers customers and
 # projects, and the number "can be overridden").
@@ -76,6 +76,7 @@ class ListQuery:
     size: int = 20
     sort: str = "id"
     descending: bool = False
+    then_by: list[tuple[str, bool]] = field(default_factory=list)  # tie-breaks: (field, desc)
 
 
 class MomentData:
@@ -219,13 +220,14 @@ class Company:
         kind = self._kind(entity)
         # Records are inserted in id order (ids are allocated inside the insert's transaction),
         # so the insertion sequence is the id order and uses the index.
-        order = {"id": "seq", "lastModifiedDate": "modified"}.get(query.sort, query.sort)
+        columns = {"id": "seq", "lastModifiedDate": "modified"}
         total = self.store.count(kind, filters)
         docs = self.store.list(
             kind,
             filters,
-            order_by=order,
+            order_by=columns.get(query.sort, query.sort),
             descending=query.descending,
+            then_by=[(columns.get(name, name), desc) for name, desc in query.then_by],
             limit=query.size,
             offset=query.page * query.size,
         )
