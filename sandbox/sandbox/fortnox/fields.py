@@ -412,4 +412,13 @@ SUPPLIER_INVOICE_STRING_AMOUNTS = (
     "RoundOffValue",
 )
 
-ACCOUNT_LIST = ("Number", "Description", "Active", "VATCode", "Year", "SRU")
+ACCOUNT_LIST = (
+    "Number",
+    "Description",
+    "Active",
+    "VATCode",
+    "Year",
+    "SRU",
+    "ProjectSettings",
+    "CostCenterSettings",
+)
