@@ -49,7 +49,7 @@ class RuleBreach:
                 f"{account} takes no project (ProjectSettings NOTALLOWED) and the invoice has "
                 f"project {self.project or '(its project)'}. Book these lines on another account "
                 f"in Moment, or in Fortnox ({CHART_OF_ACCOUNTS}, {account}) change Projekt from "
-                "Ej tillåtet to Tillåtet"
+                "Inte tillåtet to Tillåtet"
             )
         if self.kind == "cost-center-mandatory":
             return (

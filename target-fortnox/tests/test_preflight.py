@@ -206,7 +206,7 @@ def test_account_rules_of_invoice_line_accounts(
             "(Register > Kontoplan, account 3011) change Projekt from Obligatoriskt to Tillåtet",
             f"invoices {on_project}: account 3740 takes no project (ProjectSettings NOTALLOWED) "
             "and the invoice has project 5001. Book these lines on another account in Moment, or "
-            "in Fortnox (Register > Kontoplan, account 3740) change Projekt from Ej tillåtet to "
+            "in Fortnox (Register > Kontoplan, account 3740) change Projekt from Inte tillåtet to "
             "Tillåtet",
             f"invoices {cost_centre}: account 3012 requires a cost centre (CostCenterSettings "
             "MANDATORY) and Moment sends none. In Fortnox (Register > Kontoplan, account 3012) "
