@@ -106,7 +106,7 @@ class MomentToFortnoxPreflight:
         self.moment = moment
         self.company_code = company_code
         self._moment_data: MomentData | None = None
-        # Off: /3/projects refuses every call, which the project-module check already reports.
+        # False when /3/projects refuses (2001101, 2000663): the project-module check said so.
         self.project_module_on = True
         self._fortnox_invoices: dict[str, dict[str, Any]] | None = None
         self._fortnox_accounts: dict[str, dict[str, Any]] | None = None
@@ -273,9 +273,9 @@ class MomentToFortnoxPreflight:
             return CheckResult(
                 "account-rules",
                 "fail",
-                f"{sum(map(len, refused.values()))} invoice line account(s) of Moment invoices "
-                "not yet in Fortnox break the account's project or cost-centre rule; Fortnox "
-                "refuses those invoices",
+                f"{len({i for inv in refused.values() for i in inv})} Moment invoice(s) not yet "
+                "in Fortnox have lines on accounts whose project or cost-centre rule they break; "
+                "Fortnox refuses those invoices",
                 "For each item: follow what it says — set the project in Moment, or change the "
                 f"account's Projekt / Kostnadsställe setting in Fortnox ({CHART_OF_ACCOUNTS}). "
                 "Then run the pre-flight check again.",

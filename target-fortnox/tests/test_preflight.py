@@ -198,6 +198,7 @@ def test_account_rules_of_invoice_line_accounts(
     cost_centre = finalised("3012", False)
     check = preflight(fortnox, moment, tmp_path).check_account_rules()
     assert check.status == "fail"
+    assert check.detail.startswith("3 Moment invoice(s) not yet in Fortnox")
     assert "Register > Kontoplan" in check.fix
     assert sorted(check.items) == sorted(
         [
