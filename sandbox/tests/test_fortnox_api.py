@@ -548,3 +548,131 @@ def test_accounts_financial_years_and_company(api: Api) -> None:
     assert len(digits) == 10
     assert _luhn_ok(digits)
     assert info["CompanyName"].endswith("AB")
+
+
+# project module and posting rules (docs/FORTNOX_PROJECTS.md) ------------------------------------
+@pytest.fixture
+def settings(fx: SandboxProcess) -> Iterator[Any]:
+    """PATCH sandbox settings for one test; the defaults come back afterwards."""
+    before = fx.admin("GET", "settings")
+    yield lambda **changes: fx.admin("PATCH", "settings", changes)
+    fx.admin("PATCH", "settings", before)
+
+
+@pytest.fixture(scope="module")
+def customer(api: Api) -> str:
+    reply = api.post("customers", {"Customer": {"CustomerNumber": "4711", "Name": "Regel AB"}})
+    assert reply.status_code == 201, reply.text
+    return "4711"
+
+
+def invoice(customer: str, account: int, project: str = "", day: str = "2026-03-02") -> Any:
+    return {
+        "Invoice": {
+            "CustomerNumber": customer,
+            "DocumentNumber": str(7000 + int(new_number())),
+            "InvoiceDate": day,
+            "Project": project,
+            "InvoiceRows": [
+                {
+                    "AccountNumber": account,
+                    "Description": "Arbete",
+                    "DeliveredQuantity": 1,
+                    "Price": 100,
+                    "VAT": 25,
+                }
+            ],
+        }
+    }
+
+
+def message(reply: Any) -> str:
+    return str(reply.json()["ErrorInformation"]["message"])
+
+
+def test_accounts_list_their_project_and_cost_centre_rules(api: Api) -> None:
+    accounts = {a["Number"]: a for a in api.get("accounts", limit=500).json()["Accounts"]}
+    assert accounts[3001]["ProjectSettings"] == "ALLOWED"
+    assert accounts[3001]["CostCenterSettings"] == "ALLOWED"
+    assert accounts[3011]["ProjectSettings"] == "MANDATORY"
+    assert accounts[3012]["CostCenterSettings"] == "MANDATORY"
+    assert accounts[3740]["ProjectSettings"] == "NOTALLOWED"
+    single = api.get("accounts/3011").json()["Account"]
+    assert single["ProjectSettings"] == "MANDATORY"
+
+
+def test_project_mandatory_account_refuses_a_row_without_project(api: Api, customer: str) -> None:
+    refused = api.post("invoices", invoice(customer, 3011))
+    assert refused.status_code == 400
+    assert error_code(refused) == 2001392  # Fortnox's own code is not published (inferred)
+    assert message(refused).startswith("Projekt är obligatoriskt på konto: 3011")
+    # The invoice's project counts for its rows (inferred).
+    assert api.post("invoices", invoice(customer, 3011, project="9001")).status_code == 201
+
+
+def test_project_notallowed_account_refuses_a_row_with_project(api: Api, customer: str) -> None:
+    refused = api.post("invoices", invoice(customer, 3740, project="9001"))
+    assert refused.status_code == 400
+    assert message(refused).startswith("Projekt är inte tillåtet på konto: 3740")
+    assert api.post("invoices", invoice(customer, 3740)).status_code == 201
+
+
+def test_cost_centre_mandatory_account_answers_2000946(api: Api, customer: str) -> None:
+    refused = api.post("invoices", invoice(customer, 3012))
+    assert error_code(refused) == 2000946
+    assert message(refused).startswith("Kostnadsställe är obligatoriskt på konto: 3012")
+
+
+def test_rules_apply_on_update_too(api: Api, customer: str) -> None:
+    created = api.post("invoices", invoice(customer, 3001)).json()["Invoice"]
+    rows = [{"AccountNumber": 3011, "Description": "x", "DeliveredQuantity": 1, "Price": 1}]
+    reply = api.put(f"invoices/{created['DocumentNumber']}", {"Invoice": {"InvoiceRows": rows}})
+    assert reply.status_code == 400
+    assert "obligatoriskt på konto: 3011" in message(reply)
+
+
+def test_account_rules_only_when_booked_when_switched(
+    api: Api, customer: str, settings: Any
+) -> None:
+    settings(account_rules_on_save=False)
+    created = api.post("invoices", invoice(customer, 3011))
+    assert created.status_code == 201, created.text
+    booked = api.put(f"invoices/{created.json()['Invoice']['DocumentNumber']}/bookkeep")
+    assert booked.status_code == 400
+    assert "Projekt är obligatoriskt på konto: 3011" in message(booked)
+
+
+def test_project_period_on_booking_and_on_save_when_switched(
+    api: Api, customer: str, settings: Any
+) -> None:
+    ended = {
+        "ProjectNumber": "7700",
+        "Description": "Avslutat",
+        "StartDate": "2026-01-01",
+        "EndDate": "2026-02-28",
+    }
+    assert api.post("projects", {"Project": ended}).status_code == 201
+    inside = api.post("invoices", invoice(customer, 3001, "7700", day="2026-02-10"))
+    assert api.put(f"invoices/{inside.json()['Invoice']['DocumentNumber']}/bookkeep").ok
+    late = api.post("invoices", invoice(customer, 3001, "7700", day="2026-03-02"))
+    assert late.status_code == 201  # by default the period is checked when booking
+    booked = api.put(f"invoices/{late.json()['Invoice']['DocumentNumber']}/bookkeep")
+    assert booked.status_code == 400
+    assert message(booked).startswith("Projektredovisningsperioden är inte aktiv för projekt 7700")
+    settings(project_period_on_save=True)
+    refused = api.post("invoices", invoice(customer, 3001, "7700", day="2026-03-02"))
+    assert refused.status_code == 400
+    assert "Projektredovisningsperioden" in message(refused)
+
+
+@pytest.mark.parametrize("refuses", [True, False])
+def test_project_module_off_answers_both_ways(api: Api, settings: Any, refuses: bool) -> None:
+    settings(project_module=False, project_module_off_refuses=refuses)
+    reply = api.get("projects")
+    if refuses:
+        assert reply.status_code == 403
+        assert error_code(reply) == 2001101
+        assert message(reply).startswith("Det finns ingen aktiv licens för önskat scope")
+    else:
+        assert reply.status_code == 200
+        assert reply.json()["MetaInformation"]["@TotalResources"] >= 2

@@ -22,6 +22,7 @@ from sync_common.preflight import CheckResult, PreflightReport, run_check
 FORTNOX_MISSING_SCOPE = 2000663
 FORTNOX_NO_LICENCE = 2001101
 FORTNOX_BAD_TOKEN = (2000310, 2000311)
+PROJECT_SETTING_MENU = "Inställningar > Fakturering > Projekt"
 
 
 class TokenSource(Protocol):
@@ -72,7 +73,7 @@ def check_connections(
     moment_env_prefix: str,
 ) -> Connections:
     """The checks every pipeline starts with, into ``report``: ``fortnox-token`` (and scopes),
-    ``moment-api``, then ``project-module`` when there is a token.
+    ``moment-api``, then ``project-module`` (and ``project-accounting``) when there is a token.
 
     Without a token every other Fortnox check would fail the same way, so the pipeline's own
     checks look at the returned :class:`Connections` and say it once.
@@ -162,29 +163,69 @@ def _company(client: FortnoxReader) -> Mapping[str, Any]:
     return company
 
 
-def check_project_module(client: FortnoxReader) -> CheckResult:
-    """``project-module``: GET /3/projects answers; 2001101 means the module is not licensed."""
+def check_project_module(client: FortnoxReader) -> list[CheckResult]:
+    """``project-module``: what a read of /3/projects tells; ``project-accounting``: what it cannot.
+
+    2000663 is the token's missing ``project`` scope; 2001101 ("no active licence for the scope")
+    is a company without a licence that covers projects, or — inferred, Fortnox publishes nothing
+    about it — project accounting switched off. An answer proves scope and licence, not the
+    company setting (Inställningar > Fakturering > Projekt), which no API returns: that part is
+    a manual check (docs/FORTNOX_PROJECTS.md).
+    """
     try:
-        client.get_path("projects", {"limit": 1})
+        body = client.get_path("projects", {"limit": 1})
     except Exception as exc:  # told apart by Fortnox's code below
         code = error_code(exc)
         if code == FORTNOX_NO_LICENCE:
-            return CheckResult(
-                "project-module",
-                "fail",
-                "Fortnox answers 2001101 on /3/projects: the project module (Projekt) is off",
-                "In Fortnox switch on project accounting (Inställningar > Fakturering > Projekt; "
-                "the company needs the licence), then run the pre-flight check again.",
-            )
+            return [
+                CheckResult(
+                    "project-module",
+                    "fail",
+                    "Fortnox answers 2001101 (no active licence for the scope) on /3/projects: "
+                    "the company's subscription does not cover projects, or project accounting "
+                    "is switched off (Fortnox does not say which)",
+                    "In Fortnox check that the subscription includes project accounting "
+                    "(Projektredovisning; order it under Tilläggsbeställning if not) and switch "
+                    f"it on under {PROJECT_SETTING_MENU}, then run the pre-flight check again.",
+                )
+            ]
         if code == FORTNOX_MISSING_SCOPE:
-            return CheckResult(
-                "project-module",
-                "fail",
-                "Fortnox answers 2000663 on /3/projects: the token lacks the project scope",
-                "Add the scope 'project' to the app and authorise again.",
-            )
+            return [
+                CheckResult(
+                    "project-module",
+                    "fail",
+                    "Fortnox answers 2000663 on /3/projects: the token lacks the project scope",
+                    "Add the scope 'project' to the app and authorise again.",
+                )
+            ]
         raise
-    return CheckResult("project-module", "pass", "the project module is on")
+    meta = body.get("MetaInformation") or {}
+    total = meta.get("@TotalResources")
+    count = int(total) if isinstance(total, int | str) and str(total).isdigit() else None
+    registered = "" if count is None else f"; {count} project(s) registered"
+    seen = (
+        f"{count} project(s) are registered, so projects have been used in this company, but "
+        "the setting may have been switched off since"
+        if count
+        else "no project is registered yet, so nothing shows that it is on"
+    )
+    return [
+        CheckResult(
+            "project-module",
+            "pass",
+            "/3/projects answers: the token has the project scope and the company a licence "
+            f"that covers projects{registered}",
+        ),
+        CheckResult(
+            "project-accounting",
+            "manual",
+            "whether project accounting is switched on is a company setting no Fortnox API "
+            f"returns; {seen}",
+            f"In Fortnox open {PROJECT_SETTING_MENU} and check that project accounting is on "
+            "(Moment's Fortnox integration requires it). Off, Fortnox may refuse projects with "
+            "2001101 or keep accepting them through the API (not published which).",
+        ),
+    ]
 
 
 def check_moment_api(client: MomentReader, company_code: str, prefix: str) -> CheckResult:

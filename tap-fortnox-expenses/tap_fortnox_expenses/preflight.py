@@ -4,6 +4,7 @@ Owns the checks of the fortnox-expenses-to-moment pipeline before its first real
 token and scopes, project module, the Moment API key, and — over the supplier invoices of the
 window the tap will read (``lookback_days``, or ``start_date``) — that every cost account on an
 expense row exists among Moment's ``financialAccounts`` (blocking: Moment refuses the expense),
+that those accounts and ``account_numbers`` allow a project in Fortnox (a warning otherwise),
 that the rows' projects exist in Moment (a warning: those rows are skipped and counted, as
 Moment's own integration does) and that those projects have a start date in Fortnox (a warning:
 Fortnox needs one before costs can be booked on a project).
@@ -31,7 +32,7 @@ from fortnox_client import FortnoxClient, FortnoxSettings
 from fortnox_client.cli import ConfigError, load_config
 from moment_client import MomentClient, MomentSettings
 from sync_common import CheckResult, PreflightReport, run_check
-from sync_common.connection_checks import check_connections
+from sync_common.connection_checks import FORTNOX_MISSING_SCOPE, check_connections, error_code
 from sync_common.preflight_command import PreflightCommand
 
 from tap_fortnox_expenses.expenses import ExpenseFilters, invoice_skip_reason, project_expense_rows
@@ -145,6 +146,7 @@ class ExpensesPreflight:
         # Without the project module no project cost can be read.
         if connected.project_module and connected.moment:
             run_check(report, "expense-accounts", self.check_expense_accounts)
+            run_check(report, "expense-account-rules", self.check_expense_account_rules)
             run_check(report, "expense-projects", self.check_expense_projects)
             run_check(report, "project-start-dates", self.check_project_start_dates)
         return report
@@ -178,6 +180,54 @@ class ExpensesPreflight:
             "expense-accounts",
             "pass",
             f"all {len(used)} cost accounts on expense rows exist in Moment ({self._scope_note()})",
+        )
+
+    def check_expense_account_rules(self) -> CheckResult:
+        """The ProjectSettings of the cost accounts the tap reads (``account_numbers`` and those
+        on expense rows): on a NOTALLOWED account Fortnox refuses a row with a project, so no
+        expense can come from it (docs/FORTNOX_PROJECTS.md)."""
+        configured = [str(a) for a in _setting_list(self.tap_config.get("account_numbers")) or []]
+        used = self.expenses.accounts
+        wanted = sorted(set(configured) | set(used))
+        try:
+            listed = {str(a.get("Number")): a for a in self.fortnox.list("accounts")}
+        except Exception as exc:  # told apart by Fortnox's code below
+            if error_code(exc) != FORTNOX_MISSING_SCOPE:
+                raise
+            return CheckResult(
+                "expense-account-rules",
+                "manual",
+                "the token cannot read the chart of accounts (no bookkeeping scope), so the cost "
+                "accounts' project rules are not checked",
+                "In Fortnox (Register > Kontoplan) check that the cost accounts you import from "
+                "allow a project (Projekt: Tillåtet or Obligatoriskt), or add the scope "
+                "'bookkeeping' to the app and authorise again to let pre-flight read them.",
+            )
+        closed = [a for a in wanted if (listed.get(a) or {}).get("ProjectSettings") == "NOTALLOWED"]
+        if closed:
+            return CheckResult(
+                "expense-account-rules",
+                "warn",
+                f"{len(closed)} cost account(s) the tap reads refuse a project in Fortnox "
+                "(ProjectSettings NOTALLOWED): no cost on them can be booked on a project, so "
+                "none becomes a Moment expense",
+                "In Fortnox (Register > Kontoplan) change the account's Projekt setting to "
+                "Tillåtet, or remove the account from the tap's account_numbers.",
+                [
+                    f"{a} ("
+                    + (
+                        f"expense rows of supplier invoices {_examples(used[a])}"
+                        if a in used
+                        else "in account_numbers"
+                    )
+                    + ")"
+                    for a in closed
+                ],
+            )
+        return CheckResult(
+            "expense-account-rules",
+            "pass",
+            f"all {len(wanted)} cost accounts the tap reads allow a project",
         )
 
     def check_expense_projects(self) -> CheckResult:

@@ -95,7 +95,9 @@ def test_fresh_sandboxes_are_ready(
         "fortnox-scopes": "pass",
         "moment-api": "pass",
         "project-module": "pass",
+        "project-accounting": "manual",
         "expense-accounts": "pass",
+        "expense-account-rules": "pass",
         # The seed books costs on Fortnox's own project 9001 too: skipped by design, worth a word.
         "expense-projects": "warn",
         "project-start-dates": "pass",
@@ -144,6 +146,23 @@ def test_cost_account_missing_in_moment_blocks(
     others = [int(a) for a in used[1:]]
     filtered = preflight(fortnox, moment, tmp_path, account_numbers=json.dumps(others)).run()
     assert result(filtered, "expense-accounts").status == "pass"
+
+
+def test_cost_account_refusing_projects_warns(
+    fortnox: SandboxProcess, moment: SandboxProcess, tmp_path: Path
+) -> None:
+    # The Fortnox seed's 3740 refuses a project (ProjectSettings NOTALLOWED).
+    check = preflight(fortnox, moment, tmp_path, account_numbers=json.dumps([5800, 3740]))
+    outcome = check.check_expense_account_rules()
+    assert outcome.status == "warn"
+    assert outcome.items == ["3740 (in account_numbers)"]
+    assert "Register > Kontoplan" in outcome.fix
+    # Without the bookkeeping scope the chart cannot be read: said, not failed.
+    minted = fortnox.admin("POST", "refresh-tokens", {"scope": "supplierinvoice project"})
+    narrow = preflight(
+        fortnox, moment, tmp_path / "narrow", tenant_id=None, refresh_token=minted["refresh_token"]
+    )
+    assert narrow.check_expense_account_rules().status == "manual"
 
 
 def test_project_without_start_date_warns(

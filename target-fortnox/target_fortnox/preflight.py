@@ -2,7 +2,8 @@
 
 Owns the checks of the moment-to-fortnox pipeline before its first real run (DESIGN §8): Fortnox
 token and scopes, project module, a financial year covering today, the Moment API key, every
-account number and VAT rate Moment's invoice lines use, Fortnox's OCR setting, number-series
+account number and VAT rate Moment's invoice lines use, those accounts' project and cost-centre
+rules and the project periods of the invoices still to push, Fortnox's OCR setting, number-series
 collisions (Fortnox records holding numbers Moment uses or will use), and Moment project numbers
 that do not fit Fortnox's 20 characters. Each check passes or fails with the exact fix; the exit
 code is 1 when a blocking check failed, and ``--json`` prints the report for automation.
@@ -30,6 +31,7 @@ from sync_common import CheckResult, PreflightReport, run_check
 from sync_common.connection_checks import check_connections
 from sync_common.preflight_command import PreflightCommand
 
+from target_fortnox.account_rules import CHART_OF_ACCOUNTS, account_breaches, outside_period
 from target_fortnox.mapping import PROJECT_DESCRIPTION_MAX
 
 PIPELINE = "moment-to-fortnox (tap-moment → target-fortnox)"
@@ -54,6 +56,8 @@ class MomentData:
     line_accounts: dict[str, list[str]] = field(default_factory=dict)  # account -> invoices
     line_vat_rates: dict[float, list[str]] = field(default_factory=dict)
     financial_accounts: set[str] = field(default_factory=set)
+    # Finalised invoices by number: (project number or None, invoice date) for the posting rules.
+    invoice_postings: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
     @classmethod
     def read(cls, moment: MomentClient) -> MomentData:
@@ -69,6 +73,12 @@ class MomentData:
             key = str(number)
             billed = (invoice.get("customer") or {}).get("customerNumber")
             data.invoices[key] = (None if billed is None else str(billed), invoice.get("ocr"))
+            on = (invoice.get("project") or {}).get("projectNumber")
+            day = invoice.get("invoiceDate")
+            data.invoice_postings[key] = (
+                None if on in (None, "") else str(on),
+                None if not day else str(day)[:10],
+            )
             for line in invoice.get("invoiceLines") or []:
                 if line.get("accountNumber") is not None:
                     data.line_accounts.setdefault(str(line["accountNumber"]), []).append(key)
@@ -97,9 +107,10 @@ class MomentToFortnoxPreflight:
         self.moment = moment
         self.company_code = company_code
         self._moment_data: MomentData | None = None
-        # Off: /3/projects refuses every call, which the project-module check already reports.
+        # False when /3/projects refuses (2001101, 2000663): the project-module check said so.
         self.project_module_on = True
         self._fortnox_invoices: dict[str, dict[str, Any]] | None = None
+        self._fortnox_accounts: dict[str, dict[str, Any]] | None = None
 
     @property
     def moment_data(self) -> MomentData:
@@ -126,6 +137,8 @@ class MomentToFortnoxPreflight:
             run_check(report, "project-numbers", self.check_project_numbers)
         if fortnox_ok and moment_ok:
             run_check(report, "accounts", self.check_accounts)
+            run_check(report, "account-rules", self.check_account_rules)
+            run_check(report, "project-periods", self.check_project_periods)
             run_check(report, "vat-rates", self.check_vat_rates)
             run_check(report, "number-series", self.check_number_series)
             run_check(report, "ocr", self.check_ocr)
@@ -139,6 +152,18 @@ class MomentToFortnoxPreflight:
                 str(i["DocumentNumber"]): i for i in self.fortnox.list("invoices")
             }
         return self._fortnox_invoices
+
+    @property
+    def fortnox_accounts(self) -> dict[str, dict[str, Any]]:
+        """Fortnox's chart of accounts by number (with ProjectSettings, CostCenterSettings)."""
+        if self._fortnox_accounts is None:
+            listed = self.fortnox.list("accounts")
+            self._fortnox_accounts = {str(a.get("Number")): a for a in listed}
+        return self._fortnox_accounts
+
+    def pending_invoices(self) -> list[str]:
+        """Moment's finalised invoices not in Fortnox yet: the ones a run would still write."""
+        return [n for n in self.moment_data.invoices if n not in self.fortnox_invoices]
 
     # --- Fortnox alone -------------------------------------------------------------------------
 
@@ -185,7 +210,7 @@ class MomentToFortnoxPreflight:
     # --- both ----------------------------------------------------------------------------------
 
     def check_accounts(self) -> list[CheckResult]:
-        fortnox_accounts = {str(a.get("Number")) for a in self.fortnox.list("accounts")}
+        fortnox_accounts = set(self.fortnox_accounts)
         used = self.moment_data.line_accounts
         missing = sorted(a for a in used if a not in fortnox_accounts)
         results: list[CheckResult] = []
@@ -223,6 +248,82 @@ class MomentToFortnoxPreflight:
                 )
             )
         return results
+
+    def check_account_rules(self) -> CheckResult:
+        """The ProjectSettings / CostCenterSettings of the accounts on Moment's invoice lines,
+        against each invoice still to push (with or without a project; never a cost centre)."""
+        data = self.moment_data
+        pending = set(self.pending_invoices())
+        refused: dict[str, list[str]] = {}  # what would be refused -> invoices
+        ruled = 0
+        for number, invoices in sorted(data.line_accounts.items()):
+            account = self.fortnox_accounts.get(number)
+            if account is None:
+                continue  # the accounts check reports it
+            ruled += any(
+                account.get(s) in ("MANDATORY", "NOTALLOWED")
+                for s in ("ProjectSettings", "CostCenterSettings")
+            )
+            for invoice in dict.fromkeys(invoices):
+                if invoice not in pending:
+                    continue
+                project = data.invoice_postings.get(invoice, (None, None))[0]
+                for breach in account_breaches(account, project):
+                    refused.setdefault(breach.describe(), []).append(invoice)
+        if refused:
+            return CheckResult(
+                "account-rules",
+                "fail",
+                f"{len({i for inv in refused.values() for i in inv})} Moment invoice(s) not yet "
+                "in Fortnox have lines on accounts whose project or cost-centre rule they break; "
+                "Fortnox refuses those invoices",
+                "For each item: follow what it says — set the project in Moment, or change the "
+                f"account's Projekt / Kostnadsställe setting in Fortnox ({CHART_OF_ACCOUNTS}). "
+                "Then run the pre-flight check again.",
+                [f"invoices {_examples(inv)}: {why}" for why, inv in refused.items()],
+            )
+        return CheckResult(
+            "account-rules",
+            "pass",
+            f"no invoice still to push breaks an account rule ({ruled} of the "
+            f"{len(data.line_accounts)} accounts on Moment invoice lines require or refuse a "
+            "project or cost centre)",
+        )
+
+    def check_project_periods(self) -> CheckResult:
+        """Invoices still to push dated outside their project's start–end dates (as Moment has
+        them: target-fortnox sends them to Fortnox). Seen refused on vouchers; on invoices when
+        booked (inferred), so a warning."""
+        data = self.moment_data
+        outside = []
+        for invoice in self.pending_invoices():
+            project, day = data.invoice_postings.get(invoice, (None, None))
+            if not project or project not in data.projects:
+                continue
+            moment_project = data.projects[project]
+            start = moment_project.get("startDate") or moment_project.get("createdDate")
+            end = moment_project.get("endDate")
+            if outside_period(day, start, end):
+                outside.append(
+                    f"invoice {invoice} dated {day}: project {project} runs "
+                    f"{(start or '…')[:10]} – {(end or '…')[:10]}"
+                )
+        if outside:
+            return CheckResult(
+                "project-periods",
+                "warn",
+                f"{len(outside)} Moment invoice(s) not yet in Fortnox are dated outside their "
+                "project's period; Fortnox refuses to book a project posting outside it "
+                "('Projektredovisningsperioden är inte aktiv för projekt')",
+                "Correct the projects' start or end dates in Moment (target-fortnox sends them to "
+                "Fortnox), or the invoice dates.",
+                outside,
+            )
+        return CheckResult(
+            "project-periods",
+            "pass",
+            "every invoice still to push is dated within its project's period",
+        )
 
     def check_vat_rates(self) -> CheckResult:
         rates = self.moment_data.line_vat_rates

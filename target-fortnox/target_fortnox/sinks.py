@@ -32,6 +32,7 @@ from fortnox_client import (
 from singer_sdk.sinks import BatchSink
 from sync_common import ProgressReporter, RecordsAsSent
 
+from target_fortnox.account_rules import refusal_breach
 from target_fortnox.existing import ExistingRecords
 from target_fortnox.mapping import (
     CUSTOMER_FIELDS,
@@ -402,6 +403,19 @@ class InvoiceSink(FortnoxSink):
 
     def to_fortnox(self, record: dict[str, Any]) -> MappedRecord:
         return map_invoice(record)
+
+    def describe_refusal(self, item: MappedRecord, exc: FortnoxDataError) -> str:
+        """An account or project rule names the account, the setting and where to change it."""
+        rows = item.payload.get("InvoiceRows") or []
+        breach = refusal_breach(
+            str(exc), (row.get("AccountNumber") for row in rows), item.payload.get("Project")
+        )
+        if breach is None:
+            return super().describe_refusal(item, exc)
+        return (
+            f"invoices {item.key}: Fortnox refused the invoice: {breach.describe()}. "
+            f"(Fortnox: {exc}) The next run retries it from the dead letters."
+        )
 
     def upsert(self, item: MappedRecord) -> tuple[str, str | None]:
         target = self.fortnox_target

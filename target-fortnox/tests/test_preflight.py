@@ -43,7 +43,11 @@ def sandboxes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbo
 @pytest.fixture
 def fortnox(sandboxes: tuple[SandboxProcess, ...]) -> Iterator[SandboxProcess]:
     yield sandboxes[0]
-    sandboxes[0].admin("PATCH", "settings", {"project_module": True, "ocr_on_invoices": True})
+    sandboxes[0].admin(
+        "PATCH",
+        "settings",
+        {"project_module": True, "project_module_off_refuses": True, "ocr_on_invoices": True},
+    )
     sandboxes[0].admin("POST", "seed", {"seed": 1})
 
 
@@ -114,9 +118,14 @@ def test_fresh_sandboxes_are_ready(
         "fortnox-scopes": "pass",
         "moment-api": "pass",
         "project-module": "pass",
+        # No API shows the project-accounting setting itself.
+        "project-accounting": "manual",
         "financial-year": "pass",
         "project-numbers": "pass",
         "accounts": "pass",
+        "account-rules": "pass",
+        # The seed's finished projects have invoices dated after their end.
+        "project-periods": "warn",
         "vat-rates": "pass",
         "number-series-customers": "pass",
         # The seed's Fortnox-only projects 9001/9002 lie above Moment's 5001…: a warning.
@@ -127,6 +136,8 @@ def test_fresh_sandboxes_are_ready(
     }
     assert result(report, "number-series-projects").items == ["9001", "9002"]
     assert "Nummerserier och OCR" in result(report, "ocr").fix
+    assert "Inställningar > Fakturering > Projekt" in result(report, "project-accounting").fix
+    assert all(" runs " in item for item in result(report, "project-periods").items)
 
 
 def test_project_module_off_blocks(
@@ -142,6 +153,74 @@ def test_project_module_off_blocks(
     # Said once: the other checks do not fail again on /3/projects.
     assert [r.name for r in report.results if r.status == "fail"] == ["project-module"]
     assert "number-series-projects" not in statuses(report)
+    assert "project-accounting" not in statuses(report)
+
+
+def test_project_module_off_but_api_answering_is_a_manual_check(
+    fortnox: SandboxProcess, moment: SandboxProcess, tmp_path: Path
+) -> None:
+    # The other way the real API may behave (not published): the switch is UI-only.
+    fortnox.admin(
+        "PATCH", "settings", {"project_module": False, "project_module_off_refuses": False}
+    )
+    report = preflight(fortnox, moment, tmp_path).run()
+    assert result(report, "project-module").status == "pass"
+    check = result(report, "project-accounting")
+    assert check.status == "manual"
+    assert "2 project(s) are registered" in check.detail
+    assert "Inställningar > Fakturering > Projekt" in check.fix
+    assert report.ready
+
+
+def test_account_rules_of_invoice_line_accounts(
+    fortnox: SandboxProcess, moment: SandboxProcess, tmp_path: Path
+) -> None:
+    # The Fortnox seed's 3011 needs a project, 3012 a cost centre, 3740 refuses a project.
+    for number in ("3011", "3012", "3740"):
+        moment.admin("POST", "financialAccounts", {"accountNumber": number, "name": number})
+    customer = moment.admin("GET", "customers/1001")
+    project = moment.admin("GET", "projects/5001")
+
+    def finalised(account: str, with_project: bool) -> str:
+        line = {
+            "description": "Konsult",
+            "quantity": 1,
+            "unitPrice": 100,
+            "vatRate": 25,
+            "accountNumber": account,
+        }
+        body: dict[str, Any] = {
+            "customer": {"id": customer["id"]},
+            "invoiceLines": [line],
+            "finalize": True,
+        }
+        if with_project:
+            body["project"] = {"id": project["id"]}
+        return str(moment.admin("POST", "invoices", body)["invoiceNumber"])
+
+    no_project = finalised("3011", False)
+    finalised("3011", True)  # a project on a MANDATORY account: fine
+    on_project = finalised("3740", True)
+    cost_centre = finalised("3012", False)
+    check = preflight(fortnox, moment, tmp_path).check_account_rules()
+    assert check.status == "fail"
+    assert check.detail.startswith("3 Moment invoice(s) not yet in Fortnox")
+    assert "Register > Kontoplan" in check.fix
+    assert sorted(check.items) == sorted(
+        [
+            f"invoices {no_project}: account 3011 requires a project (ProjectSettings MANDATORY) "
+            "and the invoice has none. Set the project on the invoice in Moment, or in Fortnox "
+            "(Register > Kontoplan, account 3011) change Projekt from Obligatoriskt to Tillåtet",
+            f"invoices {on_project}: account 3740 takes no project (ProjectSettings NOTALLOWED) "
+            "and the invoice has project 5001. Book these lines on another account in Moment, or "
+            "in Fortnox (Register > Kontoplan, account 3740) change Projekt from Inte tillåtet to "
+            "Tillåtet",
+            f"invoices {cost_centre}: account 3012 requires a cost centre (CostCenterSettings "
+            "MANDATORY) and Moment sends none. In Fortnox (Register > Kontoplan, account 3012) "
+            "change Kostnadsställe from Obligatoriskt to Tillåtet, or book these lines on another "
+            "account in Moment",
+        ]
+    )
 
 
 def test_missing_scopes_are_named_with_the_fix(

@@ -174,6 +174,39 @@ def test_reserved_customer_number_fails_with_the_fix(
     assert run.states
 
 
+def test_invoice_refused_by_an_account_rule_fails_alone_with_the_fix(
+    replay: Replay, fortnox_api: FortnoxClient, fortnox_config: dict[str, Any]
+) -> None:
+    # The sandbox seed's account 3011 has ProjectSettings MANDATORY (docs/FORTNOX_PROJECTS.md).
+    fortnox_api.create("customers", {"CustomerNumber": "71601", "Name": "Regel AB"})
+    data = Path(__file__).parent / "data_files" / "missing_reference.singer"
+    schema, record, state = data.read_text(encoding="utf-8").splitlines()
+    lines = [schema]
+    for number, account in ((7160001, "3011"), (7160002, "3001")):
+        message = json.loads(record)
+        message["record"].update(invoiceNumber=number, ocr=None)
+        message["record"]["customer"]["customerNumber"] = "71601"
+        for line in message["record"]["invoiceLines"]:
+            line["accountNumber"] = account
+        lines.append(json.dumps(message))
+
+    run = replay(text="\n".join([*lines, state]) + "\n")
+
+    assert fortnox_api.get("invoices", "7160001") is None
+    assert fortnox_api.get("invoices", "7160002") is not None
+    assert _counts(_summary(fortnox_config["results_dir"]), "invoices")["failed"] == 1
+    [letter] = DeadLetters(fortnox_config["results_dir"], "target-fortnox").pending()
+    assert letter.key == "7160001"
+    assert letter.error.startswith(
+        "invoices 7160001: Fortnox refused the invoice: account 3011 requires a project "
+        "(ProjectSettings MANDATORY) and the invoice has none. Set the project on the invoice in "
+        "Moment, or in Fortnox (Register > Kontoplan, account 3011) change Projekt from "
+        "Obligatoriskt to Tillåtet."
+    )
+    assert "Projekt är obligatoriskt på konto: 3011" in letter.error
+    assert run.states
+
+
 def test_long_project_name_is_cut_with_a_warning(
     replay: Replay, fortnox_api: FortnoxClient, caplog: pytest.LogCaptureFixture
 ) -> None:

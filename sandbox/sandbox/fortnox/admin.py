@@ -1,8 +1,8 @@
 """Fortnox-specific admin routes under ``/_sandbox/`` (besides the common ones in sandbox.admin).
 
 - ``GET|PATCH /_sandbox/settings``   max_requests_per_5s, token_lifetime, project_module,
-  ocr_on_invoices, negative_invoice_is_credit, supplier_invoice_date_filter; effective at once
-  and persisted
+  project_module_off_refuses, ocr_on_invoices, account_rules_on_save, project_period_on_save,
+  negative_invoice_is_credit, supplier_invoice_date_filter; effective at once and persisted
 - ``DELETE /_sandbox/rate-limit``     forget the requests every rate-limit window has counted
 - ``POST /_sandbox/tokens/expire``   every access token issued so far is expired from now on
 - ``POST /_sandbox/refresh-tokens``  ``{"scope": "customer project ..."}`` → a refresh token for

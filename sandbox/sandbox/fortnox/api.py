@@ -2,7 +2,8 @@
 
 Each request passes, in order: bearer token (401 2000311), the rate limit (429, per client+tenant;
 refused requests are not counted), the scope of the resource (403 2000663), the project-module
-licence for ``/3/projects`` (403 2001101), and for writes the JSON content type (400 1000031).
+licence for ``/3/projects`` (403 2001101; with the module off and ``project_module_off_refuses``
+false the API answers as usual), and for writes the JSON content type (400 1000031).
 """
 
 from __future__ import annotations
@@ -64,7 +65,11 @@ def api_blueprint(
                 "re-run the consent with it)",
                 403,
             )
-        if resource == "projects" and not settings["project_module"]:
+        if (
+            resource == "projects"
+            and not settings["project_module"]
+            and settings["project_module_off_refuses"]
+        ):
             raise FortnoxError(
                 NO_LICENCE,
                 "Det finns ingen aktiv licens för önskat scope (the project module is off: "

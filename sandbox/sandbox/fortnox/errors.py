@@ -23,6 +23,9 @@ INVALID_PARAMETER = 2000588
 CUSTOMER_NUMBER_USED = 2000637
 SCOPE_NOT_AUTHORISED = 2000663
 NOT_BALANCED = 2000755
+# "Kostnadsställe är obligatoriskt på konto: N": seen in answers quoted by integrators
+# (docs/FORTNOX_PROJECTS.md).
+COST_CENTER_MANDATORY = 2000946
 NO_LICENCE = 2001101
 ACCOUNT_NOT_FOUND = 2001304
 # "Empty or wrong data": the sandbox's code for a value Fortnox refuses without a documented code

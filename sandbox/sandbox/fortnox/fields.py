@@ -417,4 +417,13 @@ SUPPLIER_INVOICE_STRING_AMOUNTS = (
 )
 SUPPLIER_INVOICE_STRING_RATE = "CurrencyRate"  # also a string there, with more decimals
 
-ACCOUNT_LIST = ("Number", "Description", "Active", "VATCode", "Year", "SRU")
+ACCOUNT_LIST = (
+    "Number",
+    "Description",
+    "Active",
+    "VATCode",
+    "Year",
+    "SRU",
+    "ProjectSettings",
+    "CostCenterSettings",
+)

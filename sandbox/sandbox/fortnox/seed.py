@@ -45,6 +45,8 @@ ACCOUNTS: list[tuple[int, str, str]] = [
     (3002, "Försäljning inom Sverige, 12 % moms", "MP2"),
     (3003, "Försäljning inom Sverige, 6 % moms", "MP3"),
     (3004, "Försäljning tjänster, momsfri (export)", "MF"),
+    (3011, "Försäljning projekt, 25 % moms (projekt obligatoriskt)", "MP1"),
+    (3012, "Försäljning avdelning, 25 % moms (kostnadsställe obligatoriskt)", "MP1"),
     (3740, "Öres- och kronutjämning", ""),
     (4010, "Inköp material och varor", "I"),
     (5010, "Lokalhyra", "I"),
@@ -58,6 +60,14 @@ ACCOUNTS: list[tuple[int, str, str]] = [
     (6540, "IT-tjänster", "I"),
     (6991, "Övriga externa kostnader, avdragsgilla", "I"),
 ]
+# Accounts seeded with a (ProjectSettings, CostCenterSettings) rule; all others allow both. No
+# Moment line uses them by default, so the rules show only when a test or a user points one at them.
+ACCOUNT_RULES: dict[int, tuple[str, str]] = {
+    1930: ("NOTALLOWED", "ALLOWED"),
+    3011: ("MANDATORY", "ALLOWED"),
+    3012: ("ALLOWED", "MANDATORY"),
+    3740: ("NOTALLOWED", "NOTALLOWED"),
+}
 COST_ACCOUNTS = (4010, 5010, 5410, 5460, 5611, 5800, 6110, 6212, 6230, 6540, 6991)
 COST_TEXTS = {
     4010: "Byggmaterial",
@@ -179,8 +189,8 @@ def _accounts(store: Store) -> None:
             "SRU": 0,
             "BalanceBroughtForward": 0.0,
             "BalanceCarriedForward": 0.0,
-            "CostCenterSettings": "ALLOWED",
-            "ProjectSettings": "ALLOWED",
+            "CostCenterSettings": ACCOUNT_RULES.get(number, ("", "ALLOWED"))[1],
+            "ProjectSettings": ACCOUNT_RULES.get(number, ("ALLOWED", ""))[0],
             "TransactionInformationSettings": "ALLOWED",
         }
         _put(store, B.ACCOUNTS, number, doc, _stamp(index))

@@ -1,5 +1,6 @@
-"""The tenant's sandbox settings: limiter, token lifetime, project module, OCR on invoices, the
-credit flag of negative invoices, and whether supplier-invoice lists apply ``fromdate``/``todate``.
+"""The tenant's sandbox settings: limiter, token lifetime, project module, OCR on invoices, account
+rules, the credit flag of negative invoices, and whether supplier-invoice lists apply
+``fromdate``/``todate``.
 
 Kept in memory for speed and written through to SQLite so that a restart keeps what the admin API
 changed. ``max_requests_per_5s``, ``token_lifetime`` and ``supplier_invoice_date_filter`` are also
@@ -18,6 +19,16 @@ DEFAULTS: dict[str, Any] = {
     "max_requests_per_5s": 25,
     "token_lifetime": 3600,
     "project_module": True,
+    # What the API answers while project_module is off is not published (docs/FORTNOX_PROJECTS.md):
+    # True, every /3/projects call is refused with 2001101 (inferred, as for a missing licence);
+    # False, the API ignores the UI setting and /3/projects answers as usual.
+    "project_module_off_refuses": True,
+    # When Fortnox applies an account's ProjectSettings/CostCenterSettings to a customer invoice
+    # is not published: True, on every POST/PUT (inferred); False, only when it is booked.
+    "account_rules_on_save": True,
+    # The project period (StartDate–EndDate must cover the date) is seen on vouchers: the sandbox
+    # applies it when an invoice is booked; True applies it on every POST/PUT too (inferred).
+    "project_period_on_save": False,
     # Fortnox's "use OCR" switch for customer invoices is ON by default (UI-only setting).
     "ocr_on_invoices": True,
     # Whether an invoice created with a negative total answers Credit "true" (inferred either way;
