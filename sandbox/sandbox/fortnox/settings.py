@@ -34,16 +34,26 @@ _KEY = "fortnox:settings"
 class SandboxSettings:
     """Thread-safe settings persisted under one key of the store's key-value table."""
 
-    def __init__(self, store: Store, **start_up: Any) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        defaults: dict[str, Any] | None = None,
+        key: str = _KEY,
+        **start_up: Any,
+    ) -> None:
         self._store = store
         self._lock = threading.Lock()
-        stored = store.get_value(_KEY, {}) or {}
+        # Another sandbox (Moment's) keeps its own settings with this class under its own key.
+        self._defaults = DEFAULTS if defaults is None else defaults
+        self._key = key
+        stored = store.get_value(key, {}) or {}
         self._values = {
-            **DEFAULTS,
+            **self._defaults,
             **stored,
             **{k: v for k, v in start_up.items() if v is not None},
         }
-        store.set_value(_KEY, self._values)
+        store.set_value(key, self._values)
 
     def __getitem__(self, name: str) -> Any:
         with self._lock:
@@ -56,21 +66,25 @@ class SandboxSettings:
     def update(self, changes: dict[str, Any]) -> dict[str, Any]:
         """Apply a PATCH; unknown names or wrong types raise ValueError naming the setting."""
         clean: dict[str, Any] = {}
+        defaults = self._defaults
         for name, value in changes.items():
-            if name not in DEFAULTS:
-                raise ValueError(f"unknown setting {name!r}; known: {', '.join(DEFAULTS)}")
-            if isinstance(DEFAULTS[name], bool):
+            if name not in defaults:
+                raise ValueError(f"unknown setting {name!r}; known: {', '.join(defaults)}")
+            if isinstance(defaults[name], bool):
                 if not isinstance(value, bool):
                     raise ValueError(f"setting {name} must be true or false")
+            elif isinstance(defaults[name], str):
+                if not isinstance(value, str) or not value.strip():
+                    raise ValueError(f"setting {name} must be a non-empty string")
             elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"setting {name} must be a non-negative integer")
             clean[name] = value
         with self._lock:
             self._values.update(clean)
-            self._store.set_value(_KEY, self._values)
+            self._store.set_value(self._key, self._values)
             return dict(self._values)
 
     def persist(self) -> None:
         """Write the settings again (after a reseed wiped the key-value table)."""
         with self._lock:
-            self._store.set_value(_KEY, self._values)
+            self._store.set_value(self._key, self._values)

@@ -44,7 +44,7 @@ DEMO_COMPANY = "demo"
 DEMO_API_KEY = "sandbox-key"
 _COMPANIES_KEY = "moment:companies"
 # Settings, not records: a wipe (reseed) keeps them, as it keeps companies and their keys.
-_SETTINGS_KEYS = (_COMPANIES_KEY, "moment:webhooks")
+_SETTINGS_KEYS = (_COMPANIES_KEY, "moment:webhooks", "moment:settings")
 
 # Numbers Moment assigns when a client leaves them out (inferred: the UI auto-numbers customers and
 # projects, and the number "can be overridden").
