@@ -91,8 +91,13 @@ class MomentStream(Stream):
             self.entity, params=params, on_total=lambda n: setattr(progress, "total", n)
         ):
             progress.tick()
-            # Real clients saw Moment return rows outside a filter (moment-api.md §1.6): recheck.
-            if since is not None and parse_instant(record[REPLICATION_KEY]) < since:
+            # Real clients saw Moment return rows outside a filter: re-checked, said once
+            # (moment_client.FilterCheck; docs/MOMENT-API.md).
+            if since is not None and not self.moment.filters.keep(
+                self.entity,
+                "lastModifiedDateFrom",
+                parse_instant(record[REPLICATION_KEY]) >= since,
+            ):
                 continue
             read += 1
             yield record
