@@ -16,6 +16,7 @@ from moment_client.errors import (
     MomentNotFound,
     MomentTransientError,
 )
+from moment_client.expense_api import ExpenseApi
 from moment_client.filters import FilterCheck
 from moment_client.project_states import (
     FINISHED,
@@ -32,6 +33,7 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "ONGOING",
     "PLANNED",
+    "ExpenseApi",
     "FilterCheck",
     "MomentAmbiguousWriteError",
     "MomentAuthError",

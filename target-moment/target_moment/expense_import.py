@@ -25,6 +25,7 @@ from moment_client import (
     MomentError,
     MomentTransientError,
 )
+from moment_client.expense_api import ExpenseApi
 from sync_common import DeadLetters, ProgressReporter, RunSummary, is_keyless_letter_key
 
 from target_moment.contract import (
@@ -36,7 +37,7 @@ from target_moment.contract import (
 )
 from target_moment.dry_run import DryRunPlan
 from target_moment.expense_plan import ExpenseAction, ExpenseDecision, decide, desired_expense
-from target_moment.moment_expenses import ExpenseApi, MomentExpenses
+from target_moment.moment_expenses import MomentExpenses
 
 UNKNOWN_PROJECT = "project unknown in Moment"
 # A create is tried again only after a lookup proved the earlier attempt left nothing behind.

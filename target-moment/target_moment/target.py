@@ -22,6 +22,7 @@ from moment_client import (
     connection_settings_schema,
     retry_settings_schema,
 )
+from moment_client.expense_api import DEFAULT_EXPENSE_PATH, EXPENSE_FIELDS, ExpenseApi
 from singer_sdk import typing as th
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
@@ -39,7 +40,6 @@ from sync_common import (
 from target_moment.contract import KEY_PROPERTIES, PROJECT_EXPENSES, PROJECTS
 from target_moment.dry_run import PLUGIN
 from target_moment.expense_import import ExpenseImport, ImportSettings
-from target_moment.moment_expenses import DEFAULT_EXPENSE_PATH, EXPENSE_FIELDS, ExpenseApi
 from target_moment.sinks import FortnoxProjectsSink, IgnoredStreamSink, ProjectExpenseSink
 
 

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from moment_client.expense_api import EXPENSE_FIELDS, ExpenseApi
 from sandbox.launcher import SandboxProcess
-from target_moment.moment_expenses import EXPENSE_FIELDS, ExpenseApi
 
 Switch = Callable[..., None]
 
