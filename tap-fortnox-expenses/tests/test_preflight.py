@@ -95,6 +95,9 @@ def test_fresh_sandboxes_are_ready(
         "fortnox-scopes": "pass",
         "moment-api": "pass",
         "project-module": "pass",
+        "moment-filter-project-number": "pass",
+        "moment-expense-path": "pass",
+        "moment-filter-external-reference": "pass",
         "expense-accounts": "pass",
         # The seed books costs on Fortnox's own project 9001 too: skipped by design, worth a word.
         "expense-projects": "warn",

@@ -24,9 +24,10 @@ from typing import Any
 
 from fortnox_client import FortnoxClient, FortnoxSettings
 from fortnox_client.cli import ConfigError, load_config
-from moment_client import MomentClient, MomentSettings
+from moment_client import MomentClient, MomentSettings, known_project_state
 from sync_common import CheckResult, PreflightReport, run_check
 from sync_common.connection_checks import check_connections
+from sync_common.moment_checks import check_moment_reads
 from sync_common.preflight_command import PreflightCommand
 
 from target_fortnox.mapping import PROJECT_DESCRIPTION_MAX
@@ -122,6 +123,8 @@ class MomentToFortnoxPreflight:
         if fortnox_ok:
             run_check(report, "financial-year", lambda: self.check_financial_year(today))
         if moment_ok:
+            # Read-only probes of the inferred filters and states (docs/MOMENT-API.md).
+            check_moment_reads(report, self.moment, known_project_state)
             run_check(report, "project-numbers", self.check_project_numbers)
         if fortnox_ok and moment_ok:
             run_check(report, "accounts", self.check_accounts)

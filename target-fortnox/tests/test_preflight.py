@@ -109,6 +109,9 @@ def test_fresh_sandboxes_are_ready(
         "moment-api": "pass",
         "project-module": "pass",
         "financial-year": "pass",
+        "moment-filter-modified": "pass",
+        "moment-filter-invoice-state": "pass",
+        "moment-project-states": "pass",
         "project-numbers": "pass",
         "accounts": "pass",
         "vat-rates": "pass",
@@ -164,6 +167,9 @@ def test_bad_fortnox_secret_stops_fortnox_checks_once(
     assert statuses(report) == {
         "fortnox-token": "fail",
         "moment-api": "pass",
+        "moment-filter-modified": "pass",
+        "moment-filter-invoice-state": "pass",
+        "moment-project-states": "pass",
         "project-numbers": "pass",
     }
     assert "wrong-secret-123" not in json.dumps(report.to_dict())
