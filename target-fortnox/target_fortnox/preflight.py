@@ -64,7 +64,9 @@ class MomentData:
             data.projects[str(project["projectNumber"])] = project
         for invoice in moment.list("invoices", {"invoiceState": "FINALIZED"}):
             number = invoice.get("invoiceNumber")
-            if number is None:
+            # The filter is re-checked (a draft has no number either): docs/MOMENT-API.md.
+            finalised = invoice.get("invoiceState") == "FINALIZED"
+            if not moment.filters.keep("invoices", "invoiceState", finalised) or number is None:
                 continue
             key = str(number)
             billed = (invoice.get("customer") or {}).get("customerNumber")
