@@ -155,9 +155,10 @@ class ChangeReader:
         if query_from is not None and modified < query_from and not self.filter_ignored:
             self.filter_ignored = True
             LOGGER.warning(
-                "Moment sent %s modified at %s for lastModifiedDateFrom=%s: it does not honour "
-                "the filter. Dropping such records here and reading on by checked pages "
-                "(more requests, nothing skipped).",
+                "Moment ignored the filter lastModifiedDateFrom on %s: it sent a record modified "
+                "at %s for lastModifiedDateFrom=%s (it does not honour the filter). Dropping such "
+                "records here and reading on by checked pages (more requests, nothing skipped). "
+                "See docs/MOMENT-API.md.",
                 self.entity,
                 record[MODIFIED],
                 filter_value(query_from),

@@ -31,6 +31,7 @@ from moment_client.errors import (
     MomentTransientError,
     error_for_response,
 )
+from moment_client.filters import FilterCheck
 
 LOGGER = logging.getLogger("moment_client")
 
@@ -130,6 +131,8 @@ class MomentClient:
     def __init__(self, settings: MomentSettings, session: requests.Session | None = None) -> None:
         self.settings = settings
         self.stats = MomentClientStats()
+        # Filtered answers re-checked on our side; which filters Moment ignored this run.
+        self.filters = FilterCheck()
         self._session = session or requests.Session()
         self._session.auth = HTTPBasicAuth("apikey", settings.api_key)
         self._session.headers.update(
@@ -221,11 +224,12 @@ class MomentClient:
     def find_one(self, entity: str, **filters: Any) -> dict[str, Any] | None:
         """The first record matching the exact-match list filters, or None.
 
-        Filters are sent to Moment and checked again here on top-level fields, because a real
-        client saw Moment return records outside the requested filter (moment-api.md §1.6).
+        Filters are sent to Moment and checked again here on top-level fields (``FilterCheck``):
+        a record matches only when it carries each field with the wanted value, because a real
+        client saw Moment answer records outside the filter (docs/MOMENT-API.md).
         """
         for record in self.list(entity, params=filters):
-            if all(str(record[k]) == str(v) for k, v in filters.items() if k in record):
+            if self.filters.keep_equal(entity, record, filters):
                 return record
         return None
 

@@ -340,3 +340,70 @@ def test_memory_is_flat_in_the_number_of_records() -> None:
     large = _peak_bytes_streaming(20_000)
     # Twenty times the records: a list-accumulating client would need ~20x; paging keeps one page.
     assert large < small * 2, (small, large)
+
+
+@responses.activate
+def test_find_one_never_matches_a_record_without_the_filtered_field(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Moment ignored the filter and its expenses carry no externalReference at all (e.g. the
+    # field has another name): a look-up must find nothing, or it would overwrite that expense.
+    responses.get(
+        f"{BASE}/projectExpenses",
+        json={
+            "content": [{"id": 1, "description": "entered in Moment"}, {"id": 2}],
+            "page": {"number": 0, "size": 2, "totalElements": 2, "totalPages": 1},
+        },
+    )
+    client = make_client()
+    with caplog.at_level(logging.WARNING, logger="moment_client"):
+        assert client.find_one("projectExpenses", externalReference="fx-1") is None
+        assert client.find_one("projectExpenses", externalReference="fx-2") is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings  # said once per entity and filter, not per record
+    assert "ignored the filter externalReference on projectExpenses" in warnings[0]
+    assert "docs/MOMENT-API.md" in warnings[0]
+    assert client.filters.ignored == {("projectExpenses", "externalReference"): 4}
+
+
+@responses.activate
+def test_find_one_warns_when_a_record_outside_the_filter_comes_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    responses.get(
+        f"{BASE}/projects",
+        json={
+            "content": [{"id": 1, "projectNumber": "5001"}, {"id": 2, "projectNumber": "5002"}],
+            "page": {"number": 0, "size": 2, "totalElements": 2, "totalPages": 1},
+        },
+    )
+    client = make_client()
+    with caplog.at_level(logging.WARNING, logger="moment_client"):
+        assert client.find_one("projects", projectNumber="5002") == {
+            "id": 2,
+            "projectNumber": "5002",
+        }
+    assert "ignored the filter projectNumber on projects" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("value", "known", "state"),
+    [
+        ("PLANNED", "PLANNED", "PLANNED"),
+        ("ONGOING", "ONGOING", "ONGOING"),
+        ("FINISHED", "FINISHED", "FINISHED"),
+        ("inProgress", "ONGOING", "ONGOING"),
+        ("ACTIVE", "ONGOING", "ONGOING"),
+        ("planned", "PLANNED", "PLANNED"),
+        ("finished", "FINISHED", "FINISHED"),
+        ("closed", "FINISHED", "FINISHED"),
+        ("in_progress", "ONGOING", "ONGOING"),
+        ("PAUSED", None, "ONGOING"),
+        (None, None, "ONGOING"),
+    ],
+)
+def test_project_states(value: Any, known: str | None, state: str) -> None:
+    from moment_client import known_project_state, project_state
+
+    assert known_project_state(value) == known
+    assert project_state(value) == state

@@ -152,7 +152,7 @@ def test_switches_make_lists_ignore_the_filter_and_the_tie_breaks(
     undated = [p["id"] for p in projects if p["startDate"] is None]
     assert [p["id"] for p in projects[: len(undated)]] == sorted(undated)
     as_inferred = {"modified_from_filter": True, "sort_tie_breaks": True}
-    assert moment.admin("GET", "settings") == as_inferred
+    assert moment.admin("GET", "settings").items() >= as_inferred.items()
     try:
         moment.admin("PATCH", "settings", dict.fromkeys(as_inferred, False))
         assert len(api.ok("GET", "customers", params=since)["content"]) == len(customers)

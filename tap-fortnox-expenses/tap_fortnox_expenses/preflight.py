@@ -30,9 +30,10 @@ from typing import Any
 
 from fortnox_client import FortnoxClient, FortnoxSettings
 from fortnox_client.cli import ConfigError, load_config
-from moment_client import MomentClient, MomentSettings
+from moment_client import ExpenseApi, MomentClient, MomentSettings
 from sync_common import CheckResult, PreflightReport, run_check
 from sync_common.connection_checks import FORTNOX_MISSING_SCOPE, check_connections, error_code
+from sync_common.moment_checks import check_moment_expenses
 from sync_common.preflight_command import PreflightCommand
 
 from tap_fortnox_expenses.expenses import ExpenseFilters, invoice_skip_reason, project_expense_rows
@@ -81,8 +82,11 @@ class ExpensesPreflight:
         moment: MomentClient,
         company_code: str,
         tap_config: Mapping[str, Any],
+        expense_api: ExpenseApi | None = None,
     ) -> None:
         self.fortnox = fortnox
+        # target-moment's expense_path / expense_fields (read from Moment's settings).
+        self.expense_api = expense_api or ExpenseApi()
         self.moment = moment
         self.company_code = company_code
         self.tap_config = tap_config
@@ -143,6 +147,15 @@ class ExpensesPreflight:
             authorize_command=AUTHORIZE,
             moment_env_prefix=MOMENT_ENV_PREFIX,
         )
+        if connected.moment:
+            # Read-only probes of the inferred expense path, names, filters (docs/MOMENT-API.md).
+            check_moment_expenses(
+                report,
+                self.moment,
+                path=self.expense_api.path,
+                names=self.expense_api.renamed,
+                settings_prefix=MOMENT_ENV_PREFIX,
+            )
         # Without the project module no project cost can be read.
         if connected.project_module and connected.moment:
             run_check(report, "expense-accounts", self.check_expense_accounts)
@@ -288,6 +301,7 @@ def connect(tap_config: Mapping[str, Any], moment_config: Mapping[str, Any]) -> 
         MomentClient(MomentSettings.from_config(moment_config)),
         str(moment_config.get("company_code")),
         tap_config,
+        ExpenseApi.from_config(moment_config),
     )
 
 

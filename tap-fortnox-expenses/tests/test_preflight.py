@@ -96,6 +96,9 @@ def test_fresh_sandboxes_are_ready(
         "moment-api": "pass",
         "project-module": "pass",
         "project-accounting": "manual",
+        "moment-filter-project-number": "pass",
+        "moment-expense-path": "pass",
+        "moment-filter-external-reference": "pass",
         "expense-accounts": "pass",
         "expense-account-rules": "pass",
         # The seed books costs on Fortnox's own project 9001 too: skipped by design, worth a word.

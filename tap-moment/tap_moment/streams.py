@@ -36,7 +36,10 @@ class InvoicesStream(MomentStream):
 
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
         # The server filter is not trusted alone: a draft pushed to Fortnox would be booked law.
-        if row.get("invoiceState") != "FINALIZED" or row.get("invoiceNumber") is None:
+        finalised = self.moment.filters.keep(
+            self.entity, "invoiceState", row.get("invoiceState") == "FINALIZED"
+        )
+        if not finalised or row.get("invoiceNumber") is None:
             self.logger.debug("Skipping Moment invoice id %s: not finalised", row.get("id"))
             return None
         return row

@@ -238,3 +238,57 @@ def test_edits_during_a_read_never_make_the_tap_skip_a_record(
     assert stamps == sorted(stamps)
     now = [c["lastModifiedDate"] for c in moment(config).list("customers")]
     assert run.bookmark("customers") == max(now, key=instant)
+
+
+@pytest.fixture
+def switched(moment_sandbox: Any) -> Any:
+    """Switch the session's Moment sandbox to the other behaviour; switched back afterwards."""
+
+    def switch(**settings: Any) -> None:
+        moment_sandbox.admin("PATCH", "settings", settings)
+
+    yield switch
+    switch(filters_ignored=False, project_state_spelling="upper", expense_path="projectExpenses")
+
+
+def test_filters_ignored_by_moment_are_applied_here_and_said_once(
+    sandbox_config: dict[str, Any],
+    run_tap: RunTap,
+    switched: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first = run_tap(sandbox_config)
+    honoured = run_tap(sandbox_config, state=first.state)
+    assert "ignored the filter" not in caplog.text
+    switched(filters_ignored=True)
+    with caplog.at_level("WARNING"):
+        ignored = run_tap(sandbox_config, state=first.state)
+    # A Moment that ignores lastModifiedDateFrom answers every row; the tap still emits exactly
+    # what it emits when Moment applies the filter (the lookback overlap only).
+    for stream in ("customers", "projects", "invoices"):
+        emitted = [r["id"] for r in ignored.records.get(stream, [])]
+        assert emitted == [r["id"] for r in honoured.records.get(stream, [])], stream
+        assert len(emitted) < len(first.records[stream]), stream
+    assert ignored.state == honoured.state
+    # Drafts come back with the ignored invoiceState filter, and are still never emitted.
+    assert all(i["invoiceState"] == "FINALIZED" for i in ignored.records.get("invoices", []))
+    warnings = [r.getMessage() for r in caplog.records if "ignored the filter" in r.getMessage()]
+    assert len([w for w in warnings if "lastModifiedDateFrom on customers" in w]) == 1, warnings
+    assert any("invoiceState on invoices" in w for w in warnings), warnings
+    assert all("docs/MOMENT-API.md" in w for w in warnings)
+
+
+def test_projects_in_moments_own_state_spelling_pass_the_taps_schema(
+    sandbox_config: dict[str, Any], run_tap: RunTap, switched: Any
+) -> None:
+    import jsonschema
+
+    switched(project_state_spelling="observed")
+    run = run_tap(sandbox_config, streams={"projects"})
+    schema = next(
+        m["schema"] for m in run.messages if m["type"] == "SCHEMA" and m["stream"] == "projects"
+    )
+    projects = run.records["projects"]
+    assert {p["projectState"] for p in projects} == {"planned", "inProgress", "finished"}
+    for project in projects:
+        jsonschema.validate(project, schema)

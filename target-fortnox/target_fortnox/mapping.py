@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fortnox_client import API_BLANK, is_valid_character
+from moment_client import project_state
 from stdnum.se import orgnr, personnummer
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -214,11 +215,9 @@ def map_project(record: Mapping[str, Any]) -> MappedRecord:
             f"{PROJECT_DESCRIPTION_MAX}, so it was cut to {description[:PROJECT_DESCRIPTION_MAX]!r}"
         )
         description = description[:PROJECT_DESCRIPTION_MAX].rstrip()
-    state = record.get("projectState")
-    if state not in PROJECT_STATUS:
-        raise MappingError(
-            "projects", key, "projectState", f"is {state!r}; expected PLANNED, ONGOING or FINISHED"
-        )
+    # Moment's spelling of the state is not published: known spellings map, any other is
+    # ongoing (the sink says so once per run), never a failed project (docs/MOMENT-API.md).
+    state = project_state(record.get("projectState"))
     start = as_date(record.get("startDate")) or as_date(record.get("createdDate"))
     if start is None:
         raise MappingError(
@@ -230,7 +229,7 @@ def map_project(record: Mapping[str, Any]) -> MappedRecord:
     payload = {
         "ProjectNumber": key,
         "Description": description,
-        "Status": PROJECT_STATUS[str(state)],
+        "Status": PROJECT_STATUS[state],
         "StartDate": start,
         "EndDate": as_date(record.get("endDate")),
     }

@@ -26,9 +26,10 @@ from typing import Any
 
 from fortnox_client import FortnoxClient, FortnoxSettings
 from fortnox_client.cli import ConfigError, load_config
-from moment_client import MomentClient, MomentSettings
+from moment_client import MomentClient, MomentSettings, known_project_state
 from sync_common import CheckResult, PreflightReport, run_check
 from sync_common.connection_checks import check_connections
+from sync_common.moment_checks import check_moment_reads
 from sync_common.preflight_command import PreflightCommand
 
 from target_fortnox.account_rules import CHART_OF_ACCOUNTS, account_breaches, outside_period
@@ -68,7 +69,9 @@ class MomentData:
             data.projects[str(project["projectNumber"])] = project
         for invoice in moment.list("invoices", {"invoiceState": "FINALIZED"}):
             number = invoice.get("invoiceNumber")
-            if number is None:
+            # The filter is re-checked (a draft has no number either): docs/MOMENT-API.md.
+            finalised = invoice.get("invoiceState") == "FINALIZED"
+            if not moment.filters.keep("invoices", "invoiceState", finalised) or number is None:
                 continue
             key = str(number)
             billed = (invoice.get("customer") or {}).get("customerNumber")
@@ -134,6 +137,8 @@ class MomentToFortnoxPreflight:
         if fortnox_ok:
             run_check(report, "financial-year", lambda: self.check_financial_year(today))
         if moment_ok:
+            # Read-only probes of the inferred filters and states (docs/MOMENT-API.md).
+            check_moment_reads(report, self.moment, known_project_state)
             run_check(report, "project-numbers", self.check_project_numbers)
         if fortnox_ok and moment_ok:
             run_check(report, "accounts", self.check_accounts)

@@ -19,7 +19,7 @@ import json
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -29,6 +29,7 @@ from fortnox_client import (
     FortnoxDataError,
     FortnoxError,
 )
+from moment_client import known_project_state
 from singer_sdk.sinks import BatchSink
 from sync_common import ProgressReporter, RecordsAsSent
 
@@ -386,7 +387,22 @@ class ProjectSink(RegisterSink):
     moment_key = "projectNumber"
     fields = PROJECT_FIELDS
 
+    @cached_property
+    def unknown_states(self) -> set[str]:
+        """Moment project states not known (docs/MOMENT-API.md), each said once per run."""
+        return set()
+
     def to_fortnox(self, record: dict[str, Any]) -> MappedRecord:
+        state = record.get("projectState")
+        if known_project_state(state) is None and str(state) not in self.unknown_states:
+            self.unknown_states.add(str(state))
+            self.logger.warning(
+                "Moment project state %r (first on project %s) is not one target-fortnox "
+                "knows; such projects are sent to Fortnox as ONGOING. If Moment spells a "
+                "state this way, see docs/MOMENT-API.md (project states). Said once per run.",
+                state,
+                record.get(self.moment_key),
+            )
         return map_project(record)
 
 

@@ -27,7 +27,7 @@ def test_valid_record_passes_and_the_validator_is_built_once() -> None:
         ("customers", {**CUSTOMER, "countryCode": "Sverige"}),
         ("customers", {**CUSTOMER, "postalCode": "12345678901"}),
         ("customers", {"name": "Utan nummer AB"}),
-        ("projects", {"projectNumber": "P1", "name": "X", "projectState": "PAUSED"}),
+        ("projects", {"projectNumber": "P1", "name": "X", "projectState": 3}),
         ("invoices", {"invoiceNumber": "7001", "customer": {}, "invoiceLines": []}),
     ],
 )

@@ -122,7 +122,18 @@ PROJECT = {
 
 @pytest.mark.parametrize(
     ("state", "status"),
-    [("PLANNED", "NOTSTARTED"), ("ONGOING", "ONGOING"), ("FINISHED", "COMPLETED")],
+    [
+        ("PLANNED", "NOTSTARTED"),
+        ("ONGOING", "ONGOING"),
+        ("FINISHED", "COMPLETED"),
+        # Moment's own spelling, as a public client of the real API saw it (docs/MOMENT-API.md)
+        ("inProgress", "ONGOING"),
+        ("planned", "NOTSTARTED"),
+        ("finished", "COMPLETED"),
+        ("closed", "COMPLETED"),
+        # a state nobody has published: ongoing, never a failed project
+        ("PAUSED", "ONGOING"),
+    ],
 )
 def test_project_state_maps_to_fortnox_status(state: str, status: str) -> None:
     assert map_project({**PROJECT, "projectState": state}).payload["Status"] == status

@@ -121,6 +121,9 @@ def test_fresh_sandboxes_are_ready(
         # No API shows the project-accounting setting itself.
         "project-accounting": "manual",
         "financial-year": "pass",
+        "moment-filter-modified": "pass",
+        "moment-filter-invoice-state": "pass",
+        "moment-project-states": "pass",
         "project-numbers": "pass",
         "accounts": "pass",
         "account-rules": "pass",
@@ -249,6 +252,9 @@ def test_bad_fortnox_secret_stops_fortnox_checks_once(
     assert statuses(report) == {
         "fortnox-token": "fail",
         "moment-api": "pass",
+        "moment-filter-modified": "pass",
+        "moment-filter-invoice-state": "pass",
+        "moment-project-states": "pass",
         "project-numbers": "pass",
     }
     assert "wrong-secret-123" not in json.dumps(report.to_dict())

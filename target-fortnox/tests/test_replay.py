@@ -324,3 +324,36 @@ def test_a_skipped_stream_never_stops_the_run_on_its_values(
     assert counts["skipped"] == 1
     assert counts["failed"] == 0
     assert run.states
+
+
+def test_project_states_in_moments_spelling_and_unknown_ones_never_fail(
+    replay: Replay, fortnox_api: FortnoxClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Moment's spelling is not published (docs/MOMENT-API.md): inProgress is seen in a public
+    client, anything else unknown is ONGOING with one warning per state, not a failed project."""
+    data_file = Path(__file__).parent / "data_files" / "long_description.singer"
+    lines = data_file.read_text(encoding="utf-8").splitlines()
+    schema = lines[0]
+    template = json.loads(lines[1])
+    records = []
+    for number, state in (
+        ("P7181", "inProgress"),
+        ("P7182", "finished"),
+        ("P7183", "PAUSED"),
+        ("P7184", "PAUSED"),
+    ):
+        message = json.loads(json.dumps(template))
+        message["record"].update(projectNumber=number, name=f"Projekt {number}", projectState=state)
+        records.append(json.dumps(message))
+    with caplog.at_level(logging.WARNING):
+        replay(text="\n".join([schema, *records]) + "\n")
+
+    statuses = {n: fortnox_api.get("projects", n)["Status"] for n in ("P7181", "P7182", "P7183")}
+    assert statuses == {"P7181": "ONGOING", "P7182": "COMPLETED", "P7183": "ONGOING"}
+    assert fortnox_api.get("projects", "P7184") is not None
+    said = [r.getMessage() for r in caplog.records if "'PAUSED'" in r.getMessage()]
+    assert len(said) == 1, said
+    assert "ONGOING" in said[0]
+    assert "docs/MOMENT-API.md" in said[0]
+    assert not [r for r in caplog.records if "'inProgress'" in r.getMessage()]
+    assert _counts(_summary(replay.last.target.config["results_dir"]), "projects")["failed"] == 0

@@ -25,6 +25,7 @@ from moment_client import (
     MomentError,
     MomentTransientError,
 )
+from moment_client.expense_api import ExpenseApi
 from sync_common import DeadLetters, ProgressReporter, RunSummary, is_keyless_letter_key
 
 from target_moment.contract import (
@@ -36,8 +37,8 @@ from target_moment.contract import (
 )
 from target_moment.dry_run import DryRunPlan
 from target_moment.expense_plan import ExpenseAction, ExpenseDecision, decide, desired_expense
+from target_moment.moment_expenses import MomentExpenses
 
-EXPENSES_ENTITY = "projectExpenses"
 UNKNOWN_PROJECT = "project unknown in Moment"
 # A create is tried again only after a lookup proved the earlier attempt left nothing behind.
 MAX_CREATE_ATTEMPTS = 3
@@ -63,6 +64,8 @@ class ImportSettings:
 
     default_billable: bool = True
     dry_run: bool = False
+    # Moment's expense path and field names (settings expense_path, expense_fields).
+    expense_api: ExpenseApi = field(default_factory=ExpenseApi)
 
 
 @dataclass
@@ -116,6 +119,7 @@ class ExpenseImport:
         self.plan = plan if plan is not None else DryRunPlan()
         self.fortnox_projects = FortnoxProjects()
         self.moment_projects = MomentProjects(client)
+        self.expenses = MomentExpenses(client, settings.expense_api)
         # Expenses this run wrote or read, by source key: a key repeated in one batch (or in a
         # retried dead letter and the fresh input) is compared against it without another lookup.
         self._known: dict[str, dict[str, Any]] = {}
@@ -212,14 +216,12 @@ class ExpenseImport:
             decision = self._create(key, desired)
         elif decision.action is ExpenseAction.UPDATE:
             assert existing is not None
-            self._known[key] = self.client.patch(
-                EXPENSES_ENTITY, existing["id"], decision.patch_body()
-            )
+            self._known[key] = self.expenses.patch(existing["id"], decision.patch_body())
         return decision, _OUTCOMES[decision.action], _conflict_detail(key, decision)
 
     def _existing(self, key: str) -> dict[str, Any] | None:
         if key not in self._known:
-            found = self.client.find_one(EXPENSES_ENTITY, externalReference=key)
+            found = self.expenses.find(key)
             if found is None:
                 return None
             self._known[key] = found
@@ -235,10 +237,10 @@ class ExpenseImport:
         last_error: MomentError | None = None
         for _ in range(MAX_CREATE_ATTEMPTS):
             try:
-                self._known[key] = self.client.create(EXPENSES_ENTITY, desired)
+                self._known[key] = self.expenses.create(desired)
                 return ExpenseDecision(ExpenseAction.CREATE)
             except MomentConflict as exc:
-                existing = self.client.find_one(EXPENSES_ENTITY, externalReference=key)
+                existing = self.expenses.find(key)
                 if existing is None:
                     raise ExpenseFailure(
                         f"Moment refused expense {key} as a duplicate (409) but has no expense "
@@ -247,7 +249,7 @@ class ExpenseImport:
                 return self._reconcile(key, desired, existing)
             except MomentAmbiguousWriteError as exc:
                 last_error = exc
-                existing = self.client.find_one(EXPENSES_ENTITY, externalReference=key)
+                existing = self.expenses.find(key)
                 if existing is not None:
                     logger.info("Expense %s was created by the unanswered POST", key)
                     decision = self._reconcile(key, desired, existing)
@@ -258,7 +260,7 @@ class ExpenseImport:
         raise MomentTransientError(
             f"Could not create expense {key} in Moment after {MAX_CREATE_ATTEMPTS} attempts "
             f"(each unanswered, none landed): {last_error}. Re-run later.",
-            path=EXPENSES_ENTITY,
+            path=self.expenses.api.path,
         )
 
     def _reconcile(
@@ -267,9 +269,7 @@ class ExpenseImport:
         self._known[key] = existing
         decision = decide(desired, existing)
         if decision.action is ExpenseAction.UPDATE:
-            self._known[key] = self.client.patch(
-                EXPENSES_ENTITY, existing["id"], decision.patch_body()
-            )
+            self._known[key] = self.expenses.patch(existing["id"], decision.patch_body())
         return decision
 
     def reject(

@@ -22,6 +22,7 @@ from moment_client import (
     connection_settings_schema,
     retry_settings_schema,
 )
+from moment_client.expense_api import DEFAULT_EXPENSE_PATH, EXPENSE_FIELDS, ExpenseApi
 from singer_sdk import typing as th
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
@@ -61,6 +62,27 @@ class TargetMoment(RecordGuard, Target):
                 description=(
                     "Whether imported expenses are billable when the Moment project's price "
                     "model does not say (priceModel.expensesBillable null)."
+                ),
+            ),
+            th.Property(
+                "expense_path",
+                th.StringType,
+                default=DEFAULT_EXPENSE_PATH,
+                description=(
+                    "Moment's path of project expenses, under /companies/{company_code}/. "
+                    "Inferred (no public source shows it): the pre-flight check tests it; "
+                    "see docs/MOMENT-API.md."
+                ),
+            ),
+            th.Property(
+                "expense_fields",
+                th.ObjectType(),
+                default={},
+                description=(
+                    "Moment's name of any expense field it names otherwise, as "
+                    '{"our name": "Moment\'s name"}; our names: '
+                    + ", ".join(EXPENSE_FIELDS)
+                    + ". Inferred names; see docs/MOMENT-API.md."
                 ),
             ),
             th.Property(
@@ -127,6 +149,7 @@ class TargetMoment(RecordGuard, Target):
             settings=ImportSettings(
                 default_billable=bool(self.config.get("default_billable", True)),
                 dry_run=bool(self.config.get("dry_run", False)),
+                expense_api=ExpenseApi.from_config(self.config),
             ),
         )
 

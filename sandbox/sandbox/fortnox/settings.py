@@ -78,6 +78,7 @@ class SandboxSettings:
     def update(self, changes: dict[str, Any]) -> dict[str, Any]:
         """Apply a PATCH; unknown names or wrong types raise ValueError naming the setting."""
         clean: dict[str, Any] = {}
+        defaults = self._defaults
         for name, value in changes.items():
             if name not in self._defaults:
                 known = ", ".join(self._defaults)
@@ -85,6 +86,9 @@ class SandboxSettings:
             if isinstance(self._defaults[name], bool):
                 if not isinstance(value, bool):
                     raise ValueError(f"setting {name} must be true or false")
+            elif isinstance(defaults[name], str):
+                if not isinstance(value, str) or not value.strip():
+                    raise ValueError(f"setting {name} must be a non-empty string")
             elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"setting {name} must be a non-negative integer")
             clean[name] = value

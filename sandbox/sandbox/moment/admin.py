@@ -4,9 +4,8 @@ No auth, no faults, not in the request log (like the common admin routes). ``?co
 picks the company (default ``demo``). Records are addressed by their user-facing number where
 they have one (customers, projects, financialAccounts, vatCodes), else by id.
 
+- ``GET|PATCH /_sandbox/settings``                  switches (``sandbox.moment.behaviour``)
 - ``GET  /_sandbox/companies`` · ``POST /_sandbox/companies`` ``{"code", "apiKey", "name"}``
-- ``GET|PATCH /_sandbox/settings``                  list switches: ``modified_from_filter``,
-  ``sort_tie_breaks`` (true: as inferred; false: ignored, see ``sandbox.moment.api``)
 - ``GET  /_sandbox/counts``                         records per entity
 - ``GET  /_sandbox/{entity}``                       list, same parameters as the API
 - ``GET|PATCH|DELETE /_sandbox/{entity}/{number}``  read / edit (lastModifiedDate moves) / delete
@@ -23,24 +22,28 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from sandbox.fortnox.settings import SandboxSettings
 from sandbox.moment.api import entity_type, list_query, page_document
+from sandbox.moment.behaviour import MomentBehaviour
 from sandbox.moment.errors import MomentError
 from sandbox.moment.model import ENTITY_TYPES, INVOICES, PROJECTS, EntityType
 from sandbox.moment.repository import DEMO_COMPANY, Company, MomentData
 from sandbox.store import Document
 
 
-def moment_admin_blueprint(data: MomentData, settings: SandboxSettings) -> Blueprint:
+def moment_admin_blueprint(data: MomentData, behaviour: MomentBehaviour) -> Blueprint:
     admin = Blueprint("moment_data_admin", __name__, url_prefix="/_sandbox")
 
     @admin.get("/settings")
     def get_settings() -> Response:
-        return jsonify(settings.snapshot())
+        return jsonify(behaviour.snapshot())
 
     @admin.patch("/settings")
     def patch_settings() -> Response:
-        return jsonify(settings.update(_body()))  # a bad name or value: ValueError, 400
+        body = _body()
+        try:
+            return jsonify(behaviour.update(body))
+        except ValueError as exc:
+            raise MomentError(400, str(exc)) from None
 
     def company() -> Company:
         return data.company(request.args.get("company", DEMO_COMPANY))

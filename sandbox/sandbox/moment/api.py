@@ -13,7 +13,8 @@
   (Spring's default; inferred); ``sort=field,asc|desc`` (inferred, Spring style; repeated, the
   later ones break ties), else by id;
   ``lastModifiedDateFrom``/``lastModifiedDateTo`` inclusive (inferred) and exact filters.
-  Switches (``SETTINGS_DEFAULTS``) make lists ignore the filter or the tie-breaking sorts.
+- Switches (``sandbox.moment.behaviour``): filters ignored, the project-state spelling, and the
+  path of project expenses, for what no public source settles.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
-from sandbox.fortnox.settings import SandboxSettings
 from sandbox.moment import clock
+from sandbox.moment.behaviour import MomentBehaviour
 from sandbox.moment.errors import MomentError
-from sandbox.moment.model import ENTITY_TYPES, INVOICES, EntityType
+from sandbox.moment.model import ENTITY_TYPES, INVOICES, PROJECT_EXPENSES, PROJECTS, EntityType
 from sandbox.moment.repository import Company, ListQuery, MomentData
 
 MAX_PAGE_SIZE = 500
@@ -156,24 +157,41 @@ def authenticate(data: MomentData, company_code: str) -> Company:
     return company
 
 
-# Switches for list behaviour the real Moment may not have (both inferred; ``/_sandbox/settings``):
-# off, ``lastModifiedDateFrom`` is ignored, and sort parameters after the first are ignored with
-# ties in the store's own order (newest id first, so a client cannot lean on id order by chance).
-SETTINGS_DEFAULTS: dict[str, Any] = {"modified_from_filter": True, "sort_tie_breaks": True}
-SETTINGS_KEY = "moment:settings"
-
-
-def apply_switches(query: ListQuery, settings: SandboxSettings) -> ListQuery:
-    if not settings["modified_from_filter"]:
-        query.modified_from = None
-    if not settings["sort_tie_breaks"]:
-        query.then_by = [("id", True)]
-    return query
-
-
-def api_blueprint(data: MomentData, settings: SandboxSettings) -> Blueprint:
-    """The public API routes over ``data``, answering lists as ``settings`` say."""
+def api_blueprint(data: MomentData, behaviour: MomentBehaviour) -> Blueprint:
+    """The public API routes over ``data``, answering as ``behaviour`` is switched."""
     api = Blueprint("moment_api", __name__, url_prefix="/api/1.0/companies/<company_code>")
+
+    def api_entity(name: str) -> EntityType:
+        # Project expenses live under the switched path; their default path is then unknown.
+        expense_path = behaviour["expense_path"]
+        if name == expense_path:
+            return PROJECT_EXPENSES
+        if name == PROJECT_EXPENSES.path:
+            raise MomentError(404, f"Unknown entity '{name}'")
+        return entity_type(name)
+
+    def served(kind: EntityType, record: Any) -> Any:
+        if kind is PROJECTS and isinstance(record, dict) and "projectState" in record:
+            return {**record, "projectState": behaviour.served_state(record["projectState"])}
+        return record
+
+    def written(kind: EntityType, body: Any) -> Any:
+        if kind is PROJECTS and isinstance(body, dict) and "projectState" in body:
+            return {**body, "projectState": behaviour.stored_state(body["projectState"])}
+        return body
+
+    def query_for(kind: EntityType) -> ListQuery:
+        query = list_query(kind, request.args)
+        if not behaviour["modified_from_filter"]:
+            query.modified_from = None
+        if not behaviour["sort_tie_breaks"]:
+            query.then_by = [("id", True)]
+        if behaviour["filters_ignored"]:
+            query.exact.clear()
+            query.modified_from = query.modified_to = None
+        elif "projectState" in query.exact:
+            query.exact["projectState"] = behaviour.stored_state(query.exact["projectState"])
+        return query
 
     @api.url_value_preprocessor
     def _take_company(endpoint: str | None, values: dict[str, Any] | None) -> None:
@@ -190,16 +208,16 @@ def api_blueprint(data: MomentData, settings: SandboxSettings) -> Blueprint:
     @api.get("/<entity>")
     @api.get("/<entity>/include/<includes>")
     def list_records(entity: str, includes: str = "") -> Response:
-        kind = entity_type(entity)
-        query = apply_switches(list_query(kind, request.args), settings)
+        kind = api_entity(entity)
+        query = query_for(kind)
         docs, total = company().page(kind, query)
-        return jsonify(page_document(docs, total, query))
+        return jsonify(page_document([served(kind, doc) for doc in docs], total, query))
 
     @api.post("/<entity>")
     @api.post("/<entity>/include/<includes>")
     def create_record(entity: str, includes: str = "") -> tuple[Response, int, dict[str, str]]:
-        kind = entity_type(entity)
-        record = company().create(kind, _json_body())
+        kind = api_entity(entity)
+        record = company().create(kind, written(kind, _json_body()))
         location = url_for(
             ".get_record",
             company_code=g.company_code,
@@ -207,25 +225,29 @@ def api_blueprint(data: MomentData, settings: SandboxSettings) -> Blueprint:
             record_id=record["id"],
             _external=True,
         )
-        return jsonify(record), 201, {"Location": location}
+        return jsonify(served(kind, record)), 201, {"Location": location}
 
     @api.get("/<entity>/<int:record_id>")
     @api.get("/<entity>/<int:record_id>/include/<includes>")
     def get_record(entity: str, record_id: int, includes: str = "") -> Response:
-        return jsonify(company().get(entity_type(entity), record_id))
+        kind = api_entity(entity)
+        return jsonify(served(kind, company().get(kind, record_id)))
 
     @api.put("/<entity>/<int:record_id>")
     @api.put("/<entity>/<int:record_id>/include/<includes>")
     def replace_record(entity: str, record_id: int, includes: str = "") -> Response:
-        return jsonify(company().replace(entity_type(entity), record_id, _json_body()))
+        kind = api_entity(entity)
+        record = company().replace(kind, record_id, written(kind, _json_body()))
+        return jsonify(served(kind, record))
 
     @api.patch("/<entity>/<int:record_id>")
     def merge_record(entity: str, record_id: int) -> Response:
-        return jsonify(company().merge(entity_type(entity), record_id, _json_body()))
+        kind = api_entity(entity)
+        return jsonify(served(kind, company().merge(kind, record_id, written(kind, _json_body()))))
 
     @api.delete("/<entity>/<int:record_id>")
     def delete_record(entity: str, record_id: int) -> tuple[str, int]:
-        company().delete(entity_type(entity), record_id)
+        company().delete(api_entity(entity), record_id)
         return "", 204
 
     @api.post("/invoices/<int:record_id>/finalize")

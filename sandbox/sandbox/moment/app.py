@@ -11,9 +11,9 @@ from werkzeug.exceptions import HTTPException
 
 from sandbox.admin import admin_blueprint
 from sandbox.faults import install
-from sandbox.fortnox.settings import SandboxSettings
 from sandbox.moment.admin import moment_admin_blueprint
-from sandbox.moment.api import SETTINGS_DEFAULTS, SETTINGS_KEY, api_blueprint
+from sandbox.moment.api import api_blueprint
+from sandbox.moment.behaviour import MomentBehaviour
 from sandbox.moment.errors import MomentError, error_body
 from sandbox.moment.repository import DEMO_COMPANY, MomentData
 from sandbox.moment.seed import seed_company
@@ -57,10 +57,12 @@ def create_app(db_path: str | Path, *, seed: int | None = None) -> Flask:
             data.wipe()
             return seed_company(data.company(DEMO_COMPANY), seed_value, sizes)
 
+    behaviour = MomentBehaviour(store)
+    app.extensions["moment_behaviour"] = behaviour
+
     faults, log = install(app, error_response, identity)
-    settings = SandboxSettings(store, defaults=SETTINGS_DEFAULTS, key=SETTINGS_KEY)
-    app.register_blueprint(api_blueprint(data, settings))
-    app.register_blueprint(moment_admin_blueprint(data, settings))
+    app.register_blueprint(api_blueprint(data, behaviour))
+    app.register_blueprint(moment_admin_blueprint(data, behaviour))
     app.register_blueprint(webhooks_blueprint(webhooks))
     app.register_blueprint(admin_blueprint("moment", faults, log, reseed))
 
