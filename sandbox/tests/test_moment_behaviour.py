@@ -51,6 +51,8 @@ def test_defaults(sandbox: Sandbox) -> None:
     settings = requests.get(f"{sandbox.url}/_sandbox/settings", timeout=30).json()
     assert settings == {
         "filters_ignored": False,
+        "modified_from_filter": True,
+        "sort_tie_breaks": True,
         "project_state_spelling": "upper",
         "expense_path": "projectExpenses",
     }
