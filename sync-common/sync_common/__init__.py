@@ -5,8 +5,9 @@ summaries (``RunSummary``), replayable dead letters (``DeadLetters``), the failu
 (``FailureMailer``), secret redaction in logs (``install_secret_redaction``, ``redact``),
 progress lines (``ProgressReporter``), per-record handling of Singer protocol slips
 (``RecordGuard``), pre-flight reports (``PreflightReport``, ``CheckResult``, ``run_check``) and
-commands (``PreflightCommand``); ``sync-report`` shows the last runs (``sync_common.report``).
-Standard library only.
+commands (``PreflightCommand``), the run store that keeps dead letters and other per-run memory
+where the state is kept (``RunStoreSettings``, ``run_store_settings_schema``); ``sync-report``
+shows the last runs (``sync_common.report``). Needs filelock; psycopg for a PostgreSQL store.
 """
 
 from sync_common.config_schema import plugin_config_schema, secret_setting_values
@@ -21,6 +22,15 @@ from sync_common.preflight import CheckResult, PreflightReport, run_check
 from sync_common.preflight_command import PreflightCommand
 from sync_common.progress import ProgressReporter
 from sync_common.redaction import SecretRedactingFilter, install_secret_redaction, redact
+from sync_common.run_store import (
+    FileRunStore,
+    PostgresRunStore,
+    RunStore,
+    RunStoreError,
+    RunStoreNotPersistent,
+    RunStoreSettings,
+    run_store_settings_schema,
+)
 from sync_common.run_summary import (
     OUTCOMES,
     RecordIssue,
@@ -42,11 +52,17 @@ __all__ = [
     "DeadLetter",
     "DeadLetters",
     "FailureMailer",
+    "FileRunStore",
+    "PostgresRunStore",
     "PreflightCommand",
     "PreflightReport",
     "ProgressReporter",
     "RecordGuard",
     "RecordIssue",
+    "RunStore",
+    "RunStoreError",
+    "RunStoreNotPersistent",
+    "RunStoreSettings",
     "RunSummary",
     "SecretRedactingFilter",
     "SmtpSettings",
@@ -63,5 +79,6 @@ __all__ = [
     "redact",
     "render_runs_table",
     "run_check",
+    "run_store_settings_schema",
     "secret_setting_values",
 ]
