@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pytest
@@ -118,6 +119,10 @@ def test_a_run_store_on_local_disk_is_refused_when_state_is_in_postgres(
     assert pipelines.last_summary("target-fortnox")["totals"]["failed"] == 0
 
 
+def parse_instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def fresh_worker_disk(pipelines: Any) -> None:
     """What a new container starts with: no results_dir, no run-store folder, no token file."""
     shutil.rmtree(pipelines.results_dir, ignore_errors=True)
@@ -139,6 +144,10 @@ def test_target_fortnox_dead_letter_is_delivered_from_a_fresh_disk(
     fresh_worker_disk(pipelines)  # the folder store of the test before
     customer = {"customerNumber": "8950", "name": "Färsk Disk AB", "countryCode": "SE"}
     pipelines.moment.admin("POST", "customers", customer)
+    # A later edit of another customer takes the bookmark past 8950. Without a lookback (as if
+    # the next run came more than lookback_minutes later) the tap never sends 8950 again.
+    edit_later_than(pipelines, "8950", other="1004")
+    env["TAP_MOMENT_LOOKBACK_MINUTES"] = "0"
     # Fortnox refuses the create once (a cause outside Moment, say a register setting).
     pipelines.fortnox.admin(
         "POST", "faults", {"kind": "status", "status": 400, "method": "POST", "path": "customers$"}
@@ -168,6 +177,19 @@ def test_target_fortnox_dead_letter_is_delivered_from_a_fresh_disk(
     assert summary["streams"]["customers"]["created"] == 1
     assert stored(databases, "fortnox_tokens_run_store", "dead-letters/target-fortnox.singer") == ""
     assert fortnox_customer(pipelines, "8950")["Name"] == "Färsk Disk AB"
+
+
+def edit_later_than(pipelines: Any, number: str, other: str) -> None:
+    """Edit Moment customer ``other`` until it is stamped later than customer ``number``."""
+    stamp = pipelines.moment.admin("GET", f"customers/{number}")["lastModifiedDate"]
+    for attempt in range(100):
+        edited = pipelines.moment.admin(
+            "PATCH", f"customers/{other}", {"email": f"ny{attempt}@adress.se"}
+        )
+        if parse_instant(edited["lastModifiedDate"]) > parse_instant(stamp):
+            return
+        time.sleep(0.02)  # Moment's clock has to tick: nothing to poll but the clock itself
+    pytest.fail(f"customer {other} never got a lastModifiedDate later than {stamp}")
 
 
 def fortnox_customer(pipelines: Any, number: str) -> dict[str, Any]:

@@ -325,14 +325,15 @@ class RunStoreSettings:
         tenant: str | None = None,
         extra: str = "sync-common[postgres]",
     ) -> RunStoreSettings:
-        """``run_store_url`` wins, then ``inherited_url`` (a Fortnox plugin's ``token_store_url``,
-        whose rows go to ``inherited_table``), then the folder ``run_store_path`` or
-        ``default_path``."""
+        """``run_store_url`` wins, then the folder ``run_store_path`` (chosen on purpose, e.g. a
+        kept volume), then ``inherited_url`` (a Fortnox plugin's ``token_store_url``, whose rows
+        go to ``inherited_table``), then the folder ``default_path``."""
         url = _text(config.get("run_store_url"))
+        own_path = _text(config.get("run_store_path"))
         setting, table = "run_store_url", None
-        if url is None and inherited_url:
+        if url is None and own_path is None and inherited_url:
             url, setting, table = inherited_url, inherited_setting, inherited_table
-        path = Path(_text(config.get("run_store_path")) or default_path).expanduser()
+        path = Path(own_path or default_path).expanduser()
         persists = config.get("run_store_path_persists")
         if isinstance(persists, str):  # from the environment: "true"/"false"
             persists = persists.strip().lower() in ("1", "true", "yes", "on")
@@ -385,7 +386,7 @@ def run_store_settings_schema() -> dict[str, Any]:
                 "type": ["boolean", "null"],
                 "description": "Whether run_store_path survives the worker: false refuses a "
                 "folder store (use run_store_url), true accepts it; unset refuses it when "
-                "Meltano's state is kept elsewhere (see README 'Where state is kept')",
+                "Meltano's state is kept elsewhere (README 'Where dead letters are kept')",
             },
         },
     }
