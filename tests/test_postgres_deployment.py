@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
 
 import pytest
-from sandbox.postgres import PASSWORD, PostgresServer, find_bindir
+from sandbox.postgres import PASSWORD, PostgresServer
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg (fortnox-client[postgres]) not installed")
 
@@ -27,21 +26,11 @@ STATE_ID = "dev:tap-moment-to-target-fortnox"
 
 
 @pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    if find_bindir() is None:
-        pytest.skip(
-            "PostgreSQL server binaries (initdb, pg_ctl under /usr/lib/postgresql/*/bin) are not "
-            "installed: apt-get install postgresql"
-        )
-    with PostgresServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def databases(postgres: PostgresServer) -> tuple[str, str]:
-    """(Meltano's system DB URL, the token store URL with ?tenant=acme)."""
-    meltano_db = postgres.create_database("meltano")
-    tokens_url = postgres.create_database("fortnox_tokens") + "?tenant=acme"
+def databases(postgres_server: PostgresServer) -> tuple[str, str]:
+    """(Meltano's system DB URL, the token store URL with ?tenant=acme), in the session's
+    PostgreSQL (the root conftest.py)."""
+    meltano_db = postgres_server.create_database("meltano")
+    tokens_url = postgres_server.create_database("fortnox_tokens") + "?tenant=acme"
     return meltano_db, tokens_url
 
 

@@ -116,15 +116,14 @@ class PostgresTokenStore(TokenStore):
 
         conn = self._connection()
         try:
-            with conn.transaction(), conn.cursor() as cursor:
-                # The lock wait is bounded like the file lock's (milliseconds, a literal: SET
-                # takes no parameters).
-                cursor.execute(f"SET LOCAL lock_timeout = {int(self._lock_timeout * 1000)}")
-                cursor.execute(
-                    f"INSERT INTO {self.table} (client_id, tenant, document) "  # noqa: S608
-                    "VALUES (%s, %s, '{}'::jsonb) ON CONFLICT DO NOTHING",
-                    (self.client_id, self.tenant_key),
-                )
+            # The lock wait is bounded like the file lock's.
+            with postgres.row_transaction(
+                conn,
+                self.table,
+                {"client_id": self.client_id, "tenant": self.tenant_key},
+                {"document": "'{}'::jsonb"},
+                self._lock_timeout,
+            ) as cursor:
                 self._select(cursor, lock=True)
                 self._locked = cursor
                 try:

@@ -10,6 +10,8 @@ lazily: it is the optional extra ``postgres`` of the packages that offer a Postg
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -63,6 +65,31 @@ def connect(
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (table,))
         cursor.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
     return conn
+
+
+@contextmanager
+def row_transaction(
+    conn: psycopg.Connection[Any],
+    table: str,
+    key: Mapping[str, str],
+    blank: Mapping[str, str],
+    lock_timeout: float,
+) -> Iterator[psycopg.Cursor[Any]]:
+    """A transaction (committed on success, else rolled back) in which the row ``key`` of
+    ``table`` exists (inserted with the SQL literals ``blank`` when missing), for the caller to
+    take with ``SELECT … FOR UPDATE``. Waiting for a lock ends after ``lock_timeout`` seconds with
+    ``psycopg.errors.LockNotAvailable``."""
+    columns = [*key, *blank]
+    values = ["%s"] * len(key) + list(blank.values())
+    with conn.transaction(), conn.cursor() as cursor:
+        # Milliseconds, a literal: SET takes no parameters.
+        cursor.execute(f"SET LOCAL lock_timeout = {int(lock_timeout * 1000)}")
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 (checked names)
+            f"VALUES ({', '.join(values)}) ON CONFLICT DO NOTHING",
+            tuple(key.values()),
+        )
+        yield cursor
 
 
 def parse_url(url: str, *, setting: str, default_table: str) -> tuple[str, str, str | None]:

@@ -219,13 +219,13 @@ class PostgresRunStore(RunStore):
         with self._conn_lock:
             conn = self._connection()
             try:
-                with conn.transaction(), conn.cursor() as cursor:
-                    cursor.execute(f"SET LOCAL lock_timeout = {int(self._lock_timeout * 1000)}")
-                    cursor.execute(
-                        f"INSERT INTO {self.table} (tenant, name, content) "  # noqa: S608
-                        "VALUES (%s, %s, '') ON CONFLICT DO NOTHING",
-                        (self.tenant, name),
-                    )
+                with postgres.row_transaction(
+                    conn,
+                    self.table,
+                    {"tenant": self.tenant, "name": name},
+                    {"content": "''"},
+                    self._lock_timeout,
+                ) as cursor:
                     cursor.execute(
                         f"SELECT content FROM {self.table} "  # noqa: S608
                         "WHERE tenant = %s AND name = %s FOR UPDATE",
