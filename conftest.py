@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from sandbox.launcher import SandboxProcess
+from sandbox.postgres import PostgresServer, find_bindir
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +24,15 @@ def moment_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox
     db = Path(tmp_path_factory.mktemp("moment")) / "moment.db"
     with SandboxProcess("moment", db, seed=1) as proc:
         yield proc
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A private PostgreSQL cluster for the session (skipped, saying why, without the binaries)."""
+    if find_bindir() is None:
+        pytest.skip(
+            "PostgreSQL server binaries (initdb, pg_ctl under /usr/lib/postgresql/*/bin) are not "
+            "installed: apt-get install postgresql"
+        )
+    with PostgresServer() as server:
+        yield server

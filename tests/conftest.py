@@ -76,6 +76,17 @@ class Pipelines:
     def token_store(self) -> Path:
         return self.workdir / "fortnox-token.json"
 
+    @property
+    def run_store(self) -> Path:
+        """target-fortnox's run store by default: the folder beside the token store."""
+        return self.workdir / "run-store"
+
+    def dead_letters_file(self, plugin: str) -> Path:
+        """Where ``plugin`` keeps its dead letters with the default settings (target-moment's run
+        store defaults to its results_dir)."""
+        folder = self.run_store if plugin == "target-fortnox" else self.results_dir
+        return folder / "dead-letters" / f"{plugin}.singer"
+
     def env(self, **overrides: str) -> dict[str, str]:
         env: dict[str, str] = {
             "MELTANO_STATE_BACKEND_URI": (self.workdir / "state").as_uri(),

@@ -532,9 +532,7 @@ def test_reserved_customer_number_fails_only_that_record_with_the_fix(
     # The dead-letter file holds the record, replayable, with the same message.
     letters = [
         json.loads(line)
-        for line in (pipelines.results_dir / "dead-letters" / "target-fortnox.singer")
-        .read_text()
-        .splitlines()
+        for line in pipelines.dead_letters_file("target-fortnox").read_text().splitlines()
     ]
     records = [m for m in letters if m["type"] == "RECORD"]
     assert [m["record"]["customerNumber"] for m in records] == [RESERVED]

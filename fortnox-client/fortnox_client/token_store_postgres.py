@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Unpack
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from sync_common import postgres
 
 from fortnox_client.errors import FortnoxAuthError, FortnoxTokenUnavailable
 from fortnox_client.rate_limiter import Window, take_slot
@@ -46,7 +46,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TABLE = "fortnox_tokens"
 DEFAULT_TENANT_KEY = "default"
-_TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 class PostgresTokenStore(TokenStore):
@@ -117,15 +116,14 @@ class PostgresTokenStore(TokenStore):
 
         conn = self._connection()
         try:
-            with conn.transaction(), conn.cursor() as cursor:
-                # The lock wait is bounded like the file lock's (milliseconds, a literal: SET
-                # takes no parameters).
-                cursor.execute(f"SET LOCAL lock_timeout = {int(self._lock_timeout * 1000)}")
-                cursor.execute(
-                    f"INSERT INTO {self.table} (client_id, tenant, document) "  # noqa: S608
-                    "VALUES (%s, %s, '{}'::jsonb) ON CONFLICT DO NOTHING",
-                    (self.client_id, self.tenant_key),
-                )
+            # The lock wait is bounded like the file lock's.
+            with postgres.row_transaction(
+                conn,
+                self.table,
+                {"client_id": self.client_id, "tenant": self.tenant_key},
+                {"document": "'{}'::jsonb"},
+                self._lock_timeout,
+            ) as cursor:
                 self._select(cursor, lock=True)
                 self._locked = cursor
                 try:
@@ -284,52 +282,29 @@ def connect(dsn: str, display: str, table: str, columns: str) -> psycopg.Connect
     Errors name ``display`` (the URL without its password).
     """
     try:
-        import psycopg
-    except ImportError:
-        raise SettingsError(
-            "token_store_url is set but psycopg is not installed: install "
-            "fortnox-client[postgres] (psycopg[binary]) in the plugins' environment."
-        ) from None
-    try:
-        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
-    except psycopg.OperationalError as exc:
-        # psycopg's message may quote the connection string: name only the redacted URL.
-        raise FortnoxTokenUnavailable(
-            f"Could not connect to the Fortnox token store {display} "
-            f"({type(exc).__name__}). Check token_store_url and that the database is up."
-        ) from None
-    with conn.transaction(), conn.cursor() as cursor:
-        # Serialise the first CREATE of concurrent processes (IF NOT EXISTS alone can race).
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (table,))
-        cursor.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
-    return conn
+        return postgres.connect(
+            dsn,
+            display,
+            table,
+            columns,
+            what="the Fortnox token store",
+            setting="token_store_url",
+            extra="fortnox-client[postgres]",
+        )
+    except postgres.PostgresSettingError as exc:
+        raise SettingsError(str(exc)) from None
+    except postgres.PostgresUnavailable as exc:
+        raise FortnoxTokenUnavailable(str(exc)) from None
 
 
 def _parse_url(url: str) -> tuple[str, str, str | None]:
     """``(libpq URL without our parameters, table, tenant key)``; SettingsError when malformed."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgresql", "postgres") or not parts.netloc:
-        raise SettingsError(
-            "Fortnox setting token_store_url must look like postgresql://user:password@host/db "
-            f"(optionally ?tenant=NAME), got a URL with scheme {parts.scheme or 'none'!r}"
+    try:
+        return postgres.parse_url(
+            url, setting="Fortnox setting token_store_url", default_table=DEFAULT_TABLE
         )
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    tenant = query.pop("tenant", None) or None
-    table = query.pop("table", None) or DEFAULT_TABLE
-    if not _TABLE_NAME.match(table):
-        raise SettingsError(
-            f"Fortnox setting token_store_url: table {table!r} must be a plain lower-case "
-            "identifier (letters, digits, underscores)"
-        )
-    dsn = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query), ""))
-    return dsn, table, tenant
+    except postgres.PostgresSettingError as exc:
+        raise SettingsError(str(exc)) from None
 
 
-def _display_url(url: str) -> str:
-    """The URL without its password (for messages and logs)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}@" if parts.username else ""
-    return urlunsplit((parts.scheme, user + host, parts.path, "", ""))
+_display_url = postgres.display_url

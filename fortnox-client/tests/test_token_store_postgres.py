@@ -11,7 +11,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +18,15 @@ import pytest
 from fortnox_client import FortnoxSettings, FortnoxTokenUnavailable, SettingsError, TokenStore
 from fortnox_client.cli import main
 from fortnox_client.token_store_postgres import PostgresWindow, _parse_url
-from sandbox.postgres import PASSWORD, PostgresServer, find_bindir
+from sandbox.postgres import PASSWORD, PostgresServer
 
 psycopg = pytest.importorskip("psycopg", reason="fortnox-client[postgres] (psycopg) not installed")
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    if find_bindir() is None:
-        pytest.skip(
-            "PostgreSQL server binaries (initdb, pg_ctl under /usr/lib/postgresql/*/bin) are not "
-            "installed: apt-get install postgresql"
-        )
-    with PostgresServer() as server:
-        yield server
+@pytest.fixture
+def postgres(postgres_server: PostgresServer) -> PostgresServer:
+    """The session's PostgreSQL (the root conftest.py); each test uses its own tenant row."""
+    return postgres_server
 
 
 @pytest.fixture

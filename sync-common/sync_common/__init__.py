@@ -6,8 +6,9 @@ summaries (``RunSummary``), replayable dead letters (``DeadLetters``), the failu
 progress lines (``ProgressReporter``), per-record handling of Singer protocol slips
 (``RecordGuard``) and of values that break a typed schema (``RecordsAsSent``), pre-flight
 reports (``PreflightReport``, ``CheckResult``, ``run_check``) and commands
-(``PreflightCommand``); ``sync-report`` shows the last runs (``sync_common.report``).
-Standard library only.
+(``PreflightCommand``), the run store that keeps dead letters and other per-run memory where the
+state is kept (``RunStoreSettings``, ``run_store_settings_schema``); ``sync-report`` shows the last
+runs (``sync_common.report``). Needs filelock; psycopg for a PostgreSQL store.
 """
 
 from sync_common.config_schema import plugin_config_schema, secret_setting_values
@@ -22,6 +23,15 @@ from sync_common.preflight import CheckResult, PreflightReport, run_check
 from sync_common.preflight_command import PreflightCommand
 from sync_common.progress import ProgressReporter
 from sync_common.redaction import SecretRedactingFilter, install_secret_redaction, redact
+from sync_common.run_store import (
+    FileRunStore,
+    PostgresRunStore,
+    RunStore,
+    RunStoreError,
+    RunStoreNotPersistent,
+    RunStoreSettings,
+    run_store_settings_schema,
+)
 from sync_common.run_summary import (
     OUTCOMES,
     RecordIssue,
@@ -44,12 +54,18 @@ __all__ = [
     "DeadLetter",
     "DeadLetters",
     "FailureMailer",
+    "FileRunStore",
+    "PostgresRunStore",
     "PreflightCommand",
     "PreflightReport",
     "ProgressReporter",
     "RecordGuard",
     "RecordIssue",
     "RecordsAsSent",
+    "RunStore",
+    "RunStoreError",
+    "RunStoreNotPersistent",
+    "RunStoreSettings",
     "RunSummary",
     "SecretRedactingFilter",
     "SmtpSettings",
@@ -66,5 +82,6 @@ __all__ = [
     "redact",
     "render_runs_table",
     "run_check",
+    "run_store_settings_schema",
     "secret_setting_values",
 ]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from itertools import groupby
+from pathlib import Path
 from typing import Any, Final
 
 from sync_common.dead_letters import dead_letters_path
@@ -202,20 +203,32 @@ def failure_report(summary: RunSummary) -> str:
             lines += [f"    - key {i.key or '(none)'}: {i.message}" for i in group]
         if not_kept:
             lines.append(f"  ... and {not_kept} more (counted, not listed)")
-    # Absolute paths: results_dir is often relative (output/) to a directory the reader can't guess.
-    dead_path = dead_letters_path(summary.results_dir, plugin).absolute()
+    where = summary.dead_letters_at
+    if where is None:
+        where = dead_letters_path(summary.results_dir, plugin)
     lines += ["", "Files:"]
     run_file = summary.path.absolute() if summary.path else "(not written: run not finished)"
     lines.append(f"  run summary:   {run_file}")
-    if dead_path.exists():
+    if isinstance(where, Path):
+        # Absolute paths: the folder is often relative (output/) to a directory the reader
+        # can't guess.
+        dead_path = where.absolute()
+        if dead_path.exists():
+            lines += [
+                f"  dead letters:  {dead_path}",
+                "",
+                "The next run retries the dead letters first. To replay them now, fix the cause",
+                "(the messages above say what to do), then pipe the file into the target:",
+                f"  cat {dead_path} | {plugin} --config <config.json>",
+                "or, in the Meltano project:",
+                f"  meltano invoke {plugin} < {dead_path}",
+            ]
+    elif summary.failures:
         lines += [
-            f"  dead letters:  {dead_path}",
+            f"  dead letters:  in the run store {where}",
             "",
-            "The next run retries the dead letters first. To replay them now, fix the cause",
-            "(the messages above say what to do), then pipe the file into the target:",
-            f"  cat {dead_path} | {plugin} --config <config.json>",
-            "or, in the Meltano project:",
-            f"  meltano invoke {plugin} < {dead_path}",
+            "The next run retries the dead letters first: fix the cause (the messages above say",
+            "what to do) and run the job again.",
         ]
     return "\n".join(lines) + "\n"
 

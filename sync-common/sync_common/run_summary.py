@@ -108,6 +108,9 @@ class RunSummary:
         self.failures_not_kept = 0
         self.conflicts_not_kept = 0
         self.path: Path | None = None
+        # Where the plugin keeps its dead letters (a file, or a run-store row described in
+        # words), for the failure e-mail; None: results_dir/dead-letters/<plugin>.singer.
+        self.dead_letters_at: Path | str | None = None
 
     @property
     def run_id(self) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sync_common import DeadLetters, FailureMailer, RunSummary
+from sync_common import DeadLetters, FailureMailer, RunSummary, failure_report
 
 # aiosmtpd warns that AUTH without TLS is unsafe: intended here, on loopback, for the AUTH tests.
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
@@ -60,6 +60,22 @@ def test_one_mail_lists_failures_files_and_replay(smtp_server, tmp_path: Path) -
     dead = (tmp_path / "dead-letters" / "target-fortnox.singer").absolute()
     assert f"cat {dead} | target-fortnox --config" in body
     assert f"meltano invoke target-fortnox < {dead}" in body
+
+
+def test_the_mail_names_where_the_letters_are_kept(tmp_path: Path) -> None:
+    """Letters in a run store folder (not results_dir), or in PostgreSQL, are named as such."""
+    summary = _failing_run(tmp_path / "output")
+    kept = tmp_path / "secrets" / "run-store" / "dead-letters" / "target-fortnox.singer"
+    kept.parent.mkdir(parents=True)
+    kept.write_text("{}\n")
+    summary.dead_letters_at = kept
+    body = failure_report(summary)
+    assert f"cat {kept.absolute()} | target-fortnox --config" in body
+    summary.dead_letters_at = "postgresql://f@db/fortnox (table run_store, tenant acme)"
+    body = failure_report(summary)
+    assert "dead letters:  in the run store postgresql://f@db/fortnox (table run_store" in body
+    assert "cat " not in body
+    assert "run the job again" in body
 
 
 def test_login_over_plain_smtp_and_password_never_logged(

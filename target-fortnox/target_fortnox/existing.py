@@ -18,11 +18,10 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any, Protocol
+
+from sync_common.run_store import RunStore, json_document
 
 logger = logging.getLogger(__name__)
 
@@ -137,19 +136,18 @@ class ExistingRecords:
 class FingerprintLedger:
     """Fingerprints of what was last written to (or verified in) Fortnox, per stream and key.
 
-    Stored as JSON under ``results_dir/state/``; written atomically at the end of the run.
+    Kept as one JSON document ``fingerprints/<plugin>.json`` in the plugin's run store
+    (``sync_common.run_store``, beside the token store by default), so a worker without a lasting
+    disk does not pay a GET per record every run. Read at the start of the run; ``save`` merges
+    this run's fingerprints into what is stored then (another run may have saved) under the
+    store's lock.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._prints: dict[str, dict[str, str]] = {}
-        self._dirty = False
-        if self.path.exists():
-            try:
-                self._prints = json.loads(self.path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                # A damaged ledger only costs single GETs: start afresh rather than fail the run.
-                logger.warning("fingerprint ledger %s unreadable; starting a new one", self.path)
+    def __init__(self, store: RunStore, plugin: str) -> None:
+        self.store = store
+        self.name = f"fingerprints/{plugin}.json"
+        self._prints: dict[str, dict[str, str]] = self._read()
+        self._changed: dict[str, dict[str, str]] = {}
 
     def matches(self, stream: str, key: str, fingerprint: str) -> bool:
         return self._prints.get(stream, {}).get(key) == fingerprint
@@ -157,14 +155,27 @@ class FingerprintLedger:
     def put(self, stream: str, key: str, fingerprint: str) -> None:
         if self._prints.setdefault(stream, {}).get(key) != fingerprint:
             self._prints[stream][key] = fingerprint
-            self._dirty = True
+            self._changed.setdefault(stream, {})[key] = fingerprint
 
     def save(self) -> None:
-        if not self._dirty:
+        if not self._changed:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".ledger-")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(self._prints, out, sort_keys=True)
-        os.replace(tmp, self.path)
-        self._dirty = False
+        with self.store.rewrite(self.name) as document:
+            stored = self._parse(document.text)
+            for stream, prints in self._changed.items():
+                stored.setdefault(stream, {}).update(prints)
+            document.text = json.dumps(stored, sort_keys=True)
+        self._prints, self._changed = stored, {}
+
+    def _read(self) -> dict[str, dict[str, str]]:
+        return self._parse(self.store.read(self.name))
+
+    def _parse(self, text: str) -> dict[str, dict[str, str]]:
+        try:
+            return json_document(text)
+        except ValueError:
+            # A damaged ledger only costs single GETs: start afresh rather than fail the run.
+            logger.warning(
+                "fingerprint ledger %s unreadable; starting a new one", self.store.where(self.name)
+            )
+            return {}

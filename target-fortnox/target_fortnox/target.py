@@ -2,20 +2,26 @@
 
 Owns: the settings contract (DESIGN §4), which sink handles which stream, the per-run objects the
 sinks share (Fortnox client, existing-record indexes, fingerprint ledger, run summary, dead letters,
-dry-run plan), replaying dead letters before new input, draining streams in dependency order, and
-the end of a run (summary, failure e-mail, plan). Fatal errors (auth, transient errors after
-retries) propagate out of the drain, which is before the SDK writes STATE, so the bookmark never
-passes a record that was not written.
+dry-run plan), where the run store is (beside the token store unless set; see
+``sync_common.run_store``, which also refuses a store that would not outlive the run), replaying
+dead letters before new input, draining streams in dependency order, and the end of a run
+(summary, failure e-mail, plan). Fatal errors (auth, transient errors after retries) propagate out
+of the drain, which is before the SDK writes STATE, so the bookmark never passes a record that was
+not written.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import click
 from fortnox_client import FortnoxClient, FortnoxSettings, plugin_settings_schema
+from fortnox_client.settings import DEFAULT_TOKEN_STORE_PATH
+from fortnox_client.token_store_postgres import DEFAULT_TABLE as TOKEN_TABLE
 from singer_sdk import typing as th
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
@@ -24,19 +30,25 @@ from sync_common import (
     DeadLetters,
     FailureMailer,
     RecordGuard,
+    RunStore,
+    RunStoreNotPersistent,
+    RunStoreSettings,
     RunSummary,
     install_secret_redaction,
     is_keyless_letter_key,
     notify_settings_schema,
     plugin_config_schema,
+    run_store_settings_schema,
     secret_setting_values,
 )
+from sync_common.postgres import parse_url
 
 from target_fortnox.existing import ExistingRecords, FingerprintLedger
 from target_fortnox.plan import Plan
 from target_fortnox.sinks import CustomerSink, InvoiceSink, ProjectSink, SkippedStreamSink
 
 PLUGIN = "target-fortnox"
+RUN_STORE_DIRNAME = "run-store"
 # Fortnox references run one way: invoices need customers (and projects), so drain in this order.
 STREAM_ORDER = ("customers", "projects", "invoices")
 SINKS: dict[str, type[Sink]] = {
@@ -61,8 +73,7 @@ class TargetFortnox(RecordGuard, Target):
                 "results_dir",
                 th.StringType,
                 default="output/",
-                description="Run summaries, dead letters, dry-run plans and the fingerprint "
-                "ledger.",
+                description="Run summaries and dry-run plans (need not outlive the worker).",
             ),
             th.Property(
                 "dry_run",
@@ -79,7 +90,17 @@ class TargetFortnox(RecordGuard, Target):
                 "skipped).",
             ),
         ).to_dict(),
+        run_store_settings_schema(),
         overrides={
+            "run_store_path": {
+                "description": "Folder of the run store: dead letters and the fingerprint "
+                "ledger, which must outlive the worker (default: run-store/ beside "
+                "token_store_path)."
+            },
+            "run_store_url": {
+                "description": "PostgreSQL URL of the run store (default: token_store_url, "
+                "table <token table>_run_store); wins over run_store_path."
+            },
             "api_url": {"description": "Fortnox REST API base URL."},
             "token_url": {"description": "Fortnox OAuth2 token endpoint."},
             "client_id": {"description": "Fortnox app client id."},
@@ -113,6 +134,11 @@ class TargetFortnox(RecordGuard, Target):
         self._letters_queued: set[str] = set()
         self._finished = False
         install_secret_redaction(secret_setting_values(self.config_jsonschema, self.config))
+        try:
+            # Before any record: a run whose dead letters would not outlive it must not start.
+            self.run_store: RunStore = run_store_settings(self.config).open()
+        except RunStoreNotPersistent as exc:
+            raise click.ClickException(str(exc)) from None
 
     # --- settings ------------------------------------------------------------------------------
 
@@ -143,11 +169,13 @@ class TargetFortnox(RecordGuard, Target):
 
     @cached_property
     def dead_letters(self) -> DeadLetters:
-        return DeadLetters(self.results_dir, PLUGIN)
+        letters = DeadLetters(self.results_dir, PLUGIN, store=self.run_store)
+        self.summary.dead_letters_at = letters.path or letters.location
+        return letters
 
     @cached_property
     def ledger(self) -> FingerprintLedger:
-        return FingerprintLedger(self.results_dir / "state" / f"{PLUGIN}-fingerprints.json")
+        return FingerprintLedger(self.run_store, PLUGIN)
 
     @cached_property
     def plan(self) -> Plan:
@@ -290,6 +318,29 @@ class TargetFortnox(RecordGuard, Target):
             self.ledger.save()
         self.summary.finish()
         FailureMailer.from_config(self.config).send_if_failed(self.summary)
+        self.run_store.close()
+
+
+def run_store_settings(config: Mapping[str, Any]) -> RunStoreSettings:
+    """The run store beside the Fortnox token store unless run_store_url/run_store_path say
+    otherwise: the folder ``run-store/`` next to ``token_store_path``, or, with
+    ``token_store_url``, the table ``<token table>_run_store`` of the same database and tenant."""
+    token_url = str(config.get("token_store_url") or "").strip() or None
+    token_path = Path(
+        str(config.get("token_store_path") or "").strip() or DEFAULT_TOKEN_STORE_PATH
+    ).expanduser()
+    token_table = None
+    if token_url:
+        token_table = parse_url(token_url, setting="token_store_url", default_table=TOKEN_TABLE)[1]
+    return RunStoreSettings.from_config(
+        config,
+        default_path=token_path.parent / RUN_STORE_DIRNAME,
+        inherited_url=token_url,
+        inherited_setting="token_store_url",
+        inherited_table=f"{token_table}_run_store" if token_table else None,
+        tenant=str(config.get("tenant_id") or "").strip() or None,
+        extra="fortnox-client[postgres]",
+    )
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ def fortnox_config(fortnox_sandbox: SandboxProcess, tmp_path: Path) -> dict[str,
         "token_store_path": str(tmp_path / "secrets" / "fortnox-token.json"),
         "max_requests_per_5s": 0,
         "results_dir": str(tmp_path / "output"),
+        # The unit tests read the dead letters there (the default is beside the token store).
+        "run_store_path": str(tmp_path / "output"),
         # Small retry budget so that fault tests stay fast (fortnox_client reads these keys).
         "max_tries": 2,
         "retry_base_seconds": 0.01,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sync_common import FileRunStore
 from target_fortnox.existing import ExistingRecords, FingerprintLedger
 from target_fortnox.mapping import (
     MappingError,
@@ -351,8 +352,12 @@ def test_full_record_is_read_once_after_a_list_row(tmp_path: Path) -> None:
     index.full("1001")
     assert register.calls.count("get 1001") == 1
 
-    ledger = FingerprintLedger(tmp_path / "ledger.json")
+    ledger = FingerprintLedger(FileRunStore(tmp_path), "target-fortnox")
     ledger.put("customers", "1001", "abc")
     ledger.save()
-    assert FingerprintLedger(tmp_path / "ledger.json").matches("customers", "1001", "abc")
-    assert not FingerprintLedger(tmp_path / "ledger.json").matches("customers", "1001", "xyz")
+    assert FingerprintLedger(FileRunStore(tmp_path), "target-fortnox").matches(
+        "customers", "1001", "abc"
+    )
+    assert not FingerprintLedger(FileRunStore(tmp_path), "target-fortnox").matches(
+        "customers", "1001", "xyz"
+    )

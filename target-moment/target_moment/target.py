@@ -14,6 +14,7 @@ from copy import deepcopy
 from functools import cached_property
 from typing import Any
 
+import click
 from moment_client import (
     MomentAuthError,
     MomentClient,
@@ -30,10 +31,14 @@ from sync_common import (
     DeadLetters,
     FailureMailer,
     RecordGuard,
+    RunStore,
+    RunStoreNotPersistent,
+    RunStoreSettings,
     RunSummary,
     install_secret_redaction,
     notify_settings_schema,
     plugin_config_schema,
+    run_store_settings_schema,
     secret_setting_values,
 )
 
@@ -89,7 +94,8 @@ class TargetMoment(RecordGuard, Target):
                 "results_dir",
                 th.StringType,
                 default="output/",
-                description="Where run summaries, dead letters and dry-run plans are written.",
+                description="Where run summaries and dry-run plans are written (need not outlive "
+                "the worker).",
             ),
             th.Property(
                 "dry_run",
@@ -102,7 +108,12 @@ class TargetMoment(RecordGuard, Target):
             ),
         ).to_dict(),
         notify_settings_schema(),
+        run_store_settings_schema(),
         overrides={
+            "run_store_path": {
+                "description": "Folder of the run store: the dead letters, which must outlive "
+                "the worker (default: results_dir)."
+            },
             "api_url": {"description": "Moment API base URL, up to and including /api/1.0."},
             "company_code": {
                 "description": "Your Moment company code: the part after app.moment.team/ in "
@@ -130,6 +141,13 @@ class TargetMoment(RecordGuard, Target):
         # Before any request or log line that could carry them.
         install_secret_redaction(secret_setting_values(self.own_settings, self.config))
         self._run_ended = False
+        try:
+            # Before any record: a run whose dead letters would not outlive it must not start.
+            self.run_store: RunStore = RunStoreSettings.from_config(
+                self.config, default_path=self.config.get("results_dir") or "output/"
+            ).open()
+        except RunStoreNotPersistent as exc:
+            raise click.ClickException(str(exc)) from None
 
     def get_sink_class(self, stream_name: str) -> type[Sink]:
         if stream_name == PROJECTS:
@@ -142,10 +160,13 @@ class TargetMoment(RecordGuard, Target):
     def expense_import(self) -> ExpenseImport:
         """The run's importer; created on first use so ``--about`` needs no results dir."""
         results_dir = self.config.get("results_dir") or "output/"
+        summary = RunSummary(plugin=PLUGIN, results_dir=results_dir)
+        dead_letters = DeadLetters(results_dir, PLUGIN, store=self.run_store)
+        summary.dead_letters_at = dead_letters.path or dead_letters.location
         return ExpenseImport(
             client=MomentClient(MomentSettings.from_config(self.config)),
-            summary=RunSummary(plugin=PLUGIN, results_dir=results_dir),
-            dead_letters=DeadLetters(results_dir, PLUGIN),
+            summary=summary,
+            dead_letters=dead_letters,
             settings=ImportSettings(
                 default_billable=bool(self.config.get("default_billable", True)),
                 dry_run=bool(self.config.get("dry_run", False)),
@@ -219,3 +240,4 @@ class TargetMoment(RecordGuard, Target):
         finally:
             FailureMailer.from_config(self.config).send_if_failed(run.summary)
             run.client.close()
+            self.run_store.close()

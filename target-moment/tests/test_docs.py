@@ -27,5 +27,5 @@ def test_every_setting_is_declared_in_meltano_yml_with_secrets_sensitive() -> No
     own = TargetMoment.own_settings["properties"]
     assert set(own) == set(declared)
     secrets = {name for name, spec in own.items() if spec.get("secret")}
-    assert secrets == {"api_key", "smtp_password"}
+    assert secrets == {"api_key", "smtp_password", "run_store_url"}
     assert {name for name, sensitive in declared.items() if sensitive} == secrets

@@ -506,7 +506,7 @@ class Kit:
         return [json.loads(f.read_text()) for f in files]
 
     def dead_letters(self, plugin: str) -> list[dict[str, Any]]:
-        path = self.pipelines.results_dir / "dead-letters" / f"{plugin}.singer"
+        path = self.pipelines.dead_letters_file(plugin)
         if not path.exists():
             return []
         lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -253,6 +253,7 @@ def outcomes(
                     "token_store_path": str(work / "token.json"),
                     "max_requests_per_5s": 0,
                     "results_dir": str(results),
+                    "run_store_path": str(results),  # the dead letters, read below
                 }
             else:
                 plugin = "target-moment"

@@ -123,7 +123,7 @@ def test_next_run_retries_dead_letters_first(kit: Any, mailing: Any) -> None:
     result = debug_run(kit, JOB)
     assert result.returncode == 0, result.stderr[-3000:]
     assert kit.dead_letters("target-fortnox") == []
-    assert not (kit.pipelines.results_dir / "dead-letters" / "target-fortnox.singer").exists()
+    assert not kit.pipelines.dead_letters_file("target-fortnox").exists()
     kit.oracle.assert_fortnox_mirrors_moment()
     assert mailing.inbox.messages == []
     kit.figures.add(SECTION, "corrected in Moment, next run", dead_letters_left=0, emails=0)
@@ -143,7 +143,7 @@ def test_broken_smtp_does_not_fail_the_run_and_the_file_replays(
     assert [m["error"]["key"] for m in kit.dead_letters("target-fortnox")] == ["8902"]
 
     # Replay by hand: correct the record in the file, pipe the file into the target.
-    letters_file = kit.pipelines.results_dir / "dead-letters" / "target-fortnox.singer"
+    letters_file = kit.pipelines.dead_letters_file("target-fortnox")
     lines = [json.loads(x) for x in letters_file.read_text().splitlines() if x]
     for message in lines:
         if message["type"] == "RECORD":
@@ -182,6 +182,7 @@ def test_no_secret_anywhere(kit: Any, mailing: Any) -> None:
     places: dict[str, bytes] = {f"output {i}": o.encode() for i, o in enumerate(OUTPUTS)}
     for path in [
         *(workdir / "results").rglob("*"),
+        *kit.pipelines.run_store.rglob("*"),  # dead letters and the fingerprint ledger
         *(workdir / "state").rglob("*"),
         workdir / "meltano.db",
     ]:

@@ -71,9 +71,7 @@ def test_csv_customers_reach_fortnox_through_meltano(
     assert (summary["created"], summary["failed"]) == (3, 1)
     letters = [
         json.loads(line)
-        for line in (pipelines.results_dir / "dead-letters" / "target-fortnox.singer")
-        .read_text()
-        .splitlines()
+        for line in pipelines.dead_letters_file("target-fortnox").read_text().splitlines()
     ]
     (failed,) = [m for m in letters if m["type"] == "RECORD"]
     assert failed["record"]["customerNumber"] == "8004"
