@@ -785,6 +785,24 @@ class SupplierInvoices(Register):
             self._complete(doc)
             return self.save(number, doc)
 
+    def correct(self, number: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Change an invoice as a user does in Fortnox's UI, booked or not (a booked one is
+        corrected with a correction voucher there): header fields and, when given, all rows.
+        Booking and approval stay; the balance check holds; LastModified moves to now."""
+        with self.store.transaction():
+            doc = self.load(number)
+            doc = F.apply_fields(
+                "SupplierInvoice",
+                F.SUPPLIER_INVOICE_SCHEMA,
+                F.SUPPLIER_INVOICE_READ_ONLY,
+                body,
+                doc,
+            )
+            if "SupplierInvoiceRows" in body:
+                doc["SupplierInvoiceRows"] = self._rows(body["SupplierInvoiceRows"], False)
+            self._complete(doc)
+            return self.get_saved(number, doc)
+
     def act(self, number: str, action: str, authorizer: str = "API") -> dict[str, Any]:
         with self.store.transaction():
             doc = self.load(number)
