@@ -221,9 +221,11 @@ def test_keys_do_not_depend_on_the_row_position() -> None:
     after = _keys(reordered)
 
     assert sorted(before.values()) == sorted(after.values())
-    assert after[1] == before[2] and after[3] == before[1]  # each row keeps its key
+    assert after[1] == before[2]
+    assert after[3] == before[1]
     records = {r.source_key: r.record for r in project_expense_rows(reordered)}
-    assert records[before[1]] is not None and records[before[1]]["amount"] == 800.0
+    assert records[before[1]] is not None
+    assert records[before[1]]["amount"] == 800.0
     # The key of earlier versions follows the position; target-moment uses it to adopt.
     assert records[before[1]]["legacy_source_key"] == "fortnox-si-17-3"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import socket
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -165,3 +166,10 @@ class Replay:
 @pytest.fixture
 def replay(target_config: dict[str, Any]) -> Replay:
     return Replay(target_config)
+
+
+@pytest.fixture
+def unused_tcp_port_for_smtp() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

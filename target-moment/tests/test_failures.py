@@ -8,7 +8,6 @@ state is emitted.
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -172,13 +171,6 @@ def test_duplicate_on_create_is_looked_up_and_updated_not_duplicated(
     assert ("POST", 409) in statuses
     (expense,) = [e for k, e in moment.test_expenses().items() if k == "fortnox-si-9007-0"]
     assert float(expense["amount"]) == 1200.0
-
-
-@pytest.fixture
-def unused_tcp_port_for_smtp() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_a_run_with_failures_sends_one_email(
