@@ -128,6 +128,7 @@ class ExpenseImport:
         # retried dead letter and the fresh input) is compared against it without another lookup.
         self._known: dict[str, dict[str, Any]] = {}
         self._dead_letters_retried = False
+        self._skipped: set[str] = set()
         self.progress = ProgressReporter(PROJECT_EXPENSES)
         summary.add_stream(PROJECT_EXPENSES)
 
@@ -186,7 +187,10 @@ class ExpenseImport:
         except (ContractError, ExpenseFailure, MomentError) as exc:
             return self._fail(record, schema, key_properties, key, str(exc))
         if outcome == "skipped":
-            self.summary.skip(PROJECT_EXPENSES, detail or UNKNOWN_PROJECT, key)
+            # Once per key and run: a waiting letter and the same row sent again count once.
+            if key not in self._skipped:
+                self._skipped.add(key)
+                self.summary.skip(PROJECT_EXPENSES, detail or UNKNOWN_PROJECT, key)
         elif decision is not None and decision.action is ExpenseAction.CONFLICT:
             self.summary.record(PROJECT_EXPENSES, outcome, key, detail)
         else:
