@@ -395,12 +395,8 @@ class ExpensesJob:
                     for account, amount, project in rows
                 ],
             },
-            "booked": True,
-            "approved": True,
         }
-        created: dict[str, Any] = self.pipelines.fortnox.admin("POST", "supplierinvoices", body)
-        self.posted.add(str(created["SupplierInvoice"]["GivenNumber"]))
-        return dict(created["SupplierInvoice"])
+        return self._post(body)
 
     def post_credit_note(
         self, invoice_date: date, rows: list[tuple[int, float, str]]
@@ -423,12 +419,17 @@ class ExpensesJob:
                     {"Account": 2641, "Code": "VAT", "Credit": float(vat)},
                 ],
             },
-            "booked": True,
-            "approved": True,
         }
-        created: dict[str, Any] = self.pipelines.fortnox.admin("POST", "supplierinvoices", body)
-        self.posted.add(str(created["SupplierInvoice"]["GivenNumber"]))
-        return dict(created["SupplierInvoice"])
+        return self._post(body)
+
+    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Post ``{"SupplierInvoice": ...}`` booked and approved (admin API); remember it."""
+        answer = self.pipelines.fortnox.admin(
+            "POST", "supplierinvoices", {**body, "booked": True, "approved": True}
+        )
+        created: dict[str, Any] = answer["SupplierInvoice"]
+        self.posted.add(str(created["GivenNumber"]))
+        return dict(created)
 
     def correct_supplier_invoice(
         self, given_number: Any, rows: list[tuple[int, float, str]]

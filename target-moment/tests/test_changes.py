@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.handlers import Message
 
 LATE_PROJECT = "TM-405"
 PROJECTS = [
@@ -239,31 +237,6 @@ def test_expense_under_the_legacy_key_is_adopted_not_doubled(
     seq = moment.last_request_seq()
     replay(singer(new))
     assert moment.writes_since(seq) == []
-
-
-@pytest.fixture
-def inbox(unused_tcp_port_for_smtp: int) -> Iterator[tuple[list[Any], dict[str, Any]]]:
-    """A local SMTP server and the settings that make the target e-mail it."""
-    received: list[Any] = []
-
-    class Inbox(Message):  # type: ignore[misc]
-        def handle_message(self, message: Any) -> None:
-            received.append(message)
-
-    controller = Controller(Inbox(), hostname="127.0.0.1", port=unused_tcp_port_for_smtp)
-    controller.start()
-    try:
-        yield (
-            received,
-            {
-                "notify_email": "ekonomi@example.se",
-                "smtp_host": "127.0.0.1",
-                "smtp_port": unused_tcp_port_for_smtp,
-                "smtp_starttls": False,
-            },
-        )
-    finally:
-        controller.stop()
 
 
 def test_invoiced_expense_is_never_changed_changes_and_removals_are_emailed_conflicts(
