@@ -4,6 +4,7 @@ actions and the admin's "post as a user would" — over real HTTP against a real
 
 from __future__ import annotations
 
+import urllib.error
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -287,6 +288,60 @@ def test_admin_posts_a_supplier_invoice_as_a_user_would(
         "%Y-%m-%d %H:%M"
     )
     assert number in [i["GivenNumber"] for i in listing(fx, http, lastmodified=five_minutes_ago)]
+
+
+def test_admin_corrects_a_booked_supplier_invoice_as_a_user_would(
+    fx: SandboxProcess, http: requests.Session
+) -> None:
+    posted = fx.admin(
+        "POST",
+        "supplierinvoices",
+        {
+            "SupplierInvoice": {
+                "SupplierNumber": "2",
+                "InvoiceNumber": "F-1002",
+                "InvoiceDate": date.today().isoformat(),
+                "Project": "5003",
+                "Total": 1250,
+                "VAT": 250,
+                "SupplierInvoiceRows": [
+                    {"Account": 5460, "Debit": 600, "TransactionInformation": "Skruv"},
+                    {"Account": 6540, "Debit": 400},
+                ],
+            },
+            "booked": True,
+            "approved": True,
+        },
+    )["SupplierInvoice"]
+    number = posted["GivenNumber"]
+    # The API refuses to change a booked invoice; a user corrects it in Fortnox's UI.
+    refused = http.put(
+        f"{fx.url}/3/supplierinvoices/{number}",
+        json={"SupplierInvoice": {"Comments": "x"}},
+        timeout=10,
+    )
+    assert refused.status_code == 400
+
+    fx.admin(
+        "PUT",
+        f"supplierinvoices/{number}",
+        {
+            "SupplierInvoice": {
+                "Total": 812.5,
+                "VAT": 162.5,
+                "SupplierInvoiceRows": [{"Account": 6540, "Debit": 650}],
+            }
+        },
+    )
+
+    got = detail(fx, http, number)
+    assert (got["Booked"], got["ApprovalState"]) == (True, 3)
+    cost = [(r["Account"], r["Debit"]) for r in got["SupplierInvoiceRows"] if not r["Code"]]
+    assert cost == [(6540, 650.0)]
+    assert sum(r["Debit"] - r["Credit"] for r in got["SupplierInvoiceRows"]) == 0
+    unbalanced = {"SupplierInvoice": {"SupplierInvoiceRows": [{"Account": 6540, "Debit": 1}]}}
+    with pytest.raises(urllib.error.HTTPError):
+        fx.admin("PUT", f"supplierinvoices/{number}", unbalanced)
 
 
 def test_api_posting_checks_and_actions(fx: SandboxProcess, http: requests.Session) -> None:

@@ -120,16 +120,20 @@ class FailureMailer:
     def enabled(self) -> bool:
         return bool(self.settings.recipients)
 
-    def send_if_failed(self, summary: RunSummary) -> bool:
-        """Send one e-mail if the run had failures and ``notify_email`` is set; True if sent."""
-        if not summary.has_failures or not self.enabled:
+    def send_if_failed(self, summary: RunSummary, *, conflicts: bool = False) -> bool:
+        """Send one e-mail if the run had failures (or, with ``conflicts``, conflicts) and
+        ``notify_email`` is set; True if sent."""
+        has_conflicts = conflicts and summary.conflict_count > 0
+        if not (summary.has_failures or has_conflicts) or not self.enabled:
             return False
         if not self.settings.host:
             logger.error(
-                "%s: %d failed record(s), but no failure e-mail sent: notify_email is set and "
-                "smtp_host is not; set smtp_host (and smtp_port, smtp_username, smtp_password)",
+                "%s: %d failed record(s), %d conflict(s), but no failure e-mail sent: "
+                "notify_email is set and smtp_host is not; set smtp_host (and smtp_port, "
+                "smtp_username, smtp_password)",
                 summary.plugin,
                 summary.failure_count,
+                summary.conflict_count,
             )
             return False
         return self.send(self.compose(summary))
@@ -137,9 +141,11 @@ class FailureMailer:
     def compose(self, summary: RunSummary) -> EmailMessage:
         """The failure e-mail for ``summary`` (plain text)."""
         message = EmailMessage()
-        message["Subject"] = (
-            f"[{summary.plugin}] {summary.failure_count} failed record(s) in run {summary.run_id}"
-        )
+        if summary.failure_count or not summary.conflict_count:
+            what = f"{summary.failure_count} failed record(s)"
+        else:
+            what = f"{summary.conflict_count} conflict(s)"
+        message["Subject"] = f"[{summary.plugin}] {what} in run {summary.run_id}"
         message["From"] = self.settings.sender
         message["To"] = ", ".join(self.settings.recipients)
         message["Date"] = formatdate(localtime=False)
@@ -181,7 +187,9 @@ def failure_report(summary: RunSummary) -> str:
     data = summary.to_dict()
     plugin = summary.plugin
     lines = [
-        f"{plugin}: {summary.failure_count} record(s) failed in run {summary.run_id}.",
+        f"{plugin}: {summary.failure_count} record(s) failed"
+        + (f", {summary.conflict_count} conflict(s)" if summary.conflict_count else "")
+        + f" in run {summary.run_id}.",
         f"Started {data['started_at']}, ended {data['ended_at'] or '(not finished)'}, "
         f"{data['duration_seconds']:.1f} s.",
         "",

@@ -78,6 +78,21 @@ def test_the_mail_names_where_the_letters_are_kept(tmp_path: Path) -> None:
     assert "run the job again" in body
 
 
+def test_conflicts_alone_mail_only_when_the_caller_asks(smtp_server, tmp_path: Path) -> None:
+    summary = RunSummary("target-moment", tmp_path)
+    summary.record("project_expenses", "conflict", key="fortnox-si-7-r1", detail="invoiced")
+    summary.finish()
+    mailer = FailureMailer.from_config(_config(smtp_server))
+
+    assert not mailer.send_if_failed(summary)  # target-fortnox's way: failures only
+    assert mailer.send_if_failed(summary, conflicts=True)
+
+    (message,) = smtp_server.inbox.messages
+    assert message["Subject"] == f"[target-moment] 1 conflict(s) in run {summary.run_id}"
+    body = message.get_payload(decode=True).decode("utf-8")
+    assert "key fortnox-si-7-r1: invoiced" in body
+
+
 def test_login_over_plain_smtp_and_password_never_logged(
     smtp_auth_server, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

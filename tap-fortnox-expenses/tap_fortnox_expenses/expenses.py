@@ -8,9 +8,12 @@ Singer contract with target-moment. Pure functions over the JSON Fortnox returns
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -69,21 +72,85 @@ class ExpenseFilters:
 
 @dataclass(frozen=True)
 class RowOutcome:
-    """One cost row of a supplier invoice: its record, or the reason it is not an expense."""
+    """One cost row of a supplier invoice: its record, or the reason it is not an expense.
+
+    ``row_key`` is the row's position-independent identity within its invoice (see
+    :func:`row_keys`); ``row_index`` its position, for people and for the legacy key.
+    """
 
     given_number: int
     row_index: int
     record: dict[str, Any] | None
     skip_reason: str | None
+    row_key: str
 
     @property
     def source_key(self) -> str:
-        return source_key(self.given_number, self.row_index)
+        return source_key(self.given_number, self.row_key)
 
 
-def source_key(given_number: int, row_index: int) -> str:
-    """The Fortnox source key target-moment writes to Moment's ``externalReference``."""
-    return f"fortnox-si-{given_number}-{row_index}"
+SOURCE_KEY_PREFIX: Final = "fortnox-si-"
+# Row keys start with a letter, so no key can be mistaken for a legacy ``...-{row_index}`` one.
+ROW_KEY_PREFIX: Final = "r"
+ROW_KEY_HEX_DIGITS: Final = 12
+
+
+def source_key(given_number: int, row_key: str) -> str:
+    """The Fortnox source key target-moment writes to Moment's ``externalReference``:
+    ``fortnox-si-{GivenNumber}-{row_key}`` (see :func:`row_keys`)."""
+    return f"{SOURCE_KEY_PREFIX}{given_number}-{row_key}"
+
+
+def legacy_source_key(given_number: int, row_index: int) -> str:
+    """The key of versions before content keys: ``fortnox-si-{GivenNumber}-{row_index}``.
+
+    Sent beside the new key so that target-moment can adopt an expense imported under it."""
+    return f"{SOURCE_KEY_PREFIX}{given_number}-{row_index}"
+
+
+def row_identity(row: Mapping[str, Any], header_project: str | None) -> tuple[str, ...]:
+    """What identifies a cost row within its invoice, whatever its position: its project (row,
+    else header), account, cost center, article and texts. Amounts, quantities and prices are
+    left out, so a corrected amount updates the same expense."""
+    return (
+        _text_or_none(row.get("Project")) or header_project or "",
+        str(row.get("Account") or "").strip(),
+        _text_or_none(row.get("CostCenter")) or "",
+        _text_or_none(row.get("ArticleNumber")) or "",
+        _text_or_none(row.get("TransactionInformation")) or "",
+        _text_or_none(row.get("ItemDescription")) or "",
+    )
+
+
+def row_keys(
+    rows: Sequence[tuple[int, Mapping[str, Any]]], header_project: str | None
+) -> dict[int, str]:
+    """Row index → row key (``r`` + 12 hex digits) for the cost rows of one invoice.
+
+    The key hashes :func:`row_identity` and an occurrence counter among rows of equal identity
+    (the first is 0, the next 1, in row order), so re-ordering rows keeps every key, and only
+    rows that are identical but for their amounts trade keys when they swap places.
+    """
+    seen: Counter[tuple[str, ...]] = Counter()
+    keys: dict[int, str] = {}
+    for index, row in rows:
+        identity = row_identity(row, header_project)
+        occurrence = seen[identity]
+        seen[identity] += 1
+        material = json.dumps([*identity, occurrence], ensure_ascii=False, separators=(",", ":"))
+        digest = hashlib.sha256(material.encode()).hexdigest()[:ROW_KEY_HEX_DIGITS]
+        keys[index] = f"{ROW_KEY_PREFIX}{digest}"
+    return keys
+
+
+def removal_record(given_number: int, row_key: str) -> dict[str, Any]:
+    """The record of a row the tap emitted before and the changed invoice no longer has as an
+    expense (removed, moved, or its invoice cancelled): target-moment zeroes its expense."""
+    return {
+        "source_key": source_key(given_number, row_key),
+        "given_number": given_number,
+        "removed": True,
+    }
 
 
 def flag(value: Any) -> bool:
@@ -235,7 +302,7 @@ def project_expense_rows(
     """One :class:`RowOutcome` per cost row of a supplier invoice read with its rows (single GET).
 
     ``row_index`` is the row's 0-based position in ``SupplierInvoiceRows`` (payables and VAT rows
-    keep their positions, so a key never shifts when a row is added at the end). ``modified`` is
+    keep their positions); the key does not depend on it (:func:`row_keys`). ``modified`` is
     when Fortnox last changed the invoice, if known (emitted as ``invoice_modified``).
     """
     filters = filters or ExpenseFilters()
@@ -255,10 +322,11 @@ def project_expense_rows(
             "so the next run reads the invoice again"
         ) from None
     header_project = _text_or_none(invoice.get("Project"))
+    keys = row_keys(cost_rows, header_project)
     for index, row in cost_rows:
         reason = invoice_reason or _row_skip_reason(row, header_project, filters)
         if reason is not None:
-            yield RowOutcome(given_number, index, None, reason)
+            yield RowOutcome(given_number, index, None, reason, keys[index])
             continue
         amount = row_amount(row, invoice_currency=foreign)
         vat: Decimal | None = None
@@ -269,12 +337,13 @@ def project_expense_rows(
             row,
             given_number=given_number,
             row_index=index,
+            row_key=keys[index],
             project_number=_text_or_none(row.get("Project")) or header_project or "",
             amount=amount,
             vat=vat,
             modified=modified,
         )
-        yield RowOutcome(given_number, index, record, None)
+        yield RowOutcome(given_number, index, record, None, keys[index])
 
 
 def _row_skip_reason(
@@ -300,6 +369,7 @@ def _expense_record(
     *,
     given_number: int,
     row_index: int,
+    row_key: str,
     project_number: str,
     amount: Decimal,
     vat: Decimal | None,
@@ -313,7 +383,8 @@ def _expense_record(
         or _text_or_none(invoice.get("Comments"))
     )
     return {
-        "source_key": source_key(given_number, row_index),
+        "source_key": source_key(given_number, row_key),
+        "legacy_source_key": legacy_source_key(given_number, row_index),
         "given_number": given_number,
         "row_index": row_index,
         "project_number": project_number,
@@ -328,6 +399,7 @@ def _expense_record(
         "supplier_invoice_number": _text_or_none(invoice.get("InvoiceNumber")),
         "invoice_modified": modified.isoformat() if modified else None,
         "booked": flag(invoice.get("Booked")),
+        "removed": False,
     }
 
 

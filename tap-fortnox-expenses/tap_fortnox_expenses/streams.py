@@ -23,9 +23,12 @@ from tap_fortnox_expenses.expenses import (
     parse_fortnox_date,
     parse_fortnox_timestamp,
     project_expense_rows,
+    removal_record,
 )
 from tap_fortnox_expenses.window import (
     FINGERPRINTS_KEY,
+    ROW_KEYS_KEY,
+    EmittedRowKeys,
     InvoiceFingerprints,
     SyncWindow,
     format_mark,
@@ -146,8 +149,9 @@ class ProjectExpensesStream(FortnoxStream):
     def get_records(self, context: types.Context | None) -> Iterable[dict[str, Any]]:
         window = self.window
         fingerprints = InvoiceFingerprints.from_state(self.stream_state)
+        row_keys = EmittedRowKeys.from_state(self.stream_state)
         reasons: Counter[str] = Counter()
-        listed = changed = emitted = 0
+        listed = changed = emitted = removed = 0
         self.summary.add_stream(self.name)
         self.logger.info(
             "Reading supplier invoices dated %s..%s%s",
@@ -163,32 +167,43 @@ class ProjectExpensesStream(FortnoxStream):
             fingerprint = invoice_fingerprint(item)
             if fingerprints.is_unchanged(given_number, fingerprint):
                 fingerprints.remember(given_number, fingerprint)
+                row_keys.carry(given_number)
                 continue
             changed += 1
             invoice = self._read_invoice(given_number, item)
+            emitted_keys: list[str] = []
+            if invoice is not None:
+                modified = _modified_at(invoice)
+                for outcome in project_expense_rows(invoice, self.filters, modified=modified):
+                    if outcome.record is not None:
+                        emitted += 1
+                        emitted_keys.append(outcome.row_key)
+                        yield outcome.record
+                    else:
+                        reason = cast("str", outcome.skip_reason)
+                        reasons[reason] += 1
+                        self.summary.skip(self.name, reason, key=outcome.source_key)
+            # Rows emitted last time and not now: removed, moved or no longer expenses.
+            for row_key in row_keys.removed(given_number, emitted_keys):
+                removed += 1
+                yield removal_record(int(given_number), row_key)
+            row_keys.remember(given_number, emitted_keys)
             if invoice is None:
-                # Gone between list and read (deleted draft): nothing to emit, nothing to remember.
+                # Gone between list and read (deleted draft): nothing to remember.
                 continue
-            modified = _modified_at(invoice)
-            for outcome in project_expense_rows(invoice, self.filters, modified=modified):
-                if outcome.record is not None:
-                    emitted += 1
-                    yield outcome.record
-                else:
-                    reason = cast("str", outcome.skip_reason)
-                    reasons[reason] += 1
-                    self.summary.skip(self.name, reason, key=outcome.source_key)
             # Only after its rows went out: a crash before this line re-reads the invoice next run.
             fingerprints.remember(given_number, fingerprint)
 
-        self._finish_run(fingerprints)
+        self._finish_run(fingerprints, row_keys)
         self.logger.info(
             "project_expenses: %d supplier invoices listed, %d new or changed read with rows, "
-            "%d unchanged skipped, %d expense rows emitted; rows not emitted by reason: %s",
+            "%d unchanged skipped, %d expense rows emitted, %d removed rows sent as removals; "
+            "rows not emitted by reason: %s",
             listed,
             changed,
             listed - changed,
             emitted,
+            removed,
             ", ".join(f"{r}={n}" for r, n in sorted(reasons.items())) or "none",
         )
 
@@ -244,10 +259,12 @@ class ProjectExpensesStream(FortnoxStream):
         # List-only fields (e.g. ``Cancel``, ``AuthorizerName``) complete the single GET.
         return {**item, **detail}
 
-    def _finish_run(self, fingerprints: InvoiceFingerprints) -> None:
-        """Every listed invoice was read: keep the fingerprints, move the bookmark to the mark."""
+    def _finish_run(self, fingerprints: InvoiceFingerprints, row_keys: EmittedRowKeys) -> None:
+        """Every listed invoice was read: keep the fingerprints and the emitted row keys, move the
+        bookmark to the mark."""
         state = self.stream_state
         state[FINGERPRINTS_KEY] = fingerprints.to_state()
+        state[ROW_KEYS_KEY] = row_keys.to_state()
         state["replication_key"] = self.replication_key
         state["replication_key_value"] = format_mark(self.window.high_water_mark)
 

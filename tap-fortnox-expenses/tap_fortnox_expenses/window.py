@@ -9,7 +9,8 @@ State of the ``project_expenses`` stream (singer-sdk keeps unknown keys of a str
 
     {"replication_key": "invoice_modified",
      "replication_key_value": "2026-11-27T21:45:00+01:00",   # high-water mark (run start − overlap)
-     "invoice_fingerprints": {"1042": "9f2c51d0a4b8e7c3", ...}}  # GivenNumber → list-item hash
+     "invoice_fingerprints": {"1042": "9f2c51d0a4b8e7c3", ...},  # GivenNumber → list-item hash
+     "invoice_row_keys": {"1042": ["r3f9a0c21b4d7", ...], ...}}  # GivenNumber → emitted row keys
 
 The high-water mark is the START of the run minus :data:`LASTMODIFIED_OVERLAP`, never a value read
 from the data, and the stream only writes it after the last invoice was read, so a failed run
@@ -34,6 +35,7 @@ from tap_fortnox_expenses.expenses import STOCKHOLM, parse_fortnox_date
 LASTMODIFIED_OVERLAP: Final = timedelta(minutes=15)
 DEFAULT_LOOKBACK_DAYS: Final = 30
 FINGERPRINTS_KEY: Final = "invoice_fingerprints"
+ROW_KEYS_KEY: Final = "invoice_row_keys"
 # List fields that only say where the record lives, not what it holds.
 _UNHASHED_FIELDS: Final = frozenset({"@url"})
 
@@ -154,4 +156,48 @@ class InvoiceFingerprints:
 
     def to_state(self) -> dict[str, str]:
         # Sorted by number so that state diffs between runs stay readable.
+        return dict(sorted(self.current.items(), key=lambda kv: (len(kv[0]), kv[0])))
+
+
+@dataclass
+class EmittedRowKeys:
+    """GivenNumber → the row keys of the expense records last emitted for that invoice.
+
+    When a changed invoice is read again, a key emitted before and not now is a row that left the
+    invoice (or stopped being an expense): the stream sends a removal record for it. Bounded like
+    :class:`InvoiceFingerprints`: only the invoices this run listed are kept, and invoices without
+    emitted rows are not stored at all.
+    """
+
+    previous: Mapping[str, list[str]] = field(default_factory=dict)
+    current: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_state(cls, stream_state: Mapping[str, Any]) -> EmittedRowKeys:
+        stored = stream_state.get(ROW_KEYS_KEY)
+        if not isinstance(stored, Mapping):
+            return cls()
+        return cls(
+            previous={
+                str(k): [str(key) for key in v] for k, v in stored.items() if isinstance(v, list)
+            }
+        )
+
+    def removed(self, given_number: str, emitted: list[str]) -> list[str]:
+        """Keys emitted for the invoice last time that are not among ``emitted`` now."""
+        now = set(emitted)
+        return [key for key in self.previous.get(given_number, []) if key not in now]
+
+    def remember(self, given_number: str, emitted: list[str]) -> None:
+        if emitted:
+            self.current[given_number] = list(emitted)
+        else:
+            self.current.pop(given_number, None)
+
+    def carry(self, given_number: str) -> None:
+        """The invoice is unchanged: its keys stay as they were."""
+        if given_number in self.previous:
+            self.current[given_number] = list(self.previous[given_number])
+
+    def to_state(self) -> dict[str, list[str]]:
         return dict(sorted(self.current.items(), key=lambda kv: (len(kv[0]), kv[0])))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from datetime import datetime
 from typing import Any
@@ -21,7 +23,21 @@ from tap_fortnox_expenses.expenses import (
     is_cost_row,
     parse_fortnox_timestamp,
     project_expense_rows,
+    removal_record,
 )
+
+
+def content_key(
+    project: str, account: int, cost_center: str, article: str, text: str, item: str, n: int
+) -> str:
+    """The README's row key, computed here on its own: ``r`` + 12 hex digits of the SHA-256 of
+    the compact JSON list [project, account, cost center, article, text, item text, occurrence]."""
+    material = json.dumps(
+        [project, str(account), cost_center, article, text, item, n],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return "r" + hashlib.sha256(material.encode()).hexdigest()[:12]
 
 
 def supplier_invoice(**overrides: Any) -> dict[str, Any]:
@@ -70,7 +86,8 @@ def test_cost_rows_become_records_with_contract_fields() -> None:
     assert [o.row_index for o in outcomes] == [1, 2]
     first, second = (o.record for o in outcomes)
     assert first == {
-        "source_key": "fortnox-si-17-1",
+        "source_key": "fortnox-si-17-" + content_key("P100", 4010, "", "", "Virke", "", 0),
+        "legacy_source_key": "fortnox-si-17-1",
         "given_number": 17,
         "row_index": 1,
         "project_number": "P100",  # header project
@@ -85,6 +102,7 @@ def test_cost_rows_become_records_with_contract_fields() -> None:
         "supplier_invoice_number": "F-9001",
         "invoice_modified": "2026-11-03T09:30:00+01:00",
         "booked": True,
+        "removed": False,
     }
     assert second is not None
     assert second["project_number"] == "P200"  # the row's project wins over the header's
@@ -275,3 +293,75 @@ def test_only_cost_rows_become_expenses_and_share_the_vat() -> None:
     assert [o.row_index for o in outcomes] == [1, 2, 3]
     assert [(o.record or {}).get("amount") for o in outcomes] == [800.0, 150.0, 50.0]
     assert [(o.record or {}).get("vat_amount") for o in outcomes] == [200.0, 37.5, 12.5]
+
+
+@pytest.mark.parametrize("state", [0, 3, None])
+def test_approved_or_not_subject_to_approval_qualifies(state: int | None) -> None:
+    assert invoice_skip_reason(supplier_invoice(ApprovalState=state)) is None
+
+
+def _keys(invoice: dict[str, Any]) -> dict[int, str]:
+    """Source key by the row's 0-based position."""
+    return {o.row_index: o.source_key for o in project_expense_rows(invoice)}
+
+
+def test_keys_do_not_depend_on_the_row_position() -> None:
+    invoice = supplier_invoice()
+    rows = invoice["SupplierInvoiceRows"]
+    before = _keys(invoice)
+    # Fortnox re-orders the rows: cost rows swapped, the VAT row moved first.
+    reordered = supplier_invoice(SupplierInvoiceRows=[rows[3], rows[2], rows[0], rows[1]])
+    after = _keys(reordered)
+
+    assert sorted(before.values()) == sorted(after.values())
+    assert after[1] == before[2]
+    assert after[3] == before[1]
+    records = {r.source_key: r.record for r in project_expense_rows(reordered)}
+    assert records[before[1]] is not None
+    assert records[before[1]]["amount"] == 800.0
+    # The key of earlier versions follows the position; target-moment uses it to adopt.
+    assert records[before[1]]["legacy_source_key"] == "fortnox-si-17-3"
+
+
+def test_keys_survive_an_amount_change_and_a_row_added_or_removed() -> None:
+    invoice = supplier_invoice()
+    rows = invoice["SupplierInvoiceRows"]
+    before = _keys(invoice)
+    changed_amount = supplier_invoice(
+        SupplierInvoiceRows=[rows[0], {**rows[1], "Debit": 950}, rows[2], rows[3]]
+    )
+    assert _keys(changed_amount) == before
+    added = supplier_invoice(
+        SupplierInvoiceRows=[
+            rows[0],
+            {"Account": 6110, "Debit": 50, "TransactionInformation": "Frakt"},
+            *rows[1:],
+        ]
+    )
+    assert set(before.values()) < set(_keys(added).values())
+    removed = supplier_invoice(SupplierInvoiceRows=[rows[0], rows[2], rows[3]])
+    assert set(_keys(removed).values()) == {before[2]}
+
+
+def test_equal_rows_are_told_apart_by_their_occurrence() -> None:
+    row = {"Account": 4010, "Debit": 100, "TransactionInformation": "Virke"}
+    invoice = supplier_invoice(
+        SupplierInvoiceRows=[row, {**row, "Debit": 200}, {**row, "CostCenter": "CC1"}]
+    )
+    keys = _keys(invoice)
+    assert keys == {
+        0: "fortnox-si-17-" + content_key("P100", 4010, "", "", "Virke", "", 0),
+        1: "fortnox-si-17-" + content_key("P100", 4010, "", "", "Virke", "", 1),
+        2: "fortnox-si-17-" + content_key("P100", 4010, "CC1", "", "Virke", "", 0),
+    }
+    # A row's project is part of its identity: moving it is a removal plus a new expense.
+    moved = supplier_invoice(SupplierInvoiceRows=[{**row, "Project": "P300"}])
+    assert _keys(moved)[0] == "fortnox-si-17-" + content_key("P300", 4010, "", "", "Virke", "", 0)
+
+
+def test_a_removal_record_carries_only_its_key() -> None:
+    assert removal_record(17, "r0123456789ab") == {
+        "source_key": "fortnox-si-17-r0123456789ab",
+        "given_number": 17,
+        "removed": True,
+    }

@@ -76,7 +76,8 @@ def json_ready(record: Mapping[str, Any]) -> dict[str, Any]:
 def markdown_table(stream: str) -> str:
     """The contract of ``stream`` as a Markdown table (Field, Type, Required, Description)."""
     schema = contract_schema(stream)
-    required = set(schema.get("required", []))
+    # Fields required of every record, and of every record but a removal (``else`` branch).
+    required = set(schema.get("required", [])) | set(schema.get("else", {}).get("required", []))
     lines = ["| Field | Type | Required | Description |", "|---|---|---|---|"]
     for name, spec in schema["properties"].items():
         types = spec.get("type")

@@ -36,10 +36,18 @@ from target_moment.contract import (
     json_ready,
 )
 from target_moment.dry_run import DryRunPlan
-from target_moment.expense_plan import ExpenseAction, ExpenseDecision, decide, desired_expense
+from target_moment.expense_plan import (
+    ExpenseAction,
+    ExpenseDecision,
+    decide,
+    decide_removal,
+    desired_expense,
+)
 from target_moment.moment_expenses import MomentExpenses
 
 UNKNOWN_PROJECT = "project unknown in Moment"
+# Dead letters whose message starts with this wait for their project; they are not failures.
+WAITING = "waiting: "
 # A create is tried again only after a lookup proved the earlier attempt left nothing behind.
 MAX_CREATE_ATTEMPTS = 3
 
@@ -124,6 +132,7 @@ class ExpenseImport:
         # retried dead letter and the fresh input) is compared against it without another lookup.
         self._known: dict[str, dict[str, Any]] = {}
         self._dead_letters_retried = False
+        self._skipped: set[str] = set()
         self.progress = ProgressReporter(PROJECT_EXPENSES)
         summary.add_stream(PROJECT_EXPENSES)
 
@@ -182,19 +191,55 @@ class ExpenseImport:
         except (ContractError, ExpenseFailure, MomentError) as exc:
             return self._fail(record, schema, key_properties, key, str(exc))
         if outcome == "skipped":
-            self.summary.skip(PROJECT_EXPENSES, detail or UNKNOWN_PROJECT, key)
+            # Once per key and run: a waiting letter and the same row sent again count once.
+            if key not in self._skipped:
+                self._skipped.add(key)
+                self.summary.skip(PROJECT_EXPENSES, detail or UNKNOWN_PROJECT, key)
         elif decision is not None and decision.action is ExpenseAction.CONFLICT:
             self.summary.record(PROJECT_EXPENSES, outcome, key, detail)
         else:
             self.summary.record(PROJECT_EXPENSES, outcome, key)
-        if not self.settings.dry_run:
+        if self.settings.dry_run:
+            return outcome
+        if outcome == "skipped":
+            self._park(record, schema, key_properties, key)
+        else:
             self.dead_letters.resolve(PROJECT_EXPENSES, key)
         return outcome
+
+    def _park(
+        self,
+        record: Mapping[str, Any],
+        schema: Mapping[str, Any],
+        key_properties: Sequence[str],
+        key: str,
+    ) -> None:
+        """Keep an expense whose project Moment does not know yet, to re-drive it every run.
+
+        The tap sends an invoice's rows once (and again only when the invoice changes), so the
+        expense would never arrive once its project is created. Kept with the dead letters
+        (re-driven first on every run, replayable like them) but counted as skipped, not failed:
+        no failure e-mail while it waits.
+        """
+        number = str(record.get("project_number") or "")
+        letter = self.dead_letters.add(
+            PROJECT_EXPENSES,
+            schema,
+            key_properties,
+            json_ready(record),
+            key,
+            f"{WAITING}project {number} does not exist in Moment yet; the expense is imported "
+            "by the first run after it is created (or remove this letter to give up on it)",
+        )
+        if letter.attempts == 1:
+            logger.info("project_expenses %s waits for project %s to exist in Moment", key, number)
 
     def _import(
         self, record: Mapping[str, Any], key: str
     ) -> tuple[ExpenseDecision | None, str, str | None]:
         check_record(PROJECT_EXPENSES, dict(record))
+        if record.get("removed"):
+            return self._remove(record, key)
         number = str(record["project_number"])
         if self.fortnox_projects.lacks_start_date(number):
             raise ExpenseFailure(
@@ -207,7 +252,7 @@ class ExpenseImport:
             self.plan.add_skip(key, number, UNKNOWN_PROJECT)
             return None, "skipped", UNKNOWN_PROJECT
         desired = desired_expense(record, project, self.settings.default_billable)
-        existing = self._existing(key)
+        existing = self._existing(key) or self._legacy(record, key)
         decision = decide(desired, existing)
         if self.settings.dry_run:
             self.plan.add(key, number, decision)
@@ -218,6 +263,47 @@ class ExpenseImport:
             assert existing is not None
             self._known[key] = self.expenses.patch(existing["id"], decision.patch_body())
         return decision, _OUTCOMES[decision.action], _conflict_detail(key, decision)
+
+    def _remove(
+        self, record: Mapping[str, Any], key: str
+    ) -> tuple[ExpenseDecision, str, str | None]:
+        """A row that left its invoice: zero its expense (never an invoiced one)."""
+        existing = self._existing(key)
+        decision = decide_removal(existing)
+        number = (
+            ""
+            if existing is None
+            else str((existing.get("project") or {}).get("projectNumber") or "")
+        )
+        detail = None
+        if decision.action is ExpenseAction.CONFLICT:
+            detail = (
+                f"Expense {key} left Fortnox supplier invoice {record.get('given_number')} (row "
+                "removed, moved or no longer an expense) but is already invoiced in Moment; it is "
+                "left unchanged. Correct it in Moment (e.g. with a credit) if the change is real."
+            )
+        if self.settings.dry_run:
+            self.plan.add(key, number, decision)
+            return decision, _OUTCOMES[decision.action], detail
+        if decision.action is ExpenseAction.UPDATE:
+            assert existing is not None
+            self._known[key] = self.expenses.patch(existing["id"], decision.patch_body())
+        return decision, _OUTCOMES[decision.action], detail
+
+    def _legacy(self, record: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+        """The expense an earlier version imported under ``fortnox-si-{GivenNumber}-{row_index}``.
+
+        Found only when none exists under the new key; the decision then re-keys it (and
+        corrects its fields), so an upgrade never doubles an expense.
+        """
+        legacy = str(record.get("legacy_source_key") or "")
+        if not legacy or legacy == key:
+            return None
+        found = self.expenses.find(legacy)  # the reference is re-checked on our side
+        if found is not None:
+            logger.info("Expense %s was imported as %s; adopting it", key, legacy)
+            return found
+        return None
 
     def _existing(self, key: str) -> dict[str, Any] | None:
         if key not in self._known:

@@ -27,8 +27,11 @@ COMPARED_FIELDS = (
     "vatAmount",
     "currency",
     "accountNumber",
+    # Differs only when an expense imported under its legacy key is adopted (re-keyed).
+    "externalReference",
 )
 MONEY_FIELDS = frozenset({"amount", "vatAmount"})
+REFERENCE_FIELD = "externalReference"
 
 
 class ExpenseAction(StrEnum):
@@ -127,7 +130,32 @@ def decide(desired: Mapping[str, Any], existing: Mapping[str, Any] | None) -> Ex
     if not changes:
         return ExpenseDecision(ExpenseAction.UNCHANGED)
     if existing.get("invoiced"):
+        if set(changes) == {REFERENCE_FIELD}:
+            # An invoiced expense under its legacy key, equal to Fortnox: it cannot be re-keyed
+            # (Moment locks it) and needs no change; it stays found by its legacy key.
+            return ExpenseDecision(ExpenseAction.UNCHANGED)
         # Moment has billed the customer for it: changing it now would silently rewrite an invoice.
+        return ExpenseDecision(ExpenseAction.CONFLICT, changes)
+    return ExpenseDecision(ExpenseAction.UPDATE, changes)
+
+
+def decide_removal(existing: Mapping[str, Any] | None) -> ExpenseDecision:
+    """A row that left its Fortnox invoice: its expense's amount and VAT become 0.
+
+    Zeroed rather than deleted: Moment's API lets a client update an expense it created, the
+    zero keeps the trace (and the reference, should the row come back), and an invoiced expense
+    is never touched: a conflict. Nothing to do when Moment has no such expense.
+    """
+    if existing is None:
+        return ExpenseDecision(ExpenseAction.UNCHANGED)
+    changes = {
+        name: FieldChange(before=existing.get(name), after=0.0)
+        for name in ("amount", "vatAmount")
+        if money(existing.get(name)) not in (None, 0.0)
+    }
+    if not changes:
+        return ExpenseDecision(ExpenseAction.UNCHANGED)
+    if existing.get("invoiced"):
         return ExpenseDecision(ExpenseAction.CONFLICT, changes)
     return ExpenseDecision(ExpenseAction.UPDATE, changes)
 

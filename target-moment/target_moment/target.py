@@ -238,6 +238,8 @@ class TargetMoment(RecordGuard, Target):
                 run.dead_letters.save()
             run.summary.finish()
         finally:
-            FailureMailer.from_config(self.config).send_if_failed(run.summary)
+            # Conflicts too: an invoiced expense Fortnox changed is reported once, when the tap
+            # sends the change, and someone must correct it in Moment.
+            FailureMailer.from_config(self.config).send_if_failed(run.summary, conflicts=True)
             run.client.close()
             self.run_store.close()

@@ -9,6 +9,7 @@ from target_moment.contract import ContractError, check_record
 from target_moment.expense_plan import (
     ExpenseAction,
     decide,
+    decide_removal,
     desired_expense,
     expense_changes,
     money,
@@ -137,6 +138,37 @@ def test_invoiced_and_different_is_a_conflict_never_an_update() -> None:
 def test_invoiced_and_equal_is_unchanged() -> None:
     desired = desired_expense(RECORD, PROJECT, True)
     assert decide(desired, moment_copy(desired, invoiced=True)).action is ExpenseAction.UNCHANGED
+
+
+def test_legacy_expense_is_rekeyed_unless_invoiced() -> None:
+    desired = desired_expense(RECORD, PROJECT, True)
+    legacy = moment_copy(desired, externalReference="fortnox-si-101-1")
+    decision = decide(desired, legacy)
+    assert decision.action is ExpenseAction.UPDATE
+    assert decision.patch_body() == {"externalReference": "fortnox-si-101-0"}
+    # Moment locks an invoiced expense: equal but for the key, it is left as it is.
+    locked = {**legacy, "invoiced": True}
+    assert decide(desired, locked).action is ExpenseAction.UNCHANGED
+    assert decide(desired, {**locked, "amount": 1.0}).action is ExpenseAction.CONFLICT
+
+
+def test_a_removed_row_zeroes_its_expense_unless_invoiced() -> None:
+    existing = moment_copy(desired_expense(RECORD, PROJECT, True))
+    decision = decide_removal(existing)
+    assert decision.action is ExpenseAction.UPDATE
+    assert decision.patch_body() == {"amount": 0.0, "vatAmount": 0.0}
+    assert decide_removal({**existing, "invoiced": True}).action is ExpenseAction.CONFLICT
+    zeroed = {**existing, "amount": 0, "vatAmount": 0.0}
+    assert decide_removal(zeroed).action is ExpenseAction.UNCHANGED
+    assert decide_removal(None).action is ExpenseAction.UNCHANGED
+
+
+def test_a_removal_needs_only_its_key_and_invoice_but_a_row_needs_its_fields() -> None:
+    check_record(
+        "project_expenses", {"source_key": "fortnox-si-1-r0", "given_number": 1, "removed": True}
+    )
+    with pytest.raises(ContractError, match="amount"):
+        check_record("project_expenses", {"source_key": "fortnox-si-1-r0", "removed": False})
 
 
 def test_money_rounds_half_up_and_rejects_text() -> None:

@@ -8,13 +8,10 @@ state is emitted.
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.handlers import Message
 from moment_client import MomentAuthError, MomentClient, MomentSettings, MomentTransientError
 from sync_common import DeadLetters, RunSummary
 from target_moment.expense_import import ExpenseImport, ImportSettings
@@ -174,34 +171,11 @@ def test_duplicate_on_create_is_looked_up_and_updated_not_duplicated(
     assert float(expense["amount"]) == 1200.0
 
 
-@pytest.fixture
-def unused_tcp_port_for_smtp() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_a_run_with_failures_sends_one_email(
-    moment: Any, replay: Any, unused_tcp_port_for_smtp: int
+    moment: Any, replay: Any, inbox: tuple[list[Any], dict[str, Any]]
 ) -> None:
-    received: list[Any] = []
-
-    class Inbox(Message):  # type: ignore[misc]
-        def handle_message(self, message: Any) -> None:
-            received.append(message)
-
-    controller = Controller(Inbox(), hostname="127.0.0.1", port=unused_tcp_port_for_smtp)
-    controller.start()
-    try:
-        replay(
-            "no_start_date.singer",
-            notify_email="ekonomi@example.se",
-            smtp_host="127.0.0.1",
-            smtp_port=unused_tcp_port_for_smtp,
-            smtp_starttls=False,
-        )
-    finally:
-        controller.stop()
+    received, mail_settings = inbox
+    replay("no_start_date.singer", **mail_settings)
 
     (message,) = received
     assert message["To"] == "ekonomi@example.se"

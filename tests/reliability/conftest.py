@@ -41,6 +41,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope, Session
 from filelock import FileLock
 from fortnox_client import FortnoxClient, FortnoxSettings
+from tap_fortnox_expenses.expenses import project_expense_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 MELTANO = str(Path(sys.executable).parent / "meltano")
@@ -324,10 +325,11 @@ def post_supplier_invoice(
         "booked": True,
         "approved": True,
     }
-    given = str(
-        pipelines.fortnox.admin("POST", "supplierinvoices", body)["SupplierInvoice"]["GivenNumber"]
-    )
-    return given, f"fortnox-si-{given}-1"
+    invoice = pipelines.fortnox.admin("POST", "supplierinvoices", body)["SupplierInvoice"]
+    given = str(invoice["GivenNumber"])
+    # The cost row's key, derived from its content as the tap does (tap README, "Row keys").
+    (outcome,) = project_expense_rows(invoice)
+    return given, outcome.source_key
 
 
 # --- runs that can be killed -----------------------------------------------------------------

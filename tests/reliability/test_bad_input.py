@@ -343,6 +343,9 @@ def test_bad_record_fails_alone_with_an_actionable_error(
         (mail,) = outcome.mails
         assert f"key {key}: " in mail, mail
         row = {**row, "outcome": "dead-lettered", "error": message[:240]}
+    elif case.skipped:
+        # Kept to be re-driven while it waits for its project, not as a failure.
+        assert [m["error"]["message"][:9] for m in outcome.letters] == ["waiting: "]
     else:
         assert outcome.letters == [], outcome.letters
         assert outcome.mails == [], outcome.mails

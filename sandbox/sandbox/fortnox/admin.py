@@ -10,6 +10,9 @@
 - ``POST /_sandbox/supplierinvoices`` post a supplier invoice as a user would: the API's body plus
   ``booked``, ``approved``, ``cancelled`` (booleans), ``authorizer``; any InvoiceDate; its
   projects need not exist yet (they may be Moment's, pushed later); LastModified = now
+- ``PUT /_sandbox/supplierinvoices/{GivenNumber}`` ``{"SupplierInvoice": {...}}``: change an
+  invoice as a user would, booked or not (header fields; all rows when ``SupplierInvoiceRows`` is
+  given); booking and approval stay; LastModified = now
 - ``GET /_sandbox/counts``           number of records per resource
 """
 
@@ -99,6 +102,17 @@ def fortnox_admin_blueprint(
                 return jsonify({"SupplierInvoice": ledger_si.get(number)}), 201
         except FortnoxError as error:
             return error.response()
+
+    @admin.put("/supplierinvoices/<number>")
+    def correct_supplier_invoice(number: str) -> Response | tuple[Response, int]:
+        body: Any = request.get_json(silent=True)
+        if not isinstance(body, dict) or not isinstance(body.get("SupplierInvoice"), dict):
+            return bad_request('send {"SupplierInvoice": {...}} with the fields to change')
+        try:
+            corrected = ledger.supplier_invoices.correct(number, dict(body["SupplierInvoice"]))
+        except FortnoxError as error:
+            return error.response()
+        return jsonify({"SupplierInvoice": corrected})
 
     @admin.get("/counts")
     def counts() -> Response:

@@ -858,18 +858,31 @@ class SupplierInvoices(Register):
                     WRONG_DATA,
                     f"Leverantörsfaktura {number} är bokförd eller makulerad och kan inte ändras",
                 )
-            doc = F.apply_fields(
-                "SupplierInvoice",
-                F.SUPPLIER_INVOICE_SCHEMA,
-                F.SUPPLIER_INVOICE_READ_ONLY,
-                body,
-                doc,
-            )
+            return self._change(number, doc, body, check_projects=True)
+
+    def correct(self, number: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Change an invoice as a user does in Fortnox's UI, booked or not (a booked one is
+        corrected with a correction voucher there): header fields and, when given, all rows.
+        Booking and approval stay; the balance check holds; LastModified moves to now."""
+        with self.store.transaction():
+            return self._change(number, self.load(number), body, check_projects=False)
+
+    def _change(
+        self, number: str, doc: dict[str, Any], body: dict[str, Any], *, check_projects: bool
+    ) -> dict[str, Any]:
+        doc = F.apply_fields(
+            "SupplierInvoice",
+            F.SUPPLIER_INVOICE_SCHEMA,
+            F.SUPPLIER_INVOICE_READ_ONLY,
+            body,
+            doc,
+        )
+        if check_projects:
             _require_project(self.store, doc["Project"], "SupplierInvoice.Project")
-            if "SupplierInvoiceRows" in body:
-                doc["SupplierInvoiceRows"] = self._rows(body["SupplierInvoiceRows"], True)
-            self._complete(doc)
-            return self.save(number, doc)
+        if "SupplierInvoiceRows" in body:
+            doc["SupplierInvoiceRows"] = self._rows(body["SupplierInvoiceRows"], check_projects)
+        self._complete(doc)
+        return self.save(number, doc)
 
     def act(self, number: str, action: str, authorizer: str = "API") -> dict[str, Any]:
         with self.store.transaction():
