@@ -335,7 +335,7 @@ def test_admin_corrects_a_booked_supplier_invoice_as_a_user_would(
     )
 
     got = detail(fx, http, number)
-    assert (got["Booked"], got["ApprovalState"]) == (True, 3)
+    assert got["Booked"] is True
     cost = [(r["Account"], r["Debit"]) for r in got["SupplierInvoiceRows"] if not r["Code"]]
     assert cost == [(6540, 650.0)]
     assert sum(r["Debit"] - r["Credit"] for r in got["SupplierInvoiceRows"]) == 0
