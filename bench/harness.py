@@ -129,7 +129,11 @@ class AtOnce:
 
 
 def arrival(request: dict[str, Any]) -> float:
-    """When a request reached the server (the log stamps the answer: less its handling ms)."""
+    """When a request reached the server: the instant the Fortnox sandbox's limiter counted it
+    (``arrived``), so windows are counted here as the limiter counted them; else the answer's
+    stamp less the handling time (a request refused before the limiter, e.g. a 401)."""
+    if request.get("arrived") is not None:
+        return float(request["arrived"])
     return float(request["time"]) - float(request.get("ms") or 0) / 1000
 
 

@@ -13,6 +13,7 @@ from bench.harness import (
     AtOnce,
     Bench,
     RunResult,
+    arrival,
     busiest_window,
     last_state,
     overlap_seconds,
@@ -49,6 +50,16 @@ def test_sustained_rate_uses_arrival_not_answer_time() -> None:
     # Answers logged at 1.0, 1.6 and 3.0 s after 500, 100 and 500 ms: arrivals 0.5, 1.5, 2.5 s.
     log = [{**entry(1.0), "ms": 500.0}, {**entry(1.6), "ms": 100.0}, {**entry(3.0), "ms": 500.0}]
     assert abs(sustained_rate(log) - 1.0) < 1e-9
+
+
+def test_arrival_is_when_the_sandbox_limiter_counted_the_request() -> None:
+    # Logged at 2.0 after 500 ms (first byte at 1.5), counted by the limiter at 1.7 (after the
+    # token check): the limiter's instant is the one its window holds.
+    assert arrival({**entry(2.0), "ms": 500.0, "arrived": 1.7}) == 1.7
+    assert arrival({**entry(2.0), "ms": 500.0, "arrived": None}) == 1.5  # not counted (a 401)
+    # Two requests 4.99 s apart by the limiter's clock are in one window, whatever the handling.
+    log = [{**entry(0.0), "ms": 20.0, "arrived": 0.03}, {**entry(5.01), "arrived": 5.02}]
+    assert busiest_window(log) == 2
 
 
 def test_busiest_window_is_the_most_arrivals_within_five_seconds() -> None:
