@@ -45,8 +45,8 @@ DEFAULT_WINDOW_SECONDS = 5.0
 # answer after its connect + read timeouts); once its answer (or error) is back, the time the
 # answer came back, which is after the arrival. A new request starts only when fewer than the
 # limit of entries lie within one window before it, so no window of arrivals can hold more
-# (docs/DEVIATIONS.md, "Rate limit"). The margin only covers clock-rate differences between this
-# machine and Fortnox's (parts per million of the window) and rounding.
+# (fortnox-client/README.md, "Rate limiting"). The margin only covers clock-rate differences
+# between this machine and Fortnox's (parts per million of the window) and rounding.
 DEFAULT_SAFETY_MARGIN = 0.01
 DEFAULT_HOLD_SECONDS = 75.0
 # When the requests that fill the window are all still in flight, an answer frees a slot: look
