@@ -19,6 +19,7 @@ from bench.harness import (
     overlap_seconds,
     own_requests,
     sustained_rate,
+    windows_at_the_limit,
 )
 from bench.rss import measure
 from bench.run import render
@@ -60,6 +61,15 @@ def test_arrival_is_when_the_sandbox_limiter_counted_the_request() -> None:
     # Two requests 4.99 s apart by the limiter's clock are in one window, whatever the handling.
     log = [{**entry(0.0), "ms": 20.0, "arrived": 0.03}, {**entry(5.01), "arrived": 5.02}]
     assert busiest_window(log) == 2
+
+
+def test_windows_at_the_limit_tell_a_paced_run_from_a_starved_one() -> None:
+    # Paced: 10 per 5 s (the limit) for 3 windows; starved: 4 per 5 s.
+    paced = [entry(w * 5.0 + i * 0.4) for w in range(3) for i in range(10)] + [entry(15.0)]
+    starved = [entry(i * 1.25) for i in range(13)]
+    assert windows_at_the_limit(paced, 10) == (3, 3)
+    assert windows_at_the_limit(starved, 10) == (0, 3)
+    assert windows_at_the_limit([], 10) == (0, 0)
 
 
 def test_busiest_window_is_the_most_arrivals_within_five_seconds() -> None:
