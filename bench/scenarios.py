@@ -31,6 +31,7 @@ from bench.harness import (
     busiest_window,
     overlap_seconds,
     sustained_rate,
+    windows_at_the_limit,
 )
 
 PAGE = 500
@@ -114,7 +115,8 @@ def first_load_and_push(bench: Bench) -> list[Row]:
     ours, base = runs["ours"], runs["baseline"]
     ceiling = bench.limit / 5.0
     rate = {n: sustained_rate(r.load.requests) / ceiling * 100 for n, r in runs.items()}
-    peak = {n: busiest_window(r.load.requests) for n, r in runs.items()}
+    peak = {n: busiest_window(r.load.api_requests) for n, r in runs.items()}
+    full, whole = windows_at_the_limit(ours.load.api_requests, bench.limit)
     records = ours.load.summary_total("created")
     rows = [
         Row(
@@ -125,7 +127,9 @@ def first_load_and_push(bench: Bench) -> list[Row]:
             _pct(rate["baseline"]),
             rate["ours"] >= 95.0,
             f"{records} records created; slope of accepted requests over time; busiest 5 s "
-            f"window ours {peak['ours']}, baseline {peak['baseline']} (limit {bench.limit})",
+            f"window ours {peak['ours']}, baseline {peak['baseline']} (limit {bench.limit}); "
+            f"ours held ≥ 95 % of the limit in {full} of {whole} back-to-back 5 s windows "
+            "(few: the machine set the pace, not the limiter)",
         ),
         Row(
             "first load",

@@ -13,11 +13,13 @@ from bench.harness import (
     AtOnce,
     Bench,
     RunResult,
+    arrival,
     busiest_window,
     last_state,
     overlap_seconds,
     own_requests,
     sustained_rate,
+    windows_at_the_limit,
 )
 from bench.rss import measure
 from bench.run import render
@@ -49,6 +51,25 @@ def test_sustained_rate_uses_arrival_not_answer_time() -> None:
     # Answers logged at 1.0, 1.6 and 3.0 s after 500, 100 and 500 ms: arrivals 0.5, 1.5, 2.5 s.
     log = [{**entry(1.0), "ms": 500.0}, {**entry(1.6), "ms": 100.0}, {**entry(3.0), "ms": 500.0}]
     assert abs(sustained_rate(log) - 1.0) < 1e-9
+
+
+def test_arrival_is_when_the_sandbox_limiter_counted_the_request() -> None:
+    # Logged at 2.0 after 500 ms (first byte at 1.5), counted by the limiter at 1.7 (after the
+    # token check): the limiter's instant is the one its window holds.
+    assert arrival({**entry(2.0), "ms": 500.0, "arrived": 1.7}) == 1.7
+    assert arrival({**entry(2.0), "ms": 500.0, "arrived": None}) == 1.5  # not counted (a 401)
+    # Two requests 4.99 s apart by the limiter's clock are in one window, whatever the handling.
+    log = [{**entry(0.0), "ms": 20.0, "arrived": 0.03}, {**entry(5.01), "arrived": 5.02}]
+    assert busiest_window(log) == 2
+
+
+def test_windows_at_the_limit_tell_a_paced_run_from_a_starved_one() -> None:
+    # Paced: 10 per 5 s (the limit) for 3 windows; starved: 4 per 5 s.
+    paced = [entry(w * 5.0 + i * 0.4) for w in range(3) for i in range(10)] + [entry(15.0)]
+    starved = [entry(i * 1.25) for i in range(13)]
+    assert windows_at_the_limit(paced, 10) == (3, 3)
+    assert windows_at_the_limit(starved, 10) == (0, 3)
+    assert windows_at_the_limit([], 10) == (0, 0)
 
 
 def test_busiest_window_is_the_most_arrivals_within_five_seconds() -> None:

@@ -241,19 +241,26 @@ class FortnoxClient:
         token = self.tokens.access_token()
         limiter = self._rate_limiter()
         for auth_try in (1, 2):
-            waited = limiter.acquire()
-            self._count(method, waited)
-            try:
-                response = self._session.request(
-                    method,
-                    url,
-                    params=params,
-                    json=body,
-                    headers={"Authorization": f"Bearer {token}"},
-                    timeout=self.settings.timeout,
-                )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                raise self._network_error(exc, where, idempotent=idempotent) from None
+            # The slot is held until the answer (or the error) is back: Fortnox counted the
+            # request at some moment before that (see fortnox_client.rate_limiter).
+            with limiter.slot() as waited:
+                self._count(method, waited)
+                try:
+                    response = self._session.request(
+                        method,
+                        url,
+                        params=params,
+                        json=body,
+                        headers={"Authorization": f"Bearer {token}"},
+                        timeout=self.settings.timeout,
+                    )
+                except (requests.ConnectionError, requests.Timeout) as exc:
+                    raise self._network_error(exc, where, idempotent=idempotent) from None
+            if response.status_code == 429:
+                # Fortnox's window is full with requests this limiter did not count (another
+                # integration of this client and tenant): hold every request of this process
+                # until a slot can have freed, on top of the retry's backoff.
+                limiter.refused()
             if response.status_code == 401 and auth_try == 1:
                 # Expired or revoked access token: one forced refresh (a no-op if another
                 # process already rotated it), then the same request once more.
@@ -327,7 +334,11 @@ class FortnoxClient:
             # The tenant is known only once a token exists (the JWT's tenantId claim).
             tenant = self.settings.tenant_id or self.tokens.tenant_id
             self._limiter = RateLimiter.shared(
-                self.settings.client_id, tenant, self.settings.max_requests_per_5s
+                self.settings.client_id,
+                tenant,
+                self.settings.max_requests_per_5s,
+                # A request in flight has arrived by the time the client gives up on its answer.
+                hold_seconds=sum(self.settings.timeout),
             )
             # Fortnox counts every process's requests of this client and tenant in one window;
             # it is kept where the tokens are (beside the file, or in PostgreSQL).

@@ -28,14 +28,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar, Unpack
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Unpack
 
 from sync_common import postgres
 
 from fortnox_client.errors import FortnoxAuthError, FortnoxTokenUnavailable
-from fortnox_client.rate_limiter import Window, take_slot
+from fortnox_client.rate_limiter import Window, answered_at, take_slot
 from fortnox_client.settings import FortnoxSettings, SettingsError
 from fortnox_client.token_store import TokenStore, TokenStoreOptions
 
@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TABLE = "fortnox_tokens"
 DEFAULT_TENANT_KEY = "default"
+_T = TypeVar("_T")
 
 
 class PostgresTokenStore(TokenStore):
@@ -181,7 +182,8 @@ class PostgresTokenStore(TokenStore):
 class PostgresWindow:
     """A :class:`~fortnox_client.rate_limiter.Window` in PostgreSQL, for processes on several
     machines: one row per client and tenant (table ``<token table>_rate_window``) holding the
-    request starts of the last window, taken with ``SELECT … FOR UPDATE`` for each request.
+    entries of the last window (see ``fortnox_client.rate_limiter``), taken with
+    ``SELECT … FOR UPDATE`` when a request is reserved and again when its answer is back.
 
     Times come from the database's clock, so the machines' clocks need not agree. One connection
     per process (its own, not the token store's, whose transaction may be open in another
@@ -208,14 +210,23 @@ class PostgresWindow:
                 window = cls._instances[(dsn, table)] = cls(dsn, table, display)
             return window
 
-    def reserve(self, key: str, max_requests: int, span: float) -> float:
+    def reserve(
+        self, key: str, max_requests: int, span: float, hold: float
+    ) -> tuple[float, float | None]:
+        found = self._best_effort(lambda: self._reserve(key, max_requests, span, hold))
+        return found if found is not None else (0.0, None)
+
+    def answered(self, key: str, entry: float) -> None:
+        self._best_effort(lambda: self._answered(key, entry))
+
+    def _best_effort(self, work: Callable[[], _T]) -> _T | None:
         import psycopg
 
         with self._lock:
             if self._failed:
-                return 0.0
+                return None
             try:
-                return self._reserve(key, max_requests, span)
+                return work()
             except (psycopg.Error, FortnoxTokenUnavailable) as exc:
                 self._failed = True
                 if self._conn is not None:
@@ -228,7 +239,7 @@ class PostgresWindow:
                     self.table,
                     type(exc).__name__,
                 )
-                return 0.0
+                return None
 
     def starts(self, key: str) -> list[float]:
         """The recorded starts (epoch seconds) of ``key``, oldest first; for reports and tests."""
@@ -240,7 +251,9 @@ class PostgresWindow:
             row = cursor.fetchone()
         return sorted(row[0]) if row else []
 
-    def _reserve(self, key: str, max_requests: int, span: float) -> float:
+    def _reserve(
+        self, key: str, max_requests: int, span: float, hold: float
+    ) -> tuple[float, float | None]:
         conn = self._connection()
         with conn.transaction(), conn.cursor() as cursor:
             cursor.execute(
@@ -248,22 +261,36 @@ class PostgresWindow:
                 "ON CONFLICT DO NOTHING",
                 (key,),
             )
-            cursor.execute(
-                f"SELECT starts, extract(epoch FROM clock_timestamp())::float8 "  # noqa: S608
-                f"FROM {self.table} WHERE key = %s FOR UPDATE",
-                (key,),
-            )
-            row = cursor.fetchone()
-            if row is None:  # inserted just above; only a concurrent DELETE gets here
-                raise FortnoxTokenUnavailable(f"the rate-window row {key} vanished")
-            wait, starts = take_slot(row[0], float(row[1]), max_requests, span)
+            entries, now = self._locked_row(cursor, key)
+            wait, entries = take_slot(entries, now, max_requests, span, hold)
             if wait > 0:
-                return wait
-            cursor.execute(
-                f"UPDATE {self.table} SET starts = %s WHERE key = %s",  # noqa: S608
-                (starts, key),
-            )
-            return 0.0
+                return wait, None
+            self._store(cursor, key, entries)
+            return 0.0, entries[-1]
+
+    def _answered(self, key: str, entry: float) -> None:
+        conn = self._connection()
+        with conn.transaction(), conn.cursor() as cursor:
+            entries, now = self._locked_row(cursor, key)
+            self._store(cursor, key, answered_at(entries, entry, now))
+
+    def _locked_row(self, cursor: psycopg.Cursor[Any], key: str) -> tuple[list[float], float]:
+        """The row's entries, locked until the transaction ends, and the database's clock."""
+        cursor.execute(
+            f"SELECT starts, extract(epoch FROM clock_timestamp())::float8 "  # noqa: S608
+            f"FROM {self.table} WHERE key = %s FOR UPDATE",
+            (key,),
+        )
+        row = cursor.fetchone()
+        if row is None:  # inserted on the first reservation; only a concurrent DELETE gets here
+            raise FortnoxTokenUnavailable(f"the rate-window row {key} vanished")
+        return list(row[0]), float(row[1])
+
+    def _store(self, cursor: psycopg.Cursor[Any], key: str, entries: list[float]) -> None:
+        cursor.execute(
+            f"UPDATE {self.table} SET starts = %s WHERE key = %s",  # noqa: S608
+            (entries, key),
+        )
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:

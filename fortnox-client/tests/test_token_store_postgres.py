@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from fortnox_client import FortnoxSettings, FortnoxTokenUnavailable, SettingsError, TokenStore
 from fortnox_client.cli import main
+from fortnox_client.rate_limiter import IN_FLIGHT_POLL
 from fortnox_client.token_store_postgres import PostgresWindow, _parse_url
 from sandbox.postgres import PASSWORD, PostgresServer
 
@@ -253,7 +254,8 @@ def test_processes_of_one_tenant_share_the_rate_window_in_postgres(
             ("sandbox-client:1234567",),
         ).fetchone()
     assert row is not None
-    # The row holds only the last window: at most 25 starts, all within 5.1 s of the newest.
+    # The row holds only the last window: at most 25 entries, all within 5 s (and the margin)
+    # of the newest.
     assert 0 < len(row[0]) <= 25
     assert max(row[0]) - min(row[0]) < 5.1
 
@@ -263,17 +265,29 @@ def test_postgres_window_arithmetic_and_an_unreachable_database(
 ) -> None:
     dsn = _parse_url(postgres.url())[0]
     window = PostgresWindow(dsn, "window_unit_test", "postgresql://sandbox@127.0.0.1")
-    assert [window.reserve("a:1", 3, 5.1) for _ in range(3)] == [0.0, 0.0, 0.0]
-    wait = window.reserve("a:1", 3, 5.1)
-    assert 4.5 < wait <= 5.1  # the oldest of the three leaves the window in ~5.1 s
+    taken = [window.reserve("a:1", 3, 5.1, 70.0) for _ in range(3)]
+    assert [wait for wait, _ in taken] == [0.0, 0.0, 0.0]
+    # In flight: each entry is its start plus the hold (the database's clock) ...
+    entries = [entry for _, entry in taken]
+    assert all(entry is not None and entry > time.time() + 60 for entry in entries)
+    assert window.reserve("a:1", 3, 5.1, 70.0) == (IN_FLIGHT_POLL, None)  # all three in flight
+    # ... and once answered, the time the answer came back.
+    for entry in entries:
+        assert entry is not None
+        window.answered("a:1", entry)
+    assert max(window.starts("a:1")) < time.time() + 1
+    wait, entry = window.reserve("a:1", 3, 5.1, 70.0)
+    assert 4.5 < wait <= 5.1  # the oldest answer leaves the window in ~5.1 s
+    assert entry is None
     assert len(window.starts("a:1")) == 3
-    assert window.reserve("b:1", 3, 5.1) == 0.0  # another client or tenant: its own window
+    assert window.reserve("b:1", 3, 5.1, 70.0)[0] == 0.0  # another client or tenant: its own
 
     closed = f"postgresql://sandbox:{PASSWORD}@127.0.0.1:{postgres.port + 1}/postgres"
     down = PostgresWindow(_parse_url(closed)[0], "window_unit_test", "postgresql://sandbox@…")
     with caplog.at_level("WARNING"):
-        assert down.reserve("a:1", 3, 5.1) == 0.0
-        assert down.reserve("a:1", 3, 5.1) == 0.0  # not tried again: no connect per request
+        assert down.reserve("a:1", 3, 5.1, 70.0) == (0.0, None)
+        assert down.reserve("a:1", 3, 5.1, 70.0) == (0.0, None)  # not tried again
+        down.answered("a:1", 1.0)  # nor here: no connect per request
     warnings = [r.getMessage() for r in caplog.records if "shared window" in r.getMessage()]
     assert len(warnings) == 1
     assert "counts only its own requests" in warnings[0]

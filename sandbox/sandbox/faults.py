@@ -233,6 +233,8 @@ def install(app: Flask, error_response: Any, identity: Any = None) -> tuple[Faul
                 "note": note,
                 "client": identity() if identity else None,
                 "ms": round((time.monotonic() - g.get("started", time.monotonic())) * 1000, 1),
+                # When the app's rate limiter counted the request (epoch s), if it did.
+                "arrived": g.get("arrived"),
             }
         )
 

@@ -71,8 +71,16 @@ def test_rate_limit_change_applies_at_once_and_persists(tmp_path: Path) -> None:
         http, _ = login(fx, "customer")
         assert all(http.get(f"{fx.url}/3/customers", timeout=10).ok for _ in range(30))
         fx.admin("PATCH", "settings", {"max_requests_per_5s": 3, "project_module": False})
+        seq = int(fx.admin("GET", "requests?since=999999999999")["last"])
         codes = [http.get(f"{fx.url}/3/customers", timeout=10).status_code for _ in range(4)]
         assert codes == [200, 200, 200, 429]
+        # The log says when the limiter counted each request (admitted or refused), so a
+        # reader of the log counts windows as the limiter did.
+        logged = fx.admin("GET", f"requests?since={seq}")["requests"]
+        arrived = [r["arrived"] for r in logged]
+        assert [r["status"] for r in logged] == codes
+        assert arrived == sorted(arrived)
+        assert all(r["time"] - 5 < r["arrived"] <= r["time"] for r in logged)
         # The admin can forget what the windows counted (so one test's requests do not count
         # against the next test's).
         assert fx.admin("DELETE", "rate-limit") == {"cleared": True}

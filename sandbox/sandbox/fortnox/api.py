@@ -54,7 +54,8 @@ def api_blueprint(
         caller = tokens.verify(request.headers.get("Authorization"))
         g.caller = caller
         limit = int(settings["max_requests_per_5s"])
-        if not limiter.admit(caller.identity, limit):
+        admitted, g.arrived = limiter.admit(caller.identity, limit)
+        if not admitted:
             return too_many_requests(limit)
         resource = [*request.path.split("/"), "", ""][2]
         scope = RESOURCE_SCOPES.get(resource)

@@ -21,18 +21,21 @@ class SlidingWindowLimiter:
         self._lock = threading.Lock()
         self._windows: dict[str, deque[float]] = {}
 
-    def admit(self, key: str, limit: int) -> bool:
+    def admit(self, key: str, limit: int) -> tuple[bool, float]:
+        """``(admitted, arrival)``: the arrival is the wall-clock time (epoch s) of the instant
+        the window was checked, for the request log (so a log reader counts windows as the
+        limiter did)."""
         if limit <= 0:
-            return True
-        now = time.monotonic()
+            return True, time.time()
         with self._lock:
+            now, arrived = time.monotonic(), time.time()
             window = self._windows.setdefault(key, deque())
             while window and now - window[0] >= WINDOW_SECONDS:
                 window.popleft()
             if len(window) >= limit:
-                return False
+                return False, arrived
             window.append(now)
-            return True
+            return True, arrived
 
     def clear(self) -> None:
         """Forget every window (admin: a test's requests must not count against the next)."""
