@@ -89,17 +89,18 @@ def test_token_store_url_selects_postgres_and_wins_over_the_path(
 
 
 _PROCESS_SCRIPT = """
-import json, sys, time
+import json, sys
 from fortnox_client import FortnoxSettings, TokenStore
 settings = FortnoxSettings.from_config(json.loads(sys.argv[1]))
-start_at = float(sys.argv[2])
 store = TokenStore(settings)
-time.sleep(max(0.0, start_at - time.time()))
+print("ready", flush=True)
+sys.stdin.readline()
 first = store.access_token()
+print(json.dumps({"first": first}), flush=True)
 # Every process rejects the same token at the same instant, as after a 401 on all of them.
-time.sleep(max(0.0, start_at + 1.0 - time.time()))
+sys.stdin.readline()
 second = store.force_refresh(first)
-print(json.dumps({"first": first, "second": second, "refreshes": store.refreshes}))
+print(json.dumps({"second": second, "refreshes": store.refreshes}), flush=True)
 """
 
 
@@ -107,22 +108,48 @@ def test_processes_refreshing_at_once_against_the_sandbox_never_burn_the_chain(
     sandbox: Any, postgres: PostgresServer, store_url: str, tmp_path: Path
 ) -> None:
     config = _config(sandbox, store_url, tmp_path)
-    # All interpreters wake at the same instants, well after their imports.
-    start_at = time.time() + 2.5
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _PROCESS_SCRIPT, json.dumps(config), str(start_at)],
+            [sys.executable, "-c", _PROCESS_SCRIPT, json.dumps(config)],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for _ in range(3)
     ]
-    outputs = [p.communicate(timeout=45) for p in procs]
+
+    def release_all_then_read() -> list[str]:
+        # Each round starts only when every process has finished the one before (a barrier, not
+        # a wall-clock instant, so a slow start on a busy machine cannot split the rounds).
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        lines = []
+        for proc in procs:
+            assert proc.stdout is not None
+            lines.append(proc.stdout.readline())
+        return lines
+
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "ready", proc.stderr and proc.stderr.read()
+        firsts = release_all_then_read()
+        seconds = release_all_then_read()
+        outputs = [p.communicate(timeout=45) for p in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
     errors = [err[-2000:] for _, err in outputs]
     assert [p.returncode for p in procs] == [0, 0, 0], errors
     assert not any("invalid_grant" in err for err in errors)
-    results = [json.loads(out) for out, _ in outputs]
+    results = [
+        json.loads(first) | json.loads(second)
+        for first, second in zip(firsts, seconds, strict=True)
+    ]
 
     # One refresh per round for all three: the first round seeds, the second rotates once.
     assert len({r["first"] for r in results}) == 1
