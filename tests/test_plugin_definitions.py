@@ -74,7 +74,8 @@ def test_pip_url_installs_from_the_tagged_repository_alone(plugin: str) -> None:
     names = [re.split(r"[\[@]", r, maxsplit=1)[0] for r in requirements]
     assert names[-1] == plugin
     for requirement, name in zip(requirements, names, strict=True):
-        assert source in requirement and requirement.endswith(f"={name}"), requirement
+        assert source in requirement, requirement
+        assert requirement.endswith(f"={name}"), requirement
     # Every package of this repository the plugin depends on comes along, from the same tag.
     needed = {
         re.split(r"[\[=<>~!; ]", d, maxsplit=1)[0]
@@ -82,3 +83,17 @@ def test_pip_url_installs_from_the_tagged_repository_alone(plugin: str) -> None:
     } & set(PACKAGES)
     assert needed <= set(names), needed - set(names)
     assert set(names) - {plugin} <= set(SHARED)
+
+
+def test_readme_adds_every_plugin_from_its_definition_at_the_release_tag() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Add to your own Meltano project") :]
+    section = section[: section.index("\n## ", 1)]
+    assert f"TAG=v{plugin_definitions.version('tap-moment')}\n" in section
+    raw = plugin_definitions.REPO_URL.replace("github.com", "raw.githubusercontent.com")
+    assert f"HUB={raw}/$TAG/hub\n" in section
+    for plugin in plugin_definitions.PLUGINS:
+        relative = plugin_definitions.path_of(plugin).relative_to(plugin_definitions.HUB)
+        assert f"meltano add --from-ref $HUB/{relative.as_posix()} {plugin}\n" in section
+    assert "meltano run tap-moment target-fortnox" in section
+    assert "meltano run tap-fortnox-expenses target-moment" in section
