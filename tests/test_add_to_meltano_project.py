@@ -127,11 +127,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
             definition["pip_url"] = local_pip_url(definition["pip_url"], wheelhouse)
             ref = refs / f"{plugin}.yml"
             ref.write_text(yaml.safe_dump(definition, sort_keys=False))
-            proj.meltano("add", "--from-ref", str(ref), plugin)
+            proj.meltano("add", "--from-ref", str(ref), plugin, "--no-install")
         ref = refs / "target-jsonl.yml"
         ref.write_text(yaml.safe_dump(TARGET_JSONL, sort_keys=False))
-        proj.meltano("add", "--from-ref", str(ref), "target-jsonl")
-        proj.meltano("install")
+        proj.meltano("add", "--from-ref", str(ref), "target-jsonl", "--no-install")
+        proj.meltano("install")  # the five plugin environments, in parallel
 
         # README: the endpoints with `meltano config`, the credentials in .env.
         for plugin in ("tap-moment", "target-moment"):

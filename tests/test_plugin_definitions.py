@@ -12,6 +12,7 @@ import pytest
 import yaml
 from meltano.core.plugin import PluginType
 from meltano.core.plugin.base import PluginDefinition
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -76,6 +77,11 @@ def test_pip_url_installs_from_the_tagged_repository_alone(plugin: str) -> None:
     for requirement, name in zip(requirements, names, strict=True):
         assert source in requirement, requirement
         assert requirement.endswith(f"={name}"), requirement
+        # PEP 508 as pip and uv read it (a name, optional extras, `@`, the URL; no spaces, since
+        # Meltano splits pip_url on them).
+        parsed = Requirement(requirement)
+        assert parsed.name == name
+        assert parsed.url == requirement.split("@", 1)[1]
     # Every package of this repository the plugin depends on comes along, from the same tag.
     needed = {
         re.split(r"[\[=<>~!; ]", d, maxsplit=1)[0]
