@@ -27,6 +27,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from readme_settings import PLUGINS, ROOT, about
 
+__all__ = ["HUB", "PLUGINS", "REPO_URL", "ROOT", "about", "definition", "path_of", "version"]
+
 HUB = ROOT / "hub"
 # The one place the repository's public URL lives; a placeholder until the project is published.
 REPO_URL = "https://github.com/<owner>/moment-fortnox"

@@ -7,11 +7,11 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
-from meltano.core.plugin import PluginType
-from meltano.core.plugin.base import PluginDefinition
+from meltano.core.plugin.base import PluginDefinition, PluginType
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +56,7 @@ def test_definition_is_what_meltano_add_from_ref_reads(plugin: str) -> None:
     # What `meltano add --from-ref` does with the file (meltano/cli/utils.py add_plugin).
     parsed = PluginDefinition.parse({"plugin_type": kind, **data})
     assert parsed.extras == {}, f"keys Meltano does not know: {sorted(parsed.extras)}"
-    canonical = parsed.canonical()
+    canonical: dict[str, Any] = parsed.canonical()  # type: ignore[assignment]
     assert canonical["name"] == plugin
     assert canonical["executable"] == plugin
     assert {s["name"] for s in data["settings"]} == set(
