@@ -9,7 +9,7 @@ PKG_FILES := $(wildcard */pyproject.toml)
 # from the repo, not PyPI.
 PKG_DIRS  := $(patsubst %/pyproject.toml,%,$(PKG_FILES))
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo bench clean dist
 
 install: $(STAMP)
 
@@ -33,6 +33,13 @@ demo: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+# An sdist and a wheel of every package (the wheel built from the sdist, as `python -m build`
+# does), with uv's PEP 517 frontend and hatchling in an isolated build environment. README "Add to
+# your own Meltano project", CHANGELOG.md.
+dist: install
+	rm -rf dist
+	$(foreach d,$(PKG_DIRS),$(BIN)/uv build --quiet --out-dir dist ./$(d) &&) true
 
 clean:
 	rm -rf $(VENV) .meltano output .pytest_cache
