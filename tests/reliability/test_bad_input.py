@@ -203,7 +203,8 @@ def typed_replay(path: Path, catalog: Catalog) -> bytes:
 def test_typed_replays_carry_the_taps_schemas(catalogs: dict[str, Catalog]) -> None:
     """The typed runs really are typed: every file's SCHEMA lines of a stream its tap emits are
     the tap's, with the types the issue met (a number amount, a `format: date` invoice date)."""
-    assert catalogs["moment"]["project_expenses"][0]["properties"]["amount"]["type"] == "number"
+    amount = catalogs["moment"]["project_expenses"][0]["properties"]["amount"]["type"]
+    assert "number" in ([amount] if isinstance(amount, str) else amount)
     invoice_date = catalogs["fortnox"]["invoices"][0]["properties"]["invoiceDate"]
     assert invoice_date["format"] == "date"
     for path in sorted(HERE.glob("*/*.singer")):
