@@ -257,4 +257,4 @@ def test_fortnox_expenses_to_warehouse(
         assert supplier == invoice["SupplierNumber"]
         assert account == int(source_row["Account"])
         assert amount == Decimal(str(source_row["Debit"])) - Decimal(str(source_row["Credit"]))
-    assert all(isinstance(row[3], date) and not isinstance(row[3], datetime) for row in rows)
+    assert all(isinstance(row[4], date) and not isinstance(row[4], datetime) for row in rows)
