@@ -7,8 +7,9 @@ order, as the job's daily runs do; each needs only the ``first_run`` fixture to 
 
 The expected expenses are computed independently of the job: ``FortnoxBooks`` reads the supplier
 invoices with their rows over the Fortnox API with plain HTTP (no fortnox-client, no tap code) and
-``expected_expenses`` applies DESIGN §5's rules (booked, not cancelled, has a project,
-cost rows only, project known in Moment, billable from the price model else the default). Moment is
+``expected_expenses`` applies the rules of tap-fortnox-expenses/README.md and
+docs/SUPPLIER-INVOICES.md (booked, not cancelled, has a project, cost rows only, project known in
+Moment, billable from the price model else the default). Moment is
 read over its API and its sandbox's request log. Figures (durations, counts) are printed with
 ``-s`` and collected in ``ExpensesJob.figures``.
 
