@@ -1,4 +1,11 @@
-"""Fixtures shared by every test folder: the sandboxes, started once per test session."""
+"""Fixtures shared by every test folder: the sandboxes, started once per test session.
+
+`make test` runs the suite on two pytest-xdist workers (`--dist loadgroup`). Every test is put in
+a group of its file, so a module's tests (and its module-scoped sandboxes and `meltano run`s, which
+later tests of the module build on) stay on one worker; `tests/reliability/` is one group, because
+its figures file is started afresh and stamped by one session (tests/reliability/conftest.py), and
+it is scheduled first, being the longest.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,20 @@ from pathlib import Path
 import pytest
 from sandbox.launcher import SandboxProcess
 from sandbox.postgres import PostgresServer, find_bindir
+
+ROOT = Path(__file__).parent
+RELIABILITY = ROOT / "tests" / "reliability"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups into the node ids
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """One xdist group per test file (all of tests/reliability/ in one), the reliability tests
+    first. The order is the same in every worker, as xdist requires."""
+    for item in items:
+        path = Path(str(item.path))
+        group = "reliability" if path.is_relative_to(RELIABILITY) else str(path.relative_to(ROOT))
+        item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: not Path(str(item.path)).is_relative_to(RELIABILITY))
 
 
 @pytest.fixture(scope="session")
