@@ -1,4 +1,4 @@
-"""`make bench`: DESIGN §7's performance goals measured against the sandboxes with the limiter on.
+"""`make bench`: the goals of docs/ARCHITECTURE.md measured against the sandboxes, limiter on.
 
 Starts both sandboxes in ``output/bench/work/``, runs each scenario of ``bench.scenarios`` with our
 settings and with the naive baseline, prints one table (figure, goal, ours, baseline, pass/fail)

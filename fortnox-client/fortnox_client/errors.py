@@ -75,7 +75,7 @@ class ErrorInformation:
 def parse_error_information(body: Any) -> ErrorInformation | None:
     """Read ``{"ErrorInformation": {"error", "message", "code"}}`` in either key casing.
 
-    Real responses have used both ``message/code`` and ``Message/Code`` (reference §3.3), so keys
+    Real answers have used both ``message/code`` and ``Message/Code`` (docs/FORTNOX-API.md), so keys
     are matched case-insensitively at both levels. ``None`` when the body is not an error body.
     """
     if not isinstance(body, Mapping):
@@ -101,7 +101,7 @@ def _get_ci(mapping: Mapping[str, Any], key: str) -> Any:
     return None
 
 
-# The scope each resource needs (reference §1.5); used to name the scope to add on 2000663.
+# The scope each resource needs (docs/FORTNOX-API.md, "Scopes"); named as the one to add on 2000663.
 RESOURCE_SCOPES: dict[str, str] = {
     "customers": "customer",
     "projects": "project",

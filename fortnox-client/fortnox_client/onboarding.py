@@ -38,7 +38,7 @@ from fortnox_client.errors import FortnoxError
 from fortnox_client.settings import FortnoxSettings
 from fortnox_client.token_store import StoredToken, TokenStore
 
-# What the four plugins read and write (DESIGN §9; reference §1.5), space separated in the URL.
+# What the four plugins read and write (docs/FORTNOX-API.md, "Scopes"), space separated in the URL.
 REQUIRED_SCOPES: tuple[str, ...] = (
     "customer",
     "project",
@@ -51,7 +51,7 @@ REQUIRED_SCOPES: tuple[str, ...] = (
 )
 AUTH_PATH = "/oauth-v1/auth"
 CALLBACK_PATH = "/callback"
-# Fortnox refresh tokens live 45 days from their issue (reference §1.2); each refresh rotates.
+# Fortnox refresh tokens live 45 days from their issue; each refresh rotates (docs/FORTNOX-API.md).
 REFRESH_TOKEN_LIFETIME = timedelta(days=45)
 EXPIRY_WARNING = timedelta(days=7)
 # How long the browser's callback request waits for the exchange before it gets a generic page.

@@ -1,7 +1,7 @@
 """The Fortnox OAuth2 token store: one JSON file shared by every Fortnox plugin and process.
 
 Owns getting a valid access token and keeping the refresh-token chain alive. Fortnox refresh tokens
-are single use and rotate (reference §1.2): two processes refreshing with the same token, or one
+are single use and rotate (docs/FORTNOX-API.md): two processes refreshing with one token, or one
 POST retried after a lost answer, burn the chain and need a new consent. So a refresh happens only
 under an exclusive file lock beside the store, re-reads the store inside the lock (another process
 may have rotated it already: then its token is used), POSTs exactly once, and writes the new pair

@@ -1,7 +1,7 @@
 """Failure e-mail: one plain-text message per run that had failed records.
 
 Owns the SMTP settings (``notify_email``, ``smtp_host``, ``smtp_port``, ``smtp_username``,
-``smtp_password``, ``smtp_from``, ``smtp_starttls``; DESIGN §4), composing the message from a
+``smtp_password``, ``smtp_from``, ``smtp_starttls``), composing the message from a
 ``RunSummary`` (failures per stream with keys and messages, where the run JSON and the dead-letter
 file are, how to replay) and sending it. Sending never raises: an e-mail that cannot be delivered
 must not fail a sync whose data already went through; the error is logged, password masked.

@@ -1,6 +1,6 @@
 """The ``tap-fortnox-expenses`` Singer tap: settings, streams, and the run around them.
 
-Owns the settings contract (DESIGN §4: the shared Fortnox settings plus ``lookback_days``,
+Owns the settings contract (docs/ARCHITECTURE.md: the Fortnox settings plus ``lookback_days``,
 ``start_date``, ``account_numbers``, ``include_projects``), the one ``FortnoxClient`` a run uses,
 secret redaction, and the run summary (skips per reason, requests) with the failure e-mail.
 """
@@ -34,7 +34,7 @@ class TapFortnoxExpenses(Tap):
 
     name = PLUGIN_NAME
 
-    # The shared Fortnox and e-mail settings first (DESIGN §4); the e-mail ones in this tap's words.
+    # Shared Fortnox and e-mail settings first (docs/ARCHITECTURE.md); e-mail in this tap's words.
     config_jsonschema = plugin_config_schema(
         plugin_settings_schema(),
         notify_settings_schema(),

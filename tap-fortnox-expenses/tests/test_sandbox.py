@@ -58,7 +58,7 @@ def cost(row: dict[str, Any]) -> bool:
 
 
 def oracle(invoices: list[dict[str, Any]]) -> tuple[dict[str, Any], Counter[str]]:
-    """Expected records by source key and skipped rows by reason, straight from DESIGN §5."""
+    """Expected records by source key and skipped rows by reason, straight from the README."""
     expected: dict[str, Any] = {}
     skipped: Counter[str] = Counter()
     for invoice in invoices:

@@ -9,7 +9,7 @@ import yaml
 from tap_fortnox_expenses.tap import TapFortnoxExpenses
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-# DESIGN §4: the shared Fortnox settings, then this tap's own; the names are fixed.
+# docs/ARCHITECTURE.md: the shared Fortnox settings, then this tap's own; the names are fixed.
 SETTINGS = (
     "api_url",
     "token_url",

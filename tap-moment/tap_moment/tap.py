@@ -26,7 +26,7 @@ class TapMoment(Tap):
 
     name = "tap-moment"
 
-    # The shared Moment connection and retry settings (DESIGN §4) around the tap's own.
+    # The shared Moment connection and retry settings (docs/ARCHITECTURE.md) around the tap's own.
     config_jsonschema = plugin_config_schema(
         connection_settings_schema(),
         th.PropertiesList(

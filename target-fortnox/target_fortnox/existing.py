@@ -6,7 +6,7 @@ whichever costs fewer requests for the batch at hand; and ``FingerprintLedger``,
 fields a Fortnox list does not carry (a customer's CountryCode, an invoice's rows).
 
 Why both: a no-change run over 10,000 customers must cost list pages plus a handful of requests
-(DESIGN §7), so unchanged records are recognised from the list alone. Fields missing from the list
+(docs/ARCHITECTURE.md), so unchanged records are known from the list alone. Fields the list lacks
 are compared through the ledger: when the fingerprint of what we would send equals the one stored
 after the last successful write or check, the record is unchanged; otherwise one single GET reads
 the full record before deciding. The ledger is only a cache: Fortnox stays the truth for every field

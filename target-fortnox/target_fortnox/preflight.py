@@ -1,6 +1,6 @@
 """``target-fortnox-preflight``: is Fortnox ready for Moment's customers, projects and invoices?
 
-Owns the checks of the moment-to-fortnox pipeline before its first real run (DESIGN §8): Fortnox
+Owns the checks of the moment-to-fortnox pipeline before its first real run (README): Fortnox
 token and scopes, project module, a financial year covering today, the Moment API key, every
 account number and VAT rate Moment's invoice lines use, those accounts' project and cost-centre
 rules and the project periods of the invoices still to push, Fortnox's OCR setting, number-series
@@ -40,7 +40,7 @@ AUTHORIZE = "meltano invoke target-fortnox:authorize"
 # customers/projects/invoices are written; bookkeeping reads accounts and financial years;
 # companyinformation names the company.
 REQUIRED_SCOPES = ("customer", "project", "invoice", "bookkeeping", "companyinformation")
-# Fortnox invoice rows take Sweden's VAT rates only (reference/fortnox-api.md §4.3).
+# Fortnox invoice rows take Sweden's VAT rates only (docs/FORTNOX-API.md, "Resources").
 FORTNOX_VAT_RATES = (25.0, 12.0, 6.0, 0.0)
 PROJECT_NUMBER_MAX = 20
 MOMENT_ENV_PREFIX = "TAP_MOMENT"

@@ -317,7 +317,7 @@ class FortnoxSink(RecordsAsSent, BatchSink):
         if unlisted and not target.ledger.matches(self.stream_name, item.key, print_):
             if changes and not target.dry_run:
                 # Written anyway: send the fields the list lacks too, rather than GET to diff them
-                # (one request per changed record, DESIGN §7); a PUT of an equal value is a no-op.
+                # (one request per changed record: docs/ARCHITECTURE.md); an equal PUT is a no-op.
                 changes.update({name: write_value(item.payload.get(name)) for name in unlisted})
             else:
                 # Only an unlisted field can differ (or this is a dry run, whose plan must name

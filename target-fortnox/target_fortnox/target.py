@@ -1,6 +1,6 @@
 """target-fortnox: settings, sinks per stream, and what happens around a run.
 
-Owns: the settings contract (DESIGN §4), which sink handles which stream, the per-run objects the
+Owns: the settings (docs/ARCHITECTURE.md), which sink handles which stream, the per-run objects the
 sinks share (Fortnox client, existing-record indexes, fingerprint ledger, run summary, dead letters,
 dry-run plan), where the run store is (beside the token store unless set; see
 ``sync_common.run_store``, which also refuses a store that would not outlive the run), replaying
@@ -64,7 +64,7 @@ class TargetFortnox(RecordGuard, Target):
     name = PLUGIN
     default_sink_class = SkippedStreamSink
 
-    # The shared Fortnox and e-mail settings first (DESIGN §4), in this target's words.
+    # The shared Fortnox and e-mail settings first (docs/ARCHITECTURE.md), in this target's words.
     config_jsonschema = plugin_config_schema(
         plugin_settings_schema(),
         notify_settings_schema(),

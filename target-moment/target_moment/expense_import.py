@@ -5,7 +5,7 @@ projects by number, the Fortnox projects seen without a start date, the run summ
 letters and (in dry run) the plan. The sinks hand it records; it decides with ``expense_plan``
 and writes through ``moment_client`` — never HTTP directly.
 
-Error policy (DESIGN §6): a record's data problem (contract, Moment 4xx, no start date) is a
+Error policy (docs/ARCHITECTURE.md): a data problem (contract, Moment 4xx, no start date) is a
 failure in the summary plus a dead letter, and the run goes on; ``MomentAuthError`` and
 ``MomentTransientError`` propagate and fail the run before the target emits state.
 """

@@ -1,6 +1,6 @@
 """target-moment: the Singer target's settings, stream-to-sink routing and run lifecycle.
 
-Settings are DESIGN §4's (names fixed). A run: secrets are redacted from logging at start; records
+Settings: docs/ARCHITECTURE.md. A run: secrets are redacted from logging at start; records
 flow through the sinks into one ``ExpenseImport``; at end of input the dead letters are retried
 (if no expense arrived to trigger that earlier), the sinks drain and the SDK emits state; then the
 run summary is written, the dead letters saved, the failure e-mail sent, and in dry run the plan
@@ -54,7 +54,7 @@ class TargetMoment(RecordGuard, Target):
     name = PLUGIN
     default_sink_class = IgnoredStreamSink
 
-    # target-moment's own settings (DESIGN §4): the shared Moment and e-mail ones (in this
+    # target-moment's settings (docs/ARCHITECTURE.md): the shared Moment and e-mail ones (in this
     # target's words) around its own. The SDK adds its built-ins to config_jsonschema, in place.
     own_settings = plugin_config_schema(
         connection_settings_schema(),
