@@ -61,6 +61,9 @@ FILE_TIMESTAMP: Final = "%Y%m%dT%H%M%S%fZ"
 _TIMESTAMP_LENGTH: Final = len("20261128T210000123456Z")
 # A run summary that lists only part of its records (see RunSummary's max_kept_records).
 _PARTIAL = re.compile(r'"records_not_kept":\s*[1-9]')
+_RUN_FILE = re.compile(r"\d{8}T\d{12}Z-")
+_JSON_STRING = r'"(?:[^"\\]|\\.)*"'
+_LINE_IDENTITY = re.compile(rf'\{{"plugin":({_JSON_STRING}),"run_id":({_JSON_STRING}),')
 
 logger = logging.getLogger(__name__)
 
@@ -158,12 +161,17 @@ def compact_runs(
 
 
 def _due(folder: Path, first_kept_day: date) -> dict[str, list[Path]]:
-    """The run files of days before ``first_kept_day``, by month (``YYYY-MM``)."""
+    """The run files of days before ``first_kept_day``, by month (``YYYY-MM``).
+
+    Compared by name (``YYYYMMDD…``), not parsed: every run ends with this check.
+    """
+    first_kept = f"{first_kept_day:%Y%m%d}"
     by_month: dict[str, list[Path]] = {}
-    for path in folder.glob("*.json"):
-        started = run_file_time(path)
-        if started is not None and started.date() < first_kept_day:
-            by_month.setdefault(f"{started:%Y-%m}", []).append(path)
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            name = entry.name
+            if name.endswith(".json") and name[:8] < first_kept and _RUN_FILE.match(name):
+                by_month.setdefault(f"{name[:4]}-{name[4:6]}", []).append(Path(entry.path))
     return by_month
 
 
@@ -173,11 +181,7 @@ def _first_kept_day(keep_days: int, now: datetime | None) -> date:
 
 
 def _compact_month(folder: Path, month: str, paths: list[Path], log: logging.Logger) -> int:
-    archive = folder / MONTHLY_DIRNAME / f"{month}{ARCHIVE_SUFFIX}"
-    lines: dict[tuple[str, str], tuple[str, str]] = {}
-    complete = True
-    if archive.exists():
-        complete = _read_archive_lines(archive, lines, log)
+    runs: list[Run] = []
     done: list[Path] = []
     for path in sorted(paths):
         run = _read_run_file(path, log)
@@ -185,8 +189,32 @@ def _compact_month(folder: Path, month: str, paths: list[Path], log: logging.Log
             if path.exists():  # unreadable: kept aside, out of the way of the next compaction
                 path.replace(path.with_name(path.name + ".unreadable"))
             continue
-        lines.setdefault(_identity(run), (_started(run), _json_line(run)))
+        runs.append(run)
         done.append(path)
+    if not done:
+        return 0
+    archive_runs(folder.parent, month, runs, log=log)
+    for path in done:
+        path.unlink(missing_ok=True)
+    return len(done)
+
+
+def archive_runs(
+    results_dir: str | os.PathLike[str],
+    month: str,
+    runs: Iterable[Mapping[str, Any]],
+    *,
+    log: logging.Logger = logger,
+) -> Path:
+    """Write ``month``'s archive again with ``runs`` added (each run once, in start order).
+
+    The step of compaction after the files are read; callers hold the compaction lock.
+    """
+    archive = runs_dir(results_dir) / MONTHLY_DIRNAME / f"{month}{ARCHIVE_SUFFIX}"
+    lines: dict[tuple[str, str], str] = {}
+    complete = _read_archive_lines(archive, lines, log) if archive.exists() else True
+    for run in runs:
+        lines.setdefault(_identity(run), _json_line(run))
     if not complete:
         aside = archive.with_name(f"{archive.name}.damaged-{datetime.now(UTC):{FILE_TIMESTAMP}}")
         archive.replace(aside)
@@ -195,17 +223,13 @@ def _compact_month(folder: Path, month: str, paths: list[Path], log: logging.Log
             archive,
             aside,
         )
-    if not done and complete:
-        return 0
-    ordered = sorted(lines.values())
-    payload = "".join(line for _, line in ordered).encode("utf-8")
-    write_bytes_atomically(archive, gzip.compress(payload, mtime=0))
-    for path in done:
-        path.unlink(missing_ok=True)
-    return len(done)
+    # The run id is the UTC start time, so id order is start order (archive_tail relies on it).
+    payload = "".join(lines[identity] for identity in sorted(lines, key=lambda i: (i[1], i[0])))
+    write_bytes_atomically(archive, gzip.compress(payload.encode("utf-8"), 6, mtime=0))
+    return archive
 
 
-def _json_line(run: Run) -> str:
+def _json_line(run: Mapping[str, Any]) -> str:
     return json.dumps(run, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
@@ -264,12 +288,20 @@ def _archive_runs(archive: Path, log: logging.Logger) -> Iterator[tuple[str, Run
 
 
 def _read_archive_lines(
-    archive: Path, into: dict[tuple[str, str], tuple[str, str]], log: logging.Logger
+    archive: Path, into: dict[tuple[str, str], str], log: logging.Logger
 ) -> bool:
-    """Add an archive's runs to ``into`` (identity → (start, line)); False when it is damaged."""
+    """Add an archive's lines to ``into`` (identity → line); False when it is damaged.
+
+    The identity is read from the start of the line (``{"plugin":…,"run_id":…``, as
+    :func:`_json_line` writes it), so a month is not parsed again every day it grows.
+    """
     try:
-        for line, run in _archive_runs(archive, log):
-            into.setdefault(_identity(run), (_started(run), line))
+        for line in _archive_text_lines(archive, log):
+            head = _LINE_IDENTITY.match(line)
+            if head is not None:
+                into.setdefault((json.loads(head[1]), json.loads(head[2])), line)
+            elif (run := _parse_run(line, archive, log) if line.strip() else None) is not None:
+                into.setdefault(_identity(run), _json_line(run))
     except _DamagedArchive:
         return False
     return True
@@ -334,7 +366,10 @@ class _Collected:
             self.runs.setdefault(_identity(run), run)
 
     def newest(self, limit: int | None) -> list[Run]:
-        ordered = sorted(self.runs.values(), key=_started)
+        # Runs started at the same instant in file-name order (start time, then plugin).
+        ordered = sorted(
+            self.runs.values(), key=lambda run: (_started(run), str(run.get("plugin")))
+        )
         if limit is None:
             return ordered
         return ordered[-limit:] if limit > 0 else []
