@@ -383,7 +383,7 @@ class CustomerSink(RegisterSink):
     fortnox_key = "CustomerNumber"
     moment_key = "customerNumber"
     fields = CUSTOMER_FIELDS
-    answer_fields = ("CustomerNumber", "Name", "OrganisationNumber", "Email")
+    answer_fields = ("CustomerNumber", "Name")  # no e-mail or organisation number kept a year
 
     def to_fortnox(self, record: dict[str, Any]) -> MappedRecord:
         return map_customer(record)
