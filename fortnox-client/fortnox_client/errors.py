@@ -39,7 +39,10 @@ class FortnoxAuthError(FortnoxError):
 
 
 class FortnoxDataError(FortnoxError):
-    """Fortnox refused one record (validation, number taken, missing reference): fail only it."""
+    """Fortnox refused one record (validation, number taken, missing reference): fail only it.
+
+    ``fortnox_message`` is Fortnox's own text from its ``ErrorInformation`` (None without one).
+    """
 
     def __init__(
         self,
@@ -48,9 +51,11 @@ class FortnoxDataError(FortnoxError):
         code: int | None = None,
         status: int | None = None,
         field: str | None = None,
+        fortnox_message: str | None = None,
     ) -> None:
         super().__init__(message, code=code, status=status)
         self.field = field
+        self.fortnox_message = fortnox_message
 
 
 class FortnoxNotFound(FortnoxDataError):
@@ -239,8 +244,14 @@ def classify(
             code=code,
             status=status,
         )
+    fortnox_message = info.message if info and info.message else None
     if status == 404 or code in NOT_FOUND_CODES:
-        return FortnoxNotFound(f"{label} on {where}: not found ({text}).", code=code, status=status)
+        return FortnoxNotFound(
+            f"{label} on {where}: not found ({text}).",
+            code=code,
+            status=status,
+            fortnox_message=fortnox_message,
+        )
     field, advice = _DATA_ADVICE.get(code, (None, "")) if code is not None else (None, "")
     field = field or _field_from_message(text, sent)
     detail = f"{advice} (Fortnox: {text})" if advice else f"{text}. Fix the record and run again"
@@ -250,4 +261,5 @@ def classify(
         code=code,
         status=status,
         field=field,
+        fortnox_message=fortnox_message,
     )

@@ -2,7 +2,9 @@
 
 Owns the child process: no shell (the command is split with :mod:`shlex`), output inherited so
 Meltano's own logs reach the receiver's log, a timeout so a hung run cannot hold the tenant
-lock for ever, and an environment without the receiver's path token.
+lock for ever, an environment without the receiver's path token, and umask 077, so the config
+files Meltano writes with the plugins' secrets are readable by this user only; before and after
+each run, config files of Meltano runs that are over are removed (:mod:`.meltano_files`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import shlex
 import subprocess
 import threading
 from collections.abc import Mapping, Sequence
+
+from moment_webhooks import meltano_files
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +56,14 @@ class CommandRunner:
 
     def run(self) -> int:
         """Start the command, wait for it (up to the timeout) and return its exit code."""
+        with meltano_files.launching(self.cwd or os.getcwd(), self.env):
+            return self._run()
+
+    def _run(self) -> int:
         try:
-            process = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd)
+            process = subprocess.Popen(
+                self.argv, env=self.env, cwd=self.cwd, umask=meltano_files.PRIVATE_UMASK
+            )
         except FileNotFoundError:
             logger.error(
                 "job command not found: %r; check --command and that it is on PATH "

@@ -7,8 +7,10 @@ progress lines (``ProgressReporter``), per-record handling of Singer protocol sl
 (``RecordGuard``) and of values that break a typed schema (``RecordsAsSent``), pre-flight
 reports (``PreflightReport``, ``CheckResult``, ``run_check``) and commands
 (``PreflightCommand``), the run store that keeps dead letters and other per-run memory where the
-state is kept (``RunStoreSettings``, ``run_store_settings_schema``); ``sync-report`` shows the last
-runs (``sync_common.report``). Needs filelock; psycopg for a PostgreSQL store.
+state is kept (``RunStoreSettings``, ``run_store_settings_schema``), the run summaries over time
+(``load_runs``, ``record_history``, compaction by ``runs_keep_days``: ``run_settings_schema``,
+``keep_days_setting``); ``sync-report`` shows the last runs and one record's history
+(``sync_common.report``). Needs filelock; psycopg for a PostgreSQL store.
 """
 
 from sync_common.config_schema import plugin_config_schema, secret_setting_values
@@ -23,6 +25,13 @@ from sync_common.preflight import CheckResult, PreflightReport, run_check
 from sync_common.preflight_command import PreflightCommand
 from sync_common.progress import ProgressReporter
 from sync_common.redaction import SecretRedactingFilter, install_secret_redaction, redact
+from sync_common.run_history import (
+    RecordHistory,
+    keep_days_setting,
+    load_runs,
+    record_history,
+    run_settings_schema,
+)
 from sync_common.run_store import (
     FileRunStore,
     PostgresRunStore,
@@ -34,10 +43,10 @@ from sync_common.run_store import (
 )
 from sync_common.run_summary import (
     OUTCOMES,
+    RecordEvent,
     RecordIssue,
     RunSummary,
     StreamCounts,
-    load_runs,
     render_runs_table,
 )
 from sync_common.singer_input import (
@@ -59,7 +68,9 @@ __all__ = [
     "PreflightCommand",
     "PreflightReport",
     "ProgressReporter",
+    "RecordEvent",
     "RecordGuard",
+    "RecordHistory",
     "RecordIssue",
     "RecordsAsSent",
     "RunStore",
@@ -74,14 +85,17 @@ __all__ = [
     "failure_report",
     "install_secret_redaction",
     "is_keyless_letter_key",
+    "keep_days_setting",
     "keyless_letter_key",
     "load_runs",
     "missing_key_properties",
     "notify_settings_schema",
     "plugin_config_schema",
+    "record_history",
     "redact",
     "render_runs_table",
     "run_check",
+    "run_settings_schema",
     "run_store_settings_schema",
     "secret_setting_values",
 ]

@@ -16,8 +16,10 @@ from sync_common import (
     FailureMailer,
     RunSummary,
     install_secret_redaction,
+    keep_days_setting,
     notify_settings_schema,
     plugin_config_schema,
+    run_settings_schema,
     secret_setting_values,
 )
 
@@ -68,6 +70,7 @@ class TapFortnoxExpenses(Tap):
                 description="Only expenses on these project numbers (default: all projects)",
             ),
         ).to_dict(),
+        run_settings_schema(),
         overrides={
             "notify_email": {
                 "description": "Address (or comma list) that gets one e-mail per run with failures"
@@ -99,7 +102,11 @@ class TapFortnoxExpenses(Tap):
 
     @cached_property
     def run_summary(self) -> RunSummary:
-        return RunSummary(plugin=PLUGIN_NAME, results_dir=self.config.get("results_dir", "output/"))
+        return RunSummary(
+            plugin=PLUGIN_NAME,
+            results_dir=self.config.get("results_dir", "output/"),
+            keep_days=keep_days_setting(self.config),
+        )
 
     # singer-sdk marks sync_all final, but it is the one place that sees the whole run (both
     # streams, and an error in either), which the run summary and the failure e-mail need. The

@@ -35,6 +35,7 @@ SETTINGS = (
     "start_date",
     "account_numbers",
     "include_projects",
+    "runs_keep_days",
 )
 
 

@@ -36,8 +36,10 @@ from sync_common import (
     RunSummary,
     install_secret_redaction,
     is_keyless_letter_key,
+    keep_days_setting,
     notify_settings_schema,
     plugin_config_schema,
+    run_settings_schema,
     run_store_settings_schema,
     secret_setting_values,
 )
@@ -90,6 +92,7 @@ class TargetFortnox(RecordGuard, Target):
                 "skipped).",
             ),
         ).to_dict(),
+        run_settings_schema(),
         run_store_settings_schema(),
         overrides={
             "run_store_path": {
@@ -162,7 +165,9 @@ class TargetFortnox(RecordGuard, Target):
 
     @cached_property
     def summary(self) -> RunSummary:
-        summary = RunSummary(plugin=PLUGIN, results_dir=self.results_dir)
+        summary = RunSummary(
+            plugin=PLUGIN, results_dir=self.results_dir, keep_days=keep_days_setting(self.config)
+        )
         for stream in STREAM_ORDER:
             summary.add_stream(stream)
         return summary

@@ -36,8 +36,10 @@ from sync_common import (
     RunStoreSettings,
     RunSummary,
     install_secret_redaction,
+    keep_days_setting,
     notify_settings_schema,
     plugin_config_schema,
+    run_settings_schema,
     run_store_settings_schema,
     secret_setting_values,
 )
@@ -107,6 +109,7 @@ class TargetMoment(RecordGuard, Target):
                 ),
             ),
         ).to_dict(),
+        run_settings_schema(),
         notify_settings_schema(),
         run_store_settings_schema(),
         overrides={
@@ -160,7 +163,9 @@ class TargetMoment(RecordGuard, Target):
     def expense_import(self) -> ExpenseImport:
         """The run's importer; created on first use so ``--about`` needs no results dir."""
         results_dir = self.config.get("results_dir") or "output/"
-        summary = RunSummary(plugin=PLUGIN, results_dir=results_dir)
+        summary = RunSummary(
+            plugin=PLUGIN, results_dir=results_dir, keep_days=keep_days_setting(self.config)
+        )
         dead_letters = DeadLetters(results_dir, PLUGIN, store=self.run_store)
         summary.dead_letters_at = dead_letters.path or dead_letters.location
         return ExpenseImport(
