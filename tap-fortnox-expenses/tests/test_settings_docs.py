@@ -30,11 +30,16 @@ SETTINGS = (
     "smtp_password",
     "smtp_from",
     "smtp_starttls",
+    "notify_digest_time",
+    "notify_digest_timezone",
     "results_dir",
     "lookback_days",
     "start_date",
     "account_numbers",
     "include_projects",
+    "run_store_path",
+    "run_store_url",
+    "run_store_path_persists",
 )
 
 
