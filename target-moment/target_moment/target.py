@@ -131,8 +131,8 @@ class TargetMoment(RecordGuard, Target):
                 "is looked up by its Fortnox source key before it is sent again)"
             },
             "notify_email": {
-                "description": "E-mail address(es), comma separated, for one message per "
-                "failing run."
+                "description": "E-mail address(es), comma separated, for the failure e-mail: new "
+                "failures and conflicts at once, those that persist in a daily digest."
             },
             "smtp_starttls": {"description": "Use STARTTLS on the SMTP connection."},
         },
