@@ -32,13 +32,15 @@ from __future__ import annotations
 import copy
 import json
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Final
 
 from sync_common.alerts import Alerts
-from sync_common.redaction import redact
+from sync_common.config_schema import secret_setting_values
+from sync_common.redaction import install_secret_redaction, redact
+from sync_common.run_store import RunStoreNotPersistent, RunStoreSettings
 from sync_common.run_summary import RunSummary
 
 TAP_RUN_MEMBER: Final = "tap_run"
@@ -68,13 +70,15 @@ def write_mark(plugin: str, event: str, state: Mapping[str, Any], **details: Any
 def reported_tap_run(
     tap: Any,
     summary: RunSummary,
-    alerts: Alerts,
+    run_store: RunStoreSettings,
     *,
-    secrets: Iterable[str | None] = (),
     request_stats: Callable[[], Any] = lambda: None,
     explain: Callable[[BaseException], str] = describe_error,
 ) -> Iterator[None]:
-    """Around a singer-sdk tap's ``sync_all``: the marks, the run summary, the e-mail.
+    """Around a singer-sdk tap's ``sync_all``: secret redaction, the marks, the run summary and
+    the e-mail (:class:`sync_common.Alerts`, its memory in ``run_store``, opened only when
+    ``notify_email`` is set; a store that would not outlive the run ends the tap at once with
+    the refusal's message, before anything is read).
 
     An exception propagates (the tap exits non-zero without a final STATE past the failure)
     after the summary is written, the e-mail decided and the ``failed`` mark written.
@@ -82,7 +86,12 @@ def reported_tap_run(
     ``rate_limited`` if it counts them), or None when no client was made.
     """
     plugin = summary.plugin
-    masked = [s for s in secrets if s]
+    masked = secret_setting_values(tap.config_jsonschema, tap.config)
+    install_secret_redaction(masked)
+    try:
+        alerts = Alerts.from_config(tap.config, run_store, secrets=masked)
+    except RunStoreNotPersistent as exc:
+        raise SystemExit(f"{plugin}: {exc}") from None
     last_state = _remember_sent_state(tap, copy.deepcopy(dict(tap.state or {})))
     write_mark(plugin, STARTED, last_state())
     ended: str | None = None

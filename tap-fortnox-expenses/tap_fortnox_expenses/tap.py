@@ -10,21 +10,16 @@ from __future__ import annotations
 
 from functools import cached_property
 
-import click
 from fortnox_client import FortnoxClient, FortnoxSettings, plugin_settings_schema
 from fortnox_client.run_store import run_store_settings
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from sync_common import (
-    Alerts,
-    RunStoreNotPersistent,
     RunSummary,
-    install_secret_redaction,
     notify_settings_schema,
     plugin_config_schema,
     reported_tap_run,
     run_store_settings_schema,
-    secret_setting_values,
 )
 
 from tap_fortnox_expenses.streams import ProjectExpensesStream, ProjectsStream
@@ -127,21 +122,11 @@ class TapFortnoxExpenses(Tap):
         exits non-zero without the final STATE: the bookmark never passes work not done. The
         tap's output says how it ended (``sync_common.tap_run``), so target-moment can tell.
         """
-        secrets = secret_setting_values(self.config_jsonschema, self.config)
-        install_secret_redaction(secrets)
-        try:
-            # The memory of e-mailed failures lives in the run store beside the token store
-            # (opened only when notify_email is set).
-            alerts = Alerts.from_config(
-                self.config, run_store_settings(self.config), secrets=secrets
-            )
-        except RunStoreNotPersistent as exc:
-            raise click.ClickException(str(exc)) from None
+        # The memory of e-mailed failures is in the run store beside the token store.
         with reported_tap_run(
             self,
             self.run_summary,
-            alerts,
-            secrets=secrets,
+            run_store_settings(self.config),
             request_stats=lambda: self.fortnox.stats if "fortnox" in self.__dict__ else None,
         ):
             super().sync_all()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from functools import cached_property
 
-import click
 from moment_client import (
     MAX_PAGE_SIZE,
     MomentClient,
@@ -19,16 +18,12 @@ from moment_client import (
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from sync_common import (
-    Alerts,
-    RunStoreNotPersistent,
     RunStoreSettings,
     RunSummary,
-    install_secret_redaction,
     notify_settings_schema,
     plugin_config_schema,
     reported_tap_run,
     run_store_settings_schema,
-    secret_setting_values,
 )
 
 from tap_moment import streams
@@ -112,20 +107,13 @@ class TapMoment(Tap):
 
         An exception propagates, so the tap exits non-zero without a STATE past the failure.
         """
-        secrets = secret_setting_values(self.config_jsonschema, self.config)
-        install_secret_redaction(secrets)
         store = RunStoreSettings.from_config(
             self.config, default_path=self.config.get("results_dir") or DEFAULT_RESULTS_DIR
         )
-        try:
-            alerts = Alerts.from_config(self.config, store, secrets=secrets)
-        except RunStoreNotPersistent as exc:
-            raise click.ClickException(str(exc)) from None
         with reported_tap_run(
             self,
             self.run_summary,
-            alerts,
-            secrets=secrets,
+            store,
             request_stats=lambda: (
                 self.moment_client.stats if "moment_client" in self.__dict__ else None
             ),

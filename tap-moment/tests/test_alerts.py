@@ -92,3 +92,19 @@ def test_without_notify_email_the_target_is_told_nobody_was_mailed(
     mark = failing_run(run_tap, config, MomentAuthError)
     assert (mark["event"], mark["alerted"]) == ("failed", False)
     assert not (tmp_path / "out" / "alerts").exists()  # no memory kept without e-mail
+
+
+def test_with_e_mail_on_a_memory_that_would_not_outlive_the_worker_is_refused(
+    sandbox_config: dict[str, Any], run_tap: RunTap, mail_inbox: Any, tmp_path: Path
+) -> None:
+    config = {
+        **sandbox_config,
+        **mail_inbox.settings(),
+        "results_dir": str(tmp_path / "out"),
+        "run_store_path_persists": False,  # the worker's disk goes with the run
+    }
+    with pytest.raises(SystemExit, match="Set run_store_url to a PostgreSQL database"):
+        run_tap(config)
+    # Without e-mail there is no memory to keep: the tap runs.
+    del config["notify_email"]
+    assert run_tap(config).records["customers"]
