@@ -34,6 +34,7 @@ from sync_common import (
     RunStore,
     RunStoreNotPersistent,
     RunSummary,
+    describe_error,
     install_secret_redaction,
     is_keyless_letter_key,
     notify_settings_schema,
@@ -302,7 +303,7 @@ class TargetFortnox(RecordGuard, Target):
         self._finished = True
         reported_elsewhere: list[RecordIssue] = []
         if error is not None:
-            self.summary.stop(f"the run stopped: {error}")
+            self.summary.stop(f"{describe_error(error)} (no state emitted)")
         elif (tap_stop := self.tap_marks.stop()) is not None:
             # The tap failed or was killed: this input ended early (sync_common.tap_run).
             issue = self.summary.stop(tap_stop.message)

@@ -38,6 +38,7 @@ from sync_common import (
     RunStoreNotPersistent,
     RunStoreSettings,
     RunSummary,
+    describe_error,
     install_secret_redaction,
     notify_settings_schema,
     plugin_config_schema,
@@ -231,7 +232,9 @@ class TargetMoment(RecordGuard, Target):
         reported_elsewhere: list[RecordIssue] = []
         try:
             if fatal is not None:
-                run.summary.stop(f"run stopped, no state emitted: {fatal}", stream=PROJECT_EXPENSES)
+                run.summary.stop(
+                    f"{describe_error(fatal)} (no state emitted)", stream=PROJECT_EXPENSES
+                )
             elif (tap_stop := self.tap_marks.stop()) is not None:
                 # The tap failed or was killed: this input ended early (sync_common.tap_run).
                 issue = run.summary.stop(tap_stop.message)
