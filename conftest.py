@@ -1,4 +1,5 @@
-"""Fixtures shared by every test folder: the sandboxes, started once per test session.
+"""Fixtures shared by every test folder: the sandboxes, started once per test session, and a
+local SMTP server per test.
 
 `make test` runs the suite on two pytest-xdist workers (`--dist loadgroup`). Every test is put in
 a group of its file, so a module's tests (and its module-scoped sandboxes and `meltano run`s, which
@@ -9,8 +10,12 @@ it is scheduled first, being the longest.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.message import Message
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sandbox.launcher import SandboxProcess
@@ -57,3 +62,54 @@ def postgres_server() -> Iterator[PostgresServer]:
         )
     with PostgresServer() as server:
         yield server
+
+
+@dataclass
+class MailInbox:
+    """A local SMTP server's address and the messages it received, in order."""
+
+    host: str
+    port: int
+    messages: list[Message] = field(default_factory=list)
+
+    def settings(self, **extra: Any) -> dict[str, Any]:
+        """The notify/SMTP settings that make a plugin e-mail this server."""
+        return {
+            "notify_email": "ekonomi@example.se",
+            "smtp_host": self.host,
+            "smtp_port": self.port,
+            "smtp_starttls": False,
+            **extra,
+        }
+
+    def subjects(self) -> list[str]:
+        return [str(m["Subject"]).replace("\r\n", "").strip() for m in self.messages]
+
+    def bodies(self) -> list[str]:
+        return [
+            m.get_payload(decode=True).decode("utf-8").replace("\r\n", "\n")  # type: ignore[union-attr]
+            for m in self.messages
+        ]
+
+
+@pytest.fixture
+def mail_inbox() -> Iterator[MailInbox]:
+    """A real SMTP server (aiosmtpd; no TLS, no AUTH) on a free loopback port for one test."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message as MessageHandler
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    inbox = MailInbox("127.0.0.1", port)
+
+    class Keep(MessageHandler):  # type: ignore[misc]
+        def handle_message(self, message: Message) -> None:
+            inbox.messages.append(message)
+
+    controller = Controller(Keep(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox
+    finally:
+        controller.stop()

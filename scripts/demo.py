@@ -63,6 +63,7 @@ def meltano_env(workdir: Path, fortnox: SandboxProcess, moment: SandboxProcess) 
     for plugin in ("TAP_MOMENT", "TARGET_MOMENT"):
         env[f"{plugin}_API_URL"] = f"{moment.url}/api/1.0"
     env["TARGET_MOMENT_RESULTS_DIR"] = results
+    env["TAP_MOMENT_RESULTS_DIR"] = results
     if not Path(token_store).exists():
         # Stands in for the one-time browser consent (`meltano invoke target-fortnox:authorize`):
         # the sandbox mints the first refresh token, the token store rotates it from then on.

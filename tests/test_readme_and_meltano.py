@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,24 @@ def test_jobs_and_schedules() -> None:
     assert schedules["moment-to-fortnox"] == "*/5 * * * *"
     # 22:00 CET all year, written in UTC because Meltano's orchestrators read cron in UTC.
     assert schedules["fortnox-expenses-to-moment"] == "0 21 * * *"
+
+
+def test_going_live_env_sets_every_notify_and_smtp_setting_of_every_plugin() -> None:
+    """Each plugin mails its own failures: the `.env` of "Going live" sets all their settings."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    going_live = text[text.index("## Going live") :]
+    going_live = going_live[: going_live.index("\n## ", 1)]
+    assigned = {
+        line.split("=", 1)[0]
+        for block in going_live.split("```sh")[1:]
+        for line in block.split("```", 1)[0].splitlines()
+        if re.fullmatch(r"[A-Z][A-Z0-9_]*=.*", line.strip())
+    }
+    needed = {
+        f"{plugin.upper().replace('-', '_')}_{name.upper()}"
+        for plugin in readme_settings.PLUGINS
+        for name in readme_settings.own_settings(plugin)
+        if name == "notify_email" or name.startswith("smtp_")
+    }
+    assert len(needed) == 4 * 7  # all four plugins mail: notify_email and six smtp_ settings
+    assert needed <= assigned, sorted(needed - assigned)

@@ -2,7 +2,9 @@
 
 Shared settings declarations (``plugin_config_schema``, ``notify_settings_schema``), run
 summaries (``RunSummary``), replayable dead letters (``DeadLetters``), the failure e-mail
-(``FailureMailer``), secret redaction in logs (``install_secret_redaction``, ``redact``),
+(``FailureMailer``) and what to e-mail when (``Alerts``: once per new failure, then a daily
+digest), a tap's run with the marks that tell its target how it ended (``reported_tap_run``,
+``TapMarks``), secret redaction in logs (``install_secret_redaction``, ``redact``),
 progress lines (``ProgressReporter``), per-record handling of Singer protocol slips
 (``RecordGuard``) and of values that break a typed schema (``RecordsAsSent``), pre-flight
 reports (``PreflightReport``, ``CheckResult``, ``run_check``) and commands
@@ -13,6 +15,7 @@ state is kept (``RunStoreSettings``, ``run_store_settings_schema``), the run sum
 (``sync_common.report``). Needs filelock; psycopg for a PostgreSQL store.
 """
 
+from sync_common.alerts import AlertResult, Alerts, DigestSettings
 from sync_common.config_schema import plugin_config_schema, secret_setting_values
 from sync_common.dead_letters import DeadLetter, DeadLetters, dead_letters_path
 from sync_common.mailer import (
@@ -56,12 +59,16 @@ from sync_common.singer_input import (
     keyless_letter_key,
     missing_key_properties,
 )
+from sync_common.tap_run import TapMarks, TapStop, describe_error, reported_tap_run
 
 __all__ = [
     "OUTCOMES",
+    "AlertResult",
+    "Alerts",
     "CheckResult",
     "DeadLetter",
     "DeadLetters",
+    "DigestSettings",
     "FailureMailer",
     "FileRunStore",
     "PostgresRunStore",
@@ -81,7 +88,10 @@ __all__ = [
     "SecretRedactingFilter",
     "SmtpSettings",
     "StreamCounts",
+    "TapMarks",
+    "TapStop",
     "dead_letters_path",
+    "describe_error",
     "failure_report",
     "install_secret_redaction",
     "is_keyless_letter_key",
@@ -94,6 +104,7 @@ __all__ = [
     "record_history",
     "redact",
     "render_runs_table",
+    "reported_tap_run",
     "run_check",
     "run_settings_schema",
     "run_store_settings_schema",

@@ -140,6 +140,8 @@ class RunSummary:
         # Where the plugin keeps its dead letters (a file, or a run-store row described in
         # words), for the failure e-mail; None: results_dir/dead-letters/<plugin>.singer.
         self.dead_letters_at: Path | str | None = None
+        # Why the run ended before its end (``stop``); None for a run that went to its end.
+        self.stopped: str | None = None
 
     @property
     def run_id(self) -> str:
@@ -209,6 +211,20 @@ class RunSummary:
         """Count a failed record and keep its key and message for the summary and the e-mail."""
         self._add_issue(stream, "failed", key, error_message, answer)
 
+    def stop(self, message: str, *, stream: str = "run", count: bool = True) -> RecordIssue | None:
+        """The run ended before its end: a run-level error, or input that ended early.
+
+        ``message`` says why and what to do; it is counted as a failure of ``stream`` (key none)
+        unless ``count`` is false (the error is already counted on the record it concerns). A
+        stopped run's summary never reads as a success, and its absent failures are not taken
+        as fixed (``sync_common.alerts``): the run did not get to them. Returns the issue counted.
+        """
+        issue = self._add_issue(stream, "failed", None, message) if count else None
+        with self._lock:
+            if self.stopped is None:
+                self.stopped = message
+        return issue
+
     def add_requests(self, *, requests: int = 0, rate_limited: int = 0, retries: int = 0) -> None:
         """Add HTTP figures (call once per client at the end, or as they happen)."""
         with self._lock:
@@ -240,6 +256,7 @@ class RunSummary:
                 "conflicts_not_kept": self.conflicts_not_kept,
                 "records": [asdict(event) for event in self.records],
                 "records_not_kept": self.records_not_kept,
+                "stopped": self.stopped,
             }
 
     def summary_line(self) -> str:
@@ -250,9 +267,10 @@ class RunSummary:
                 for name, c in self.streams.items()
             ] or ["no records"]
             r = self.requests
+            stopped = f" STOPPED: {self.stopped};" if self.stopped else ""
         return (
-            f"{self.plugin} run: {'; '.join(parts)}; requests={r.requests} 429s={r.rate_limited} "
-            f"retries={r.retries} duration={self.duration_seconds():.1f}s"
+            f"{self.plugin} run:{stopped} {'; '.join(parts)}; requests={r.requests} "
+            f"429s={r.rate_limited} retries={r.retries} duration={self.duration_seconds():.1f}s"
         )
 
     def table(self) -> str:
@@ -266,6 +284,8 @@ class RunSummary:
         for name, counts in data["streams"].items():
             for reason, n in sorted(counts["skipped_reasons"].items()):
                 lines.append(f"  {name} skipped {n}: {reason}")
+        if data["stopped"]:
+            lines.append(f"STOPPED before its end: {data['stopped']}")
         r = data["requests"]
         lines.append(
             f"requests={r['requests']} 429s={r['rate_limited']} retries={r['retries']} "
@@ -330,7 +350,7 @@ class RunSummary:
         key: str | int | None,
         message: str,
         answer: str | None = None,
-    ) -> None:
+    ) -> RecordIssue:
         issue = RecordIssue(
             stream=stream,
             key=None if key is None else str(key),
@@ -347,6 +367,7 @@ class RunSummary:
                 self.failures_not_kept += 1
             else:
                 self.conflicts_not_kept += 1
+        return issue
 
 
 def _cut(text: str | None) -> str | None:

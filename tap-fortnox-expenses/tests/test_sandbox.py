@@ -363,7 +363,10 @@ def test_auth_error_fails_the_run_and_is_summarised(
 
     assert isinstance(run.error, FortnoxAuthError)
     assert run.records == {}
-    assert not any(m["type"] == "STATE" for m in run.messages)
+    # No bookmark: the only STATE messages are the run's marks (sync_common.tap_run), carrying
+    # the state it started from.
+    marks = [(m["value"], m["tap_run"]["event"]) for m in run.messages if m["type"] == "STATE"]
+    assert marks == [({}, "started"), ({}, "failed")]
     summary = run_summary(tap_config)
     assert summary["failures"]
     assert "wrong-secret" not in json.dumps(summary)

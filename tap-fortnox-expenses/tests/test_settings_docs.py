@@ -30,12 +30,17 @@ SETTINGS = (
     "smtp_password",
     "smtp_from",
     "smtp_starttls",
+    "notify_digest_time",
+    "notify_digest_timezone",
     "results_dir",
     "lookback_days",
     "start_date",
     "account_numbers",
     "include_projects",
     "runs_keep_days",
+    "run_store_path",
+    "run_store_url",
+    "run_store_path_persists",
 )
 
 

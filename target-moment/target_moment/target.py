@@ -3,8 +3,10 @@
 Settings: docs/ARCHITECTURE.md. A run: secrets are redacted from logging at start; records
 flow through the sinks into one ``ExpenseImport``; at end of input the dead letters are retried
 (if no expense arrived to trigger that earlier), the sinks drain and the SDK emits state; then the
-run summary is written, the dead letters saved, the failure e-mail sent, and in dry run the plan
-written and printed. A run-level error (auth, retries exhausted) writes the summary and e-mail
+run summary is written, the dead letters saved, the failure e-mail sent (new failures and
+conflicts at once, the rest in the daily digest: ``sync_common.alerts``), and in dry run the plan
+written and printed. An input that ended early because the tap failed is a stopped run
+(``sync_common.tap_run``). A run-level error (auth, retries exhausted) writes the summary and e-mail
 too, then fails the run before any state is emitted.
 """
 
@@ -28,13 +30,15 @@ from singer_sdk import typing as th
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 from sync_common import (
+    Alerts,
     DeadLetters,
-    FailureMailer,
     RecordGuard,
+    RecordIssue,
     RunStore,
     RunStoreNotPersistent,
     RunStoreSettings,
     RunSummary,
+    describe_error,
     install_secret_redaction,
     keep_days_setting,
     notify_settings_schema,
@@ -131,8 +135,8 @@ class TargetMoment(RecordGuard, Target):
                 "is looked up by its Fortnox source key before it is sent again)"
             },
             "notify_email": {
-                "description": "E-mail address(es), comma separated, for one message per "
-                "failing run."
+                "description": "E-mail address(es), comma separated, for the failure e-mail: new "
+                "failures and conflicts at once, those that persist in a daily digest."
             },
             "smtp_starttls": {"description": "Use STARTTLS on the SMTP connection."},
         },
@@ -230,9 +234,17 @@ class TargetMoment(RecordGuard, Target):
             return
         self._run_ended = True
         run = self.expense_import
+        reported_elsewhere: list[RecordIssue] = []
         try:
             if fatal is not None:
-                run.summary.fail(PROJECT_EXPENSES, None, f"run stopped, no state emitted: {fatal}")
+                run.summary.stop(
+                    f"{describe_error(fatal)} (no state emitted)", stream=PROJECT_EXPENSES
+                )
+            elif (tap_stop := self.tap_marks.stop()) is not None:
+                # The tap failed or was killed: this input ended early (sync_common.tap_run).
+                issue = run.summary.stop(tap_stop.message)
+                if tap_stop.alerted and issue is not None:
+                    reported_elsewhere.append(issue)
             stats = run.client.stats
             run.summary.add_requests(requests=stats.requests, retries=stats.retries)
             if run.settings.dry_run:
@@ -243,8 +255,12 @@ class TargetMoment(RecordGuard, Target):
                 run.dead_letters.save()
             run.summary.finish()
         finally:
-            # Conflicts too: an invoiced expense Fortnox changed is reported once, when the tap
-            # sends the change, and someone must correct it in Moment.
-            FailureMailer.from_config(self.config).send_if_failed(run.summary, conflicts=True)
+            # Conflicts too: an invoiced expense Fortnox changed must be corrected in Moment by
+            # someone; mailed when new, then in the daily digest while it persists.
+            Alerts.from_config(
+                self.config,
+                self.run_store,
+                secrets=secret_setting_values(self.own_settings, self.config),
+            ).after_run(run.summary, mail_conflicts=True, reported_elsewhere=reported_elsewhere)
             run.client.close()
             self.run_store.close()
