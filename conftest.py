@@ -13,6 +13,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -111,5 +112,70 @@ def mail_inbox() -> Iterator[MailInbox]:
     controller.start()
     try:
         yield inbox
+    finally:
+        controller.stop()
+
+
+# --- SMTP ------------------------------------------------------------------------------------
+@dataclass
+class Inbox:
+    messages: list[Message] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
+    recipients: list[list[str]] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.messages.clear()
+        self.raw.clear()
+        self.recipients.clear()
+
+
+class _StoringHandler:
+    def __init__(self, inbox: Inbox) -> None:
+        self.inbox = inbox
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        assert isinstance(envelope.content, bytes)
+        self.inbox.raw.append(envelope.content)
+        self.inbox.messages.append(message_from_bytes(envelope.content))
+        self.inbox.recipients.append(list(envelope.rcpt_tos))
+        return "250 Message accepted"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class SmtpServer:
+    port: int
+    inbox: Inbox
+
+
+@pytest.fixture(scope="module")
+def smtp_server() -> Iterator[SmtpServer]:
+    """A local SMTP server (aiosmtpd, no TLS, any login accepted) that keeps what it receives.
+
+    One per test module (sync-common's own tests have theirs, with AUTH variants)."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    inbox = Inbox()
+    port = free_port()
+
+    def accept_any(*_: Any) -> Any:
+        return AuthResult(success=True, handled=False)
+
+    controller = Controller(
+        _StoringHandler(inbox),
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=accept_any,
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        yield SmtpServer(port, inbox)
     finally:
         controller.stop()

@@ -3,9 +3,11 @@
 Owns the three onboarding steps behind ``fortnox-auth`` (see :mod:`fortnox_client.cli`):
 
 * :class:`AuthorizationFlow` — OAuth2 authorisation-code consent with a loopback callback
-  (``http://127.0.0.1:<port>/callback`` served by a small ``http.server`` on its own thread): it
-  builds the consent URL, checks ``state``, exchanges the code at the token endpoint, writes the
-  chain through :meth:`TokenStore.store_authorization` and reads which company it connected to;
+  (``http://127.0.0.1:<port>/callback`` served by a small ``http.server`` on its own thread), or
+  the redirect address pasted from a browser on another machine (:meth:`~AuthorizationFlow.
+  submit_redirect`, for a server without a browser): it builds the consent URL, checks ``state``,
+  exchanges the code at the token endpoint, writes the chain through
+  :meth:`TokenStore.store_authorization` and reads which company it connected to;
 * :func:`verify_service_account` — a client-credentials token for ``tenant_id`` plus one read;
 * :func:`token_status` — what the token store holds and when the refresh chain lapses, read
   from the file without refreshing or printing a token.
@@ -72,6 +74,10 @@ class ConsentDenied(OnboardingError):
 
 class StateMismatch(OnboardingError):
     """The callback's ``state`` is not the one this flow sent (a stale tab or a forged request)."""
+
+
+class NotARedirect(OnboardingError):
+    """Pasted text is not the address Fortnox redirected the browser to (no code/error + state)."""
 
 
 def auth_url_for(token_url: str) -> str:
@@ -145,7 +151,8 @@ class CallbackServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._callbacks: queue.Queue[Callback] = queue.Queue()
         self._handed_out: list[Callback] = []
-        self._claimed = threading.Event()
+        self._claimed = False
+        self._claim_lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -154,18 +161,14 @@ class CallbackServer:
                 if parts.path != CALLBACK_PATH:
                     self._send(404, _page("Not found", "This is the Fortnox onboarding callback."))
                     return
-                if server._claimed.is_set():
+                callback = server._claim({k: v[0] for k, v in parse_qs(parts.query).items()})
+                if callback is None:
                     # One consent per run: a reload or a second tab must not start another exchange.
                     self._send(
                         409,
                         _page("Already handled", "This authorisation was already received."),
                     )
                     return
-                server._claimed.set()
-                params = {k: v[0] for k, v in parse_qs(parts.query).items()}
-                callback = Callback(params)
-                server._handed_out.append(callback)
-                server._callbacks.put(callback)
                 try:
                     status, body = callback._page.result(timeout=_PAGE_WAIT_SECONDS)
                 except FutureTimeout:
@@ -209,6 +212,25 @@ class CallbackServer:
     @property
     def redirect_uri(self) -> str:
         return f"http://{self.host}:{self.port}{CALLBACK_PATH}"
+
+    def _claim(self, params: dict[str, str]) -> Callback | None:
+        """The callback for ``params`` handed to the flow, or None if one was handed already."""
+        with self._claim_lock:
+            if self._claimed:
+                return None
+            self._claimed = True
+        callback = Callback(params)
+        self._handed_out.append(callback)
+        self._callbacks.put(callback)
+        return callback
+
+    def offer(self, params: dict[str, str]) -> bool:
+        """Hand the flow a redirect the user pasted (no browser waits for a page); False when
+        the browser's own callback (e.g. through an SSH tunnel) came first."""
+        callback = self._claim(params)
+        if callback is not None:
+            callback.delivered.set()
+        return callback is not None
 
     def next_callback(self, timeout: float) -> Callback | None:
         try:
@@ -311,6 +333,18 @@ class AuthorizationFlow:
         assert self.consent_url is not None
         return self.consent_url
 
+    def submit_redirect(self, text: str) -> bool:
+        """Take the address the browser was redirected to, pasted by the user (a server without a
+        browser: the consent ran on another machine, whose browser could not open the loopback
+        redirect URI). :meth:`wait` then checks its ``state`` and finishes as for a callback.
+
+        Raises :class:`NotARedirect` for text without ``code``/``error`` and ``state`` (the user
+        may paste again); False when a callback already arrived.
+        """
+        self.start()
+        assert self._server is not None
+        return self._server.offer(redirect_params(text, self.redirect_uri))
+
     def wait(self, timeout: float) -> Connection:
         """Block until the browser comes back (or ``timeout`` seconds pass) and finish the flow."""
         self.start()
@@ -388,6 +422,20 @@ class AuthorizationFlow:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def redirect_params(text: str, redirect_uri: str) -> dict[str, str]:
+    """The query parameters of a pasted redirect address (the whole URL, or just its query)."""
+    text = text.strip().strip("'\"<>")
+    query = urlsplit(text).query if "?" in text else text
+    params = {k: v[0] for k, v in parse_qs(query).items()}
+    if "state" not in params or not ({"code", "error"} & params.keys()):
+        raise NotARedirect(
+            "That is not the address Fortnox sent the browser to: it must hold code= (or "
+            "error=) and state=. After approving, copy the whole address from the browser's "
+            f"address bar (it starts with {redirect_uri}?) and paste it here."
+        )
+    return params
 
 
 def _consent_refusal(error: str, description: str) -> OnboardingError:

@@ -1,5 +1,5 @@
 """Reliability fixtures: the oracle that says what must be in each destination, background runs
-that can be killed, a local SMTP inbox, and the figures file the reliability report is built from.
+that can be killed, and the figures file the reliability report is built from.
 
 The lead's `tests/conftest.py` gives each module its `pipelines` (fresh sandboxes, own state
 backend, token store and results dir). This file adds what the "nothing lost, nothing duplicated"
@@ -22,7 +22,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,14 +30,10 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from email import message_from_bytes
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import Envelope, Session
 from filelock import FileLock
 from fortnox_client import FortnoxClient, FortnoxSettings
 from tap_fortnox_expenses.expenses import project_expense_rows
@@ -382,68 +377,6 @@ class BackgroundRun:
     def stderr(self) -> str:
         assert self.log_dir is not None
         return (self.log_dir / Path(self._err.name).name).read_text(errors="replace")
-
-
-# --- SMTP ------------------------------------------------------------------------------------
-@dataclass
-class Inbox:
-    messages: list[Message] = field(default_factory=list)
-    raw: list[bytes] = field(default_factory=list)
-    recipients: list[list[str]] = field(default_factory=list)
-
-    def clear(self) -> None:
-        self.messages.clear()
-        self.raw.clear()
-        self.recipients.clear()
-
-
-class _StoringHandler:
-    def __init__(self, inbox: Inbox) -> None:
-        self.inbox = inbox
-
-    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
-        assert isinstance(envelope.content, bytes)
-        self.inbox.raw.append(envelope.content)
-        self.inbox.messages.append(message_from_bytes(envelope.content))
-        self.inbox.recipients.append(list(envelope.rcpt_tos))
-        return "250 Message accepted"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class SmtpServer:
-    port: int
-    inbox: Inbox
-
-
-@pytest.fixture(scope="module")
-def smtp_server() -> Iterator[SmtpServer]:
-    """A local SMTP server (aiosmtpd, no TLS, any login accepted) that keeps what it receives."""
-    inbox = Inbox()
-    port = free_port()
-
-    def accept_any(*_: Any) -> Any:
-        from aiosmtpd.smtp import AuthResult
-
-        return AuthResult(success=True, handled=False)
-
-    controller = Controller(
-        _StoringHandler(inbox),
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=accept_any,
-        auth_require_tls=False,
-    )
-    controller.start()
-    try:
-        yield SmtpServer(port, inbox)
-    finally:
-        controller.stop()
 
 
 def wait_for(predicate: Any, timeout: float, interval: float = 0.1) -> bool:
