@@ -236,6 +236,7 @@ class TargetMoment(RecordGuard, Target):
                 self.logger.info("Dry-run plan written to %s", path)
             else:
                 run.dead_letters.save()
+                run.adopted.save()
             run.summary.finish()
         finally:
             # Conflicts too: an invoiced expense Fortnox changed is reported once, when the tap
