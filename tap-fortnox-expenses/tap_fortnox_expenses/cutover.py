@@ -32,16 +32,10 @@ from typing import Any
 from fortnox_client.cli import ConfigError, load_config
 from moment_client.native_expenses import CostRow, NativeExpenses, project_expenses
 from sync_common import CheckResult, PreflightReport
-from sync_common.connection_checks import check_connections
+from sync_common.connection_checks import moment_integration_off
 from sync_common.preflight_command import PreflightCommand
 
-from tap_fortnox_expenses.preflight import (
-    AUTHORIZE,
-    MOMENT_ENV_PREFIX,
-    REQUIRED_SCOPES,
-    ExpensesPreflight,
-    connect,
-)
+from tap_fortnox_expenses.preflight import MOMENT_ENV_PREFIX, ExpensesPreflight, connect
 
 PIPELINE = (
     "fortnox-expenses-to-moment (Moment's own Fortnox integration → tap-fortnox-expenses → "
@@ -146,25 +140,8 @@ class ExpensesCutover(ExpensesPreflight):
 
     def run(self) -> PreflightReport:
         report = PreflightReport(PIPELINE, title="Switch-over")
-        connected = check_connections(
-            report,
-            self.fortnox,
-            self.moment,
-            self.company_code,
-            required_scopes=REQUIRED_SCOPES,
-            authorize_command=AUTHORIZE,
-            moment_env_prefix=MOMENT_ENV_PREFIX,
-        )
-        report.add(
-            CheckResult(
-                "moment-integration-off",
-                "manual",
-                "Moment's own Fortnox integration must be off before the first run (the API "
-                "does not show it): both would import the same costs",
-                "In Moment switch off the Fortnox integration (Setup > Settings > Integrations > "
-                f"Fortnox) before the first fortnox-expenses-to-moment run. See {DOC}.",
-            )
-        )
+        connected = self.connections(report)
+        report.add(moment_integration_off("fortnox-expenses-to-moment", "import the same costs"))
         if not (connected.fortnox and connected.moment and connected.project_module):
             return report
         try:

@@ -32,7 +32,12 @@ from fortnox_client import FortnoxClient, FortnoxSettings
 from fortnox_client.cli import ConfigError, load_config
 from moment_client import ExpenseApi, MomentClient, MomentSettings
 from sync_common import CheckResult, PreflightReport, run_check
-from sync_common.connection_checks import FORTNOX_MISSING_SCOPE, check_connections, error_code
+from sync_common.connection_checks import (
+    FORTNOX_MISSING_SCOPE,
+    Connections,
+    check_connections,
+    error_code,
+)
 from sync_common.moment_checks import check_moment_expenses
 from sync_common.preflight_command import PreflightCommand
 
@@ -148,9 +153,9 @@ class ExpensesPreflight:
             if outcome.record is not None:
                 yield outcome.record
 
-    def run(self) -> PreflightReport:
-        report = PreflightReport(PIPELINE)
-        connected = check_connections(
+    def connections(self, report: PreflightReport) -> Connections:
+        """The connection checks this pipeline starts with (pre-flight and switch-over)."""
+        return check_connections(
             report,
             self.fortnox,
             self.moment,
@@ -159,6 +164,10 @@ class ExpensesPreflight:
             authorize_command=AUTHORIZE,
             moment_env_prefix=MOMENT_ENV_PREFIX,
         )
+
+    def run(self) -> PreflightReport:
+        report = PreflightReport(PIPELINE)
+        connected = self.connections(report)
         if connected.moment:
             # Read-only probes of the inferred expense path, names, filters (docs/MOMENT-API.md).
             check_moment_expenses(

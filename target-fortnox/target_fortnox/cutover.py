@@ -36,6 +36,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -46,7 +47,7 @@ from fortnox_client.cli import ConfigError, load_config
 from moment_client import MomentClient, MomentSettings
 from moment_client.changes import parse_instant
 from sync_common import CheckResult, PreflightReport, run_check
-from sync_common.connection_checks import check_connections
+from sync_common.connection_checks import moment_integration_off
 from sync_common.preflight_command import PreflightCommand
 
 from target_fortnox.contract import STREAM_KEYS
@@ -65,11 +66,10 @@ from target_fortnox.mapping import (
     map_project,
 )
 from target_fortnox.preflight import (
-    AUTHORIZE,
     MOMENT_ENV_PREFIX,
-    REQUIRED_SCOPES,
     _different_customer,
     _different_invoice,
+    connections,
 )
 from target_fortnox.sinks import jsonable_record, validate_contract
 from target_fortnox.target import PLUGIN, run_store_settings
@@ -294,24 +294,9 @@ class Cutover:
 
     def run(self) -> PreflightReport:
         report = PreflightReport(PIPELINE, title="Switch-over")
-        connected = check_connections(
-            report,
-            self.fortnox,
-            self.moment,
-            self.company_code,
-            required_scopes=REQUIRED_SCOPES,
-            authorize_command=AUTHORIZE,
-            moment_env_prefix=MOMENT_ENV_PREFIX,
-        )
+        connected = connections(report, self.fortnox, self.moment, self.company_code)
         report.add(
-            CheckResult(
-                "moment-integration-off",
-                "manual",
-                "Moment's own Fortnox integration must be off before the first run (the API "
-                "does not show it): both would push the same customers and invoices",
-                "In Moment switch off the Fortnox integration (Setup > Settings > Integrations > "
-                f"Fortnox) before the first moment-to-fortnox run. See {DOC}.",
-            )
+            moment_integration_off("moment-to-fortnox", "push the same customers and invoices")
         )
         report.details["start"] = start_value(self.start)
         report.details["applied"] = False
@@ -319,7 +304,7 @@ class Cutover:
             return report
         streams = [s for s in REGISTERS if s != "projects" or connected.project_module]
         for stream in streams:
-            run_check(report, stream, lambda stream=stream: self.check_register(stream))
+            run_check(report, stream, partial(self.check_register, stream))
         if len(self.registers) < len(streams):
             return report  # a register could not be read: nothing to say about the start
         report.details["registers"] = {s: r.counts() for s, r in self.registers.items()}
