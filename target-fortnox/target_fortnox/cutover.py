@@ -269,14 +269,14 @@ class Cutover:
     ) -> list[str]:
         payload = mapped.payload
         if stream == "invoices":
-            differences = invoice_differences(payload, existing)
-            total = existing.get("Total")
-            if total is None:
-                full = self.fortnox.get("invoices", mapped.key) or existing
-                return invoice_differences(payload, full)
-            want = invoice_total(payload)
-            if abs(Decimal(str(total)) - want) > TOTAL_TOLERANCE:
-                differences.append(f"Total: Moment {want:.2f}, Fortnox {Decimal(str(total)):.2f}")
+            if existing.get("Total") is None:  # not in this list row: the invoice has it
+                existing = self.fortnox.get("invoices", mapped.key) or existing
+            # The header and the total, not the rows (Moment's integration groups them).
+            header = {name: value for name, value in existing.items() if name != "InvoiceRows"}
+            differences = invoice_differences(payload, header)
+            want, total = invoice_total(payload), existing.get("Total")
+            if total is None or abs(Decimal(str(total)) - want) > TOTAL_TOLERANCE:
+                differences.append(f"Total: Moment {want:.2f}, Fortnox {total}")
             return differences
         fields = CUSTOMER_FIELDS if stream == "customers" else PROJECT_FIELDS
         listed = [name for name in fields if name in existing]
