@@ -95,6 +95,19 @@ def check_connections(
     return Connections(fortnox=fortnox_ok, moment=moment_ok, project_module=module_ok)
 
 
+def moment_integration_off(job: str, doubled: str) -> CheckResult:
+    """The switch-over's manual check: Moment's own Fortnox integration is off (no API shows
+    it); ``doubled`` says what both would do twice (docs/SWITCH-OVER.md)."""
+    return CheckResult(
+        "moment-integration-off",
+        "manual",
+        "Moment's own Fortnox integration must be off before the first run (the API does not "
+        f"show it): both would {doubled}",
+        "In Moment switch off the Fortnox integration (Setup > Settings > Integrations > "
+        f"Fortnox) before the first {job} run. See docs/SWITCH-OVER.md.",
+    )
+
+
 def check_fortnox_token(
     client: FortnoxReader, required_scopes: Collection[str], authorize_command: str
 ) -> list[CheckResult]:

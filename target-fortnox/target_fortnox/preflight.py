@@ -28,7 +28,7 @@ from fortnox_client import FortnoxClient, FortnoxSettings
 from fortnox_client.cli import ConfigError, load_config
 from moment_client import MomentClient, MomentSettings, known_project_state
 from sync_common import CheckResult, PreflightReport, run_check
-from sync_common.connection_checks import check_connections
+from sync_common.connection_checks import Connections, check_connections
 from sync_common.moment_checks import check_moment_reads
 from sync_common.preflight_command import PreflightCommand
 
@@ -93,6 +93,21 @@ class MomentData:
         return data
 
 
+def connections(
+    report: PreflightReport, fortnox: FortnoxClient, moment: MomentClient, company_code: str
+) -> Connections:
+    """The connection checks this pipeline starts with (pre-flight and switch-over)."""
+    return check_connections(
+        report,
+        fortnox,
+        moment,
+        company_code,
+        required_scopes=REQUIRED_SCOPES,
+        authorize_command=AUTHORIZE,
+        moment_env_prefix=MOMENT_ENV_PREFIX,
+    )
+
+
 def _numeric(value: str) -> int | None:
     return int(value) if value.isdigit() else None
 
@@ -123,15 +138,7 @@ class MomentToFortnoxPreflight:
 
     def run(self, today: date | None = None) -> PreflightReport:
         report = PreflightReport(PIPELINE)
-        connected = check_connections(
-            report,
-            self.fortnox,
-            self.moment,
-            self.company_code,
-            required_scopes=REQUIRED_SCOPES,
-            authorize_command=AUTHORIZE,
-            moment_env_prefix=MOMENT_ENV_PREFIX,
-        )
+        connected = connections(report, self.fortnox, self.moment, self.company_code)
         fortnox_ok, moment_ok = connected.fortnox, connected.moment
         self.project_module_on = connected.project_module
         if fortnox_ok:

@@ -253,6 +253,7 @@ class TargetMoment(RecordGuard, Target):
                 self.logger.info("Dry-run plan written to %s", path)
             else:
                 run.dead_letters.save()
+                run.adopted.save()
             run.summary.finish()
         finally:
             # Conflicts too: an invoiced expense Fortnox changed must be corrected in Moment by
