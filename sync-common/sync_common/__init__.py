@@ -6,7 +6,8 @@ summaries (``RunSummary``), replayable dead letters (``DeadLetters``), the failu
 progress lines (``ProgressReporter``), per-record handling of Singer protocol slips
 (``RecordGuard``) and of values that break a typed schema (``RecordsAsSent``), pre-flight
 reports (``PreflightReport``, ``CheckResult``, ``run_check``) and commands
-(``PreflightCommand``), the run store that keeps dead letters and other per-run memory where the
+(``PreflightCommand``), the ``meltano`` commands the plugins print, in the environment they ran
+in (``meltano_command``), the run store that keeps dead letters and other per-run memory where the
 state is kept (``RunStoreSettings``, ``run_store_settings_schema``); ``sync-report`` shows the last
 runs (``sync_common.report``). Needs filelock; psycopg for a PostgreSQL store.
 """
@@ -19,6 +20,7 @@ from sync_common.mailer import (
     failure_report,
     notify_settings_schema,
 )
+from sync_common.meltano_command import meltano_command
 from sync_common.preflight import CheckResult, PreflightReport, run_check
 from sync_common.preflight_command import PreflightCommand
 from sync_common.progress import ProgressReporter
@@ -76,6 +78,7 @@ __all__ = [
     "is_keyless_letter_key",
     "keyless_letter_key",
     "load_runs",
+    "meltano_command",
     "missing_key_properties",
     "notify_settings_schema",
     "plugin_config_schema",
