@@ -335,19 +335,25 @@ class ProdProject:
         *,
         setup: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
-        timeout: float = 300,
+        timeout: float = 180,
     ) -> ShellResult:
         """``command`` in bash in the project folder, after step 3's `. .venv/bin/activate`."""
         script = "\n".join(["set -o pipefail", ". .venv/bin/activate", *setup, command])
-        result = subprocess.run(
-            ["bash", "-c", script],
-            cwd=self.path,
-            env={**self.base_env, **(env or {})},
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        try:
+            result = subprocess.run(
+                ["bash", "-c", script],
+                cwd=self.path,
+                env={**self.base_env, **(env or {})},
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired as exc:
+            out, err = (
+                b.decode() if isinstance(b, bytes) else b or "" for b in (exc.stdout, exc.stderr)
+            )
+            return ShellResult(command, -1, out, f"{err}\n(killed after {timeout:g} s)")
         return ShellResult(command, result.returncode, result.stdout, result.stderr)
 
     def mails(self) -> list[Message]:
@@ -398,21 +404,28 @@ def dotenv_for_sandboxes(readme_env: dict[str, str], smtp_port: int, moment_url:
 
 BROWSER = '''#!{python}
 """Stands in for the Fortnox administrator's browser: opens the consent URL and presses Approve
-(in the background, as a browser does, so `authorize` goes on waiting for the redirect)."""
-import html, os, re, sys, urllib.parse
+(in the background, as a browser does, so `authorize` goes on waiting for the redirect). When the
+page cannot be approved (a consent URL of another environment's closed port) it interrupts the
+waiting command, as the administrator would with Ctrl-C, instead of letting it wait 300 s."""
+import html, os, re, signal, sys, urllib.parse
 import requests
 
+command = os.getppid()
 if os.fork():
     sys.exit(0)
-http = requests.Session()
-page = http.get(sys.argv[1], timeout=30)
-page.raise_for_status()
-action = html.unescape(re.search(r'<form[^>]*action="([^"]*)"', page.text)[1])
-fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
-answer = http.post(
-    urllib.parse.urljoin(page.url, action), data={{**fields, "decision": "approve"}}, timeout=60
-)
-print(answer.status_code, answer.url, file=sys.stderr)
+try:
+    http = requests.Session()
+    page = http.get(sys.argv[1], timeout=30)
+    page.raise_for_status()
+    action = html.unescape(re.search(r'<form[^>]*action="([^"]*)"', page.text)[1])
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
+    answer = http.post(
+        urllib.parse.urljoin(page.url, action), data={{**fields, "decision": "approve"}}, timeout=60
+    )
+    answer.raise_for_status()
+except Exception as exc:
+    print(f"the browser stand-in could not approve {{sys.argv[1]}}: {{exc}}", file=sys.stderr)
+    os.kill(command, signal.SIGINT)
 '''
 
 
