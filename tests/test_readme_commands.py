@@ -14,8 +14,8 @@ prod-like copy of the project and fails for each one that does not end well in `
   that only sets variables or sources a file is run before the later lines of its block) and
   each inline code span that runs `meltano`, in README order with "Going live" first (a reader
   starts there), each once; in bash in the copy's folder after step 3's `. .venv/bin/activate`,
-  with no MELTANO_* variable in the shell. The browser of `authorize` is a stand-in that presses
-  Approve on the sandbox's consent page (BROWSER).
+  with no MELTANO_* variable in the shell. Where `authorize` prints the consent URL the test
+  approves it on the sandbox's consent page, as the Fortnox administrator would.
 - a command passes when it exits as the README says (0 unless `RUN` says otherwise) and every
   Meltano process it started logged "Environment 'prod' is active" and no other environment.
 - the commands the plugins print (the pre-flight's fixes, the failure e-mail's replay) run in a
@@ -31,22 +31,27 @@ on purpose.
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import mailbox
 import os
 import re
 import shlex
+import signal
 import socket
 import subprocess
-import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+from urllib.parse import urljoin
 
 import pytest
+import requests
 import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Mailbox
@@ -337,24 +342,39 @@ class ProdProject:
         env: dict[str, str] | None = None,
         timeout: float = 180,
     ) -> ShellResult:
-        """``command`` in bash in the project folder, after step 3's `. .venv/bin/activate`."""
+        """``command`` in bash in the project folder, after step 3's `. .venv/bin/activate`.
+
+        When it prints a Fortnox consent URL (``authorize``), the test does what the administrator
+        does: opens it, presses Approve, and the browser follows Fortnox's redirect to the
+        command's callback. A URL that cannot be approved (another environment's closed port)
+        interrupts the command, as Ctrl-C would, instead of letting it wait for a consent.
+        """
         script = "\n".join(["set -o pipefail", ". .venv/bin/activate", *setup, command])
-        try:
-            result = subprocess.run(
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            process = subprocess.Popen(
                 ["bash", "-c", script],
                 cwd=self.path,
                 env={**self.base_env, **(env or {})},
                 stdin=subprocess.DEVNULL,
-                capture_output=True,
+                stdout=out,
+                stderr=err,
                 text=True,
-                timeout=timeout,
+                start_new_session=True,
             )
-        except subprocess.TimeoutExpired as exc:
-            out, err = (
-                b.decode() if isinstance(b, bytes) else b or "" for b in (exc.stdout, exc.stderr)
-            )
-            return ShellResult(command, -1, out, f"{err}\n(killed after {timeout:g} s)")
-        return ShellResult(command, result.returncode, result.stdout, result.stderr)
+            deadline, consent = time.monotonic() + timeout, None
+            while process.poll() is None and time.monotonic() < deadline:
+                if consent is None and (consent := CONSENT_URL.search(read_all(out))):
+                    try:
+                        approve_consent(consent[0])
+                    except requests.RequestException as exc:
+                        err.write(f"\n(the consent page could not be approved: {exc})\n")
+                        os.killpg(process.pid, signal.SIGINT)
+                time.sleep(0.1)
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                err.write(f"\n(killed after {timeout:g} s)\n")
+            returncode = process.wait()
+            return ShellResult(command, returncode, read_all(out), read_all(err))
 
     def mails(self) -> list[Message]:
         return [m for _, m in sorted(mailbox.Maildir(self.maildir).items(), key=lambda i: i[0])]
@@ -402,31 +422,29 @@ def dotenv_for_sandboxes(readme_env: dict[str, str], smtp_port: int, moment_url:
     return "".join(f"{name}={shlex.quote(value)}\n" for name, value in env.items())
 
 
-BROWSER = '''#!{python}
-"""Stands in for the Fortnox administrator's browser: opens the consent URL and presses Approve
-(in the background, as a browser does, so `authorize` goes on waiting for the redirect). When the
-page cannot be approved (a consent URL of another environment's closed port) it interrupts the
-waiting command, as the administrator would with Ctrl-C, instead of letting it wait 300 s."""
-import html, os, re, signal, sys, urllib.parse
-import requests
+CONSENT_URL = re.compile(r"https?://\S+/oauth-v1/auth\?\S+")
 
-command = os.getppid()
-if os.fork():
-    sys.exit(0)
-try:
+
+def read_all(file: IO[str]) -> str:
+    file.flush()
+    file.seek(0)
+    return file.read()
+
+
+def approve_consent(url: str) -> None:
+    """Open Fortnox's consent page and press Approve; the redirect goes to the command."""
     http = requests.Session()
-    page = http.get(sys.argv[1], timeout=30)
+    page = http.get(url, timeout=30)
     page.raise_for_status()
-    action = html.unescape(re.search(r'<form[^>]*action="([^"]*)"', page.text)[1])
+    form = re.search(r'<form[^>]*action="([^"]*)"', page.text)
+    assert form, f"no form on the consent page {url}"
     fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
     answer = http.post(
-        urllib.parse.urljoin(page.url, action), data={{**fields, "decision": "approve"}}, timeout=60
+        urljoin(page.url, html.unescape(form[1])),
+        data={**fields, "decision": "approve"},
+        timeout=60,
     )
     answer.raise_for_status()
-except Exception as exc:
-    print(f"the browser stand-in could not approve {{sys.argv[1]}}: {{exc}}", file=sys.stderr)
-    os.kill(command, signal.SIGINT)
-'''
 
 
 def free_port() -> int:
@@ -464,9 +482,6 @@ def prod(pipelines: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
     (path / ".meltano").mkdir()
     for kind in ("extractors", "loaders"):
         (path / ".meltano" / kind).symlink_to(ROOT / ".meltano" / kind, target_is_directory=True)
-    browser = work / "approve-in-browser"
-    browser.write_text(BROWSER.format(python=sys.executable), encoding="utf-8")
-    browser.chmod(0o755)
 
     maildir = work / "mail"
     smtp_port = free_port()
@@ -484,7 +499,8 @@ def prod(pipelines: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
     base_env = {
         k: v for k, v in os.environ.items() if not k.startswith(("TAP_", "TARGET_", "MELTANO_"))
     }
-    base_env |= {"BROWSER": str(browser), "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    # No real browser: `authorize` prints the consent URL, the test approves it (ProdProject.sh).
+    base_env |= {"BROWSER": "true", "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"}
     try:
         yield ProdProject(path, pipelines, smtp_port, maildir, base_env)
     finally:
