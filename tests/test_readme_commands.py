@@ -85,6 +85,8 @@ SANDBOX_VALUES = {
     "_SMTP_PASSWORD": "smtp-password-of-the-test",
     "_SMTP_FROM": "sync@example.se",
 }
+# The test's SMTP server (plain, on loopback); _SMTP_PORT is its port.
+TEST_SMTP = {"_SMTP_HOST": "127.0.0.1", "_SMTP_PORT": "", "_SMTP_STARTTLS": "false"}
 PLACEHOLDER = re.compile(r"^\.\.\.$|yourcompany")
 
 
@@ -401,12 +403,13 @@ def prod_like(project: dict[str, Any], fortnox_url: str, moment_url: str) -> dic
 
 
 def dotenv_for_sandboxes(readme_env: dict[str, str], smtp_port: int, moment_url: str) -> str:
-    """README's `.env` with the sandbox's values for its placeholders, plus the test's SMTP
-    server for every plugin that mails, and Moment's URL for the pre-flight commands (they read
-    the other plugin's Moment settings from its variables, where real Moment is the default)."""
+    """README's `.env` with the sandbox's values for its placeholders; every plugin that mails
+    (has a notify address) mails through the test's SMTP server, whatever server README shows;
+    and Moment's URL for the pre-flight commands (they read the other plugin's Moment settings
+    from its variables, where real Moment is the default)."""
     env: dict[str, str] = {}
     for name, value in readme_env.items():
-        if PLACEHOLDER.search(value) and not name.endswith("_NOTIFY_EMAIL"):
+        if PLACEHOLDER.search(value) and not name.endswith(("_NOTIFY_EMAIL", *TEST_SMTP)):
             suffix = next((s for s in SANDBOX_VALUES if name.endswith(s)), None)
             assert suffix, (
                 f"README's .env sets {name}={value}: add its sandbox value to SANDBOX_VALUES"
@@ -415,8 +418,8 @@ def dotenv_for_sandboxes(readme_env: dict[str, str], smtp_port: int, moment_url:
         env[name] = value
     for name in [n for n in env if n.endswith("_NOTIFY_EMAIL")]:
         prefix = name.removesuffix("_NOTIFY_EMAIL")
-        env |= {f"{prefix}_SMTP_HOST": "127.0.0.1", f"{prefix}_SMTP_PORT": str(smtp_port)}
-        env[f"{prefix}_SMTP_STARTTLS"] = "false"
+        env |= {prefix + suffix: value for suffix, value in TEST_SMTP.items()}
+    env |= {name: str(smtp_port) for name in env if name.endswith("_SMTP_PORT")}
     for prefix in ("TAP_MOMENT", "TARGET_MOMENT"):
         env[f"{prefix}_API_URL"] = f"{moment_url}/api/1.0"
     return "".join(f"{name}={shlex.quote(value)}\n" for name, value in env.items())
