@@ -8,7 +8,8 @@ digest), a tap's run with the marks that tell its target how it ended (``reporte
 progress lines (``ProgressReporter``), per-record handling of Singer protocol slips
 (``RecordGuard``) and of values that break a typed schema (``RecordsAsSent``), pre-flight
 reports (``PreflightReport``, ``CheckResult``, ``run_check``) and commands
-(``PreflightCommand``), the run store that keeps dead letters and other per-run memory where the
+(``PreflightCommand``), the ``meltano`` commands the plugins print, in the environment they ran
+in (``meltano_command``), the run store that keeps dead letters and other per-run memory where the
 state is kept (``RunStoreSettings``, ``run_store_settings_schema``), the run summaries over time
 (``load_runs``, ``record_history``, compaction by ``runs_keep_days``: ``run_settings_schema``,
 ``keep_days_setting``); ``sync-report`` shows the last runs and one record's history
@@ -24,6 +25,7 @@ from sync_common.mailer import (
     failure_report,
     notify_settings_schema,
 )
+from sync_common.meltano_command import meltano_command
 from sync_common.preflight import CheckResult, PreflightReport, run_check
 from sync_common.preflight_command import PreflightCommand
 from sync_common.progress import ProgressReporter
@@ -98,6 +100,7 @@ __all__ = [
     "keep_days_setting",
     "keyless_letter_key",
     "load_runs",
+    "meltano_command",
     "missing_key_properties",
     "notify_settings_schema",
     "plugin_config_schema",

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Protocol
 
+from sync_common.meltano_command import meltano_command
 from sync_common.preflight import CheckResult, PreflightReport, run_check
 
 FORTNOX_MISSING_SCOPE = 2000663
@@ -117,13 +118,14 @@ def check_fortnox_token(
         client.tokens.access_token()
         company = _company(client)
     except Exception as exc:  # any failure here means "not connected"
+        verify = meltano_command("invoke target-fortnox:verify-service-account")
         return [
             CheckResult(
                 "fortnox-token",
                 "fail",
                 f"no usable Fortnox access token: {exc}",
                 f"Run `{authorize_command}` (consent in Fortnox) or, for a service account, set "
-                "tenant_id and run `meltano invoke target-fortnox:verify-service-account`; check "
+                f"tenant_id and run `{verify}`; check "
                 "client_id/client_secret against the Fortnox developer portal.",
             )
         ]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from sync_common.dead_letters import dead_letters_path
+from sync_common.meltano_command import meltano_command
 from sync_common.redaction import redact
 from sync_common.run_summary import OUTCOMES, RecordIssue, RunSummary
 
@@ -280,7 +281,7 @@ def failure_report(
                 "(the messages above say what to do), then pipe the file into the target:",
                 f"  cat {dead_path} | {plugin} --config <config.json>",
                 "or, in the Meltano project:",
-                f"  meltano invoke {plugin} < {dead_path}",
+                f"  {meltano_command(f'invoke {plugin}')} < {dead_path}",
             ]
     elif summary.failures:
         lines += [

@@ -31,7 +31,7 @@ from typing import Any
 from fortnox_client import FortnoxClient, FortnoxSettings
 from fortnox_client.cli import ConfigError, load_config
 from moment_client import ExpenseApi, MomentClient, MomentSettings
-from sync_common import CheckResult, PreflightReport, run_check
+from sync_common import CheckResult, PreflightReport, meltano_command, run_check
 from sync_common.connection_checks import (
     FORTNOX_MISSING_SCOPE,
     Connections,
@@ -45,7 +45,8 @@ from tap_fortnox_expenses.expenses import ExpenseFilters, invoice_skip_reason, p
 from tap_fortnox_expenses.window import SyncWindow
 
 PIPELINE = "fortnox-expenses-to-moment (tap-fortnox-expenses → target-moment)"
-AUTHORIZE = "meltano invoke tap-fortnox-expenses:authorize"
+# The authorise command's arguments; printed with the environment the check runs in.
+AUTHORIZE = "invoke tap-fortnox-expenses:authorize"
 REQUIRED_SCOPES = ("supplierinvoice", "project", "companyinformation")
 MOMENT_ENV_PREFIX = "TARGET_MOMENT"
 # Each qualifying invoice costs one GET for its rows; enough to see the accounts in use without
@@ -161,7 +162,7 @@ class ExpensesPreflight:
             self.moment,
             self.company_code,
             required_scopes=REQUIRED_SCOPES,
-            authorize_command=AUTHORIZE,
+            authorize_command=meltano_command(AUTHORIZE),
             moment_env_prefix=MOMENT_ENV_PREFIX,
         )
 

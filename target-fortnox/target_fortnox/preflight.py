@@ -27,7 +27,7 @@ from typing import Any
 from fortnox_client import FortnoxClient, FortnoxSettings
 from fortnox_client.cli import ConfigError, load_config
 from moment_client import MomentClient, MomentSettings, known_project_state
-from sync_common import CheckResult, PreflightReport, run_check
+from sync_common import CheckResult, PreflightReport, meltano_command, run_check
 from sync_common.connection_checks import Connections, check_connections
 from sync_common.moment_checks import check_moment_reads
 from sync_common.preflight_command import PreflightCommand
@@ -36,7 +36,8 @@ from target_fortnox.account_rules import CHART_OF_ACCOUNTS, account_breaches, ou
 from target_fortnox.mapping import PROJECT_DESCRIPTION_MAX
 
 PIPELINE = "moment-to-fortnox (tap-moment → target-fortnox)"
-AUTHORIZE = "meltano invoke target-fortnox:authorize"
+# The authorise command's arguments; printed with the environment the check runs in.
+AUTHORIZE = "invoke target-fortnox:authorize"
 # customers/projects/invoices are written; bookkeeping reads accounts and financial years;
 # companyinformation names the company.
 REQUIRED_SCOPES = ("customer", "project", "invoice", "bookkeeping", "companyinformation")
@@ -103,7 +104,7 @@ def connections(
         moment,
         company_code,
         required_scopes=REQUIRED_SCOPES,
-        authorize_command=AUTHORIZE,
+        authorize_command=meltano_command(AUTHORIZE),
         moment_env_prefix=MOMENT_ENV_PREFIX,
     )
 
