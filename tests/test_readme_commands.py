@@ -126,6 +126,11 @@ RUN: dict[str, How] = {
     "meltano --environment prod run fortnox-expenses-to-moment": How(),
     "meltano --environment prod invoke target-fortnox:report": How(),
     "meltano --environment prod invoke target-fortnox:report --failures": How(),
+    "meltano --environment prod invoke target-fortnox:report --record invoices 7012": How(
+        fill={"7012": "7001"}  # the copy seeds invoices 7001-7006
+    ),
+    "meltano --environment prod invoke target-fortnox:cutover": How(),
+    "meltano --environment prod invoke tap-fortnox-expenses:cutover": How(),
     # Jobs and schedules
     "meltano schedule list": How(),
     # Use in your data stack
@@ -164,6 +169,10 @@ RUN: dict[str, How] = {
 }
 
 NAME = "a name in a sentence, not a command to run"
+AUTHORIZE_VARIANT = (
+    "`target-fortnox:authorize` (run above, in prod) with a fixed callback port or paste mode: "
+    "fortnox-client/tests/test_onboarding.py and tests/operator/test_server_operations.py run them"
+)
 EXCLUDED: dict[str, str] = {
     "make demo": "the sandbox demo (dev by design): tests/test_demo.py runs it",
     "make test": "the test suite itself",
@@ -179,6 +188,20 @@ EXCLUDED: dict[str, str] = {
     "meltano run": NAME,
     "meltano select": NAME,
     "meltano --environment prod …": NAME,
+    "meltano --env-file .env.rehearsal --environment prod …": NAME,
+    "meltano --environment prod invoke target-fortnox:authorize --port 8765": AUTHORIZE_VARIANT,
+    "meltano --environment prod invoke target-fortnox:authorize --port 8765 --paste": (
+        AUTHORIZE_VARIANT
+    ),
+    "meltano --environment prod invoke target-fortnox:authorize --port 8765 --no-browser": (
+        AUTHORIZE_VARIANT
+    ),
+    "meltano --environment prod invoke target-fortnox:authorize --port 8765 --paste "
+    "--service-account": AUTHORIZE_VARIANT,
+    "ssh -L 8765:127.0.0.1:8765 you@server": "opens a tunnel to the reader's own server",
+    "meltano --environment prod invoke target-fortnox:cutover --apply": "writes the project's "
+    ".env and ledger, so the README's first real run would start today: "
+    "tests/operator/test_cutover.py runs it (with --env-file) and the first run after it",
 }
 EXCLUDED_SECTIONS = {
     "Add to your own Meltano project": "steps in another Meltano project (meltano init) with the "
