@@ -9,10 +9,13 @@ message and the request path only.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from sync_common.meltano_command import ENVIRONMENT_VARIABLE, meltano_command
 
 
 class FortnoxError(Exception):
@@ -239,7 +242,7 @@ def classify(
     if code in (2000310, 2000311) or status in (401, 403):
         return FortnoxAuthError(
             f"{label} on {where}: Fortnox refused the credentials ({text}). The access token is "
-            "invalid even after a refresh: re-authorise the app (run fortnox-auth authorize, "
+            f"invalid even after a refresh: re-authorise the app (run {authorize_command()}, "
             "which gives consent again and writes the new refresh token into the token store).",
             code=code,
             status=status,
@@ -263,3 +266,14 @@ def classify(
         field=field,
         fortnox_message=fortnox_message,
     )
+
+
+def authorize_command() -> str:
+    """The command that gives Fortnox consent again, as the reader can run it where this process
+    runs: inside a Meltano run the project's ``meltano --environment <name> invoke
+    target-fortnox:authorize`` (both Fortnox plugins share its token store), else ``fortnox-auth
+    authorize``. Used in every message that asks for a new consent, since such a message reaches
+    the logs and the failure e-mail (README "Going live", steps 5 and 6)."""
+    if ENVIRONMENT_VARIABLE not in os.environ:
+        return "fortnox-auth authorize"
+    return meltano_command("invoke target-fortnox:authorize")
