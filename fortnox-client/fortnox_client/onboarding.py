@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import requests
 
 from fortnox_client.client import FortnoxClient
-from fortnox_client.errors import FortnoxError
+from fortnox_client.errors import FortnoxError, authorize_command
 from fortnox_client.settings import FortnoxSettings
 from fortnox_client.token_store import StoredToken, TokenStore
 
@@ -274,7 +274,7 @@ class Connection:
         if self.missing_scopes:
             lines.append(
                 f"WARNING: scopes not granted: {' '.join(self.missing_scopes)}. Add them to the "
-                "app in Fortnox's developer portal and run fortnox-auth authorize again; the "
+                f"app in Fortnox's developer portal and run {authorize_command()} again; the "
                 "pipelines fail on resources that need them."
             )
         if self.service_account:
@@ -353,7 +353,7 @@ class AuthorizationFlow:
         if callback is None:
             raise ConsentTimeout(
                 f"No answer from Fortnox within {timeout:g} s: the consent page was not completed "
-                f"(nothing reached {self.redirect_uri}). Run fortnox-auth authorize again and "
+                f"(nothing reached {self.redirect_uri}). Run {authorize_command()} again and "
                 "approve within the time (or give a longer --timeout). If the browser showed an "
                 "error about redirect_uri, register this redirect URI for the app in Fortnox's "
                 "developer portal and pass its port with --port."
@@ -379,15 +379,15 @@ class AuthorizationFlow:
             raise StateMismatch(
                 "Refused the OAuth callback: its state parameter does not match the one this "
                 "command sent (an old browser tab, or a request this command did not start). "
-                "Nothing was stored. Run fortnox-auth authorize again and use the new URL only."
+                f"Nothing was stored. Run {authorize_command()} again and use the new URL only."
             )
         if "error" in params:
             raise _consent_refusal(params["error"], params.get("error_description", ""))
         code = params.get("code", "")
         if not code:
             raise OnboardingError(
-                "The OAuth callback carried neither a code nor an error. Run fortnox-auth "
-                "authorize again."
+                "The OAuth callback carried neither a code nor an error. Run "
+                f"{authorize_command()} again."
             )
         reply = exchange_code(self.settings, code, self.redirect_uri, session=self._session)
         store = TokenStore(self.settings, session=self._session)
@@ -443,7 +443,7 @@ def _consent_refusal(error: str, description: str) -> OnboardingError:
     if error == "access_denied":
         return ConsentDenied(
             "The consent was denied in Fortnox (error=access_denied); nothing was stored. Run "
-            "fortnox-auth authorize again and press Approve; a service account must be approved "
+            f"{authorize_command()} again and press Approve; a service account must be approved "
             "by the company's system administrator."
         )
     advice = {
@@ -454,7 +454,7 @@ def _consent_refusal(error: str, description: str) -> OnboardingError:
     }.get(error, "check the app's settings in Fortnox's developer portal")
     return ConsentDenied(
         f"Fortnox refused the consent request: {error}{detail}. To fix: {advice}, then run "
-        "fortnox-auth authorize again."
+        f"{authorize_command()} again."
     )
 
 
@@ -478,8 +478,8 @@ def exchange_code(
     except requests.RequestException as exc:
         raise OnboardingError(
             f"Could not reach the Fortnox token endpoint {settings.token_url} "
-            f"({type(exc).__name__}). Check token_url and the network, then run fortnox-auth "
-            "authorize again (an authorisation code works only once)."
+            f"({type(exc).__name__}). Check token_url and the network, then run "
+            f"{authorize_command()} again (an authorisation code works only once)."
         ) from None
     try:
         body = response.json()
@@ -499,14 +499,14 @@ def exchange_code(
     if error == "invalid_grant":
         raise OnboardingError(
             f"Fortnox refused the authorisation code (invalid_grant: {description}). Codes live "
-            "10 minutes, work once and must come back to the same redirect URI. Run fortnox-auth "
-            "authorize again."
+            "10 minutes, work once and must come back to the same redirect URI. Run "
+            f"{authorize_command()} again."
         )
     detail = " ".join(part for part in (error, description) if part)
     raise OnboardingError(
         f"The Fortnox token endpoint answered HTTP {response.status_code}"
         + (f" ({detail})" if detail else "")
-        + " to the code exchange. Run fortnox-auth authorize again; if it persists, check "
+        + f" to the code exchange. Run {authorize_command()} again; if it persists, check "
         "token_url and the app's settings."
     )
 
@@ -698,7 +698,7 @@ def token_status(store: TokenStore, *, now: datetime | None = None) -> TokenStat
         return replace(
             blank,
             messages=(
-                f"ERROR: no token store at {store.location}. Run fortnox-auth authorize (or set "
+                f"ERROR: no token store at {store.location}. Run {authorize_command()} (or set "
                 "tenant_id and run fortnox-auth verify-service-account).",
             ),
         )
@@ -722,7 +722,7 @@ def token_status(store: TokenStore, *, now: datetime | None = None) -> TokenStat
             if service_accounts
             else (
                 f"ERROR: the token store {store.location} holds no refresh token. Run "
-                "fortnox-auth authorize.",
+                f"{authorize_command()}.",
             ),
         )
     return _chain_status(blank, chain, service_accounts)
@@ -753,12 +753,13 @@ def _chain_status(
     elif status.level == "expired":
         message = (
             f"ERROR: the refresh token expired {_span(-left)} ago (45 days after its last "
-            "rotation). Run fortnox-auth authorize to give consent again."
+            f"rotation). Run {authorize_command()} to give consent again."
         )
     elif status.level == "warning":
         message = (
             f"WARNING: the refresh token expires in {_span(left)} (45 days after its last "
-            "rotation). Run any Fortnox job (each run rotates it) or fortnox-auth authorize "
+            "rotation). Run any Fortnox job (each run rotates it) or "
+            f"{authorize_command()} "
             "before then, or the next run needs a new consent."
         )
     else:
