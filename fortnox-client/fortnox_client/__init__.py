@@ -20,7 +20,9 @@ from fortnox_client.formats import (
     date_param,
     is_valid_character,
     lastmodified_param,
+    parse_fortnox_date,
     parse_fortnox_datetime,
+    parse_fortnox_timestamp,
 )
 from fortnox_client.rate_limiter import RateLimiter
 from fortnox_client.settings import FortnoxSettings, SettingsError, plugin_settings_schema
@@ -47,6 +49,8 @@ __all__ = [
     "is_valid_character",
     "lastmodified_param",
     "parse_error_information",
+    "parse_fortnox_date",
     "parse_fortnox_datetime",
+    "parse_fortnox_timestamp",
     "plugin_settings_schema",
 ]

@@ -9,11 +9,11 @@ inferred), so incremental filters should overlap a little to be safe.
 from __future__ import annotations
 
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from typing import Any
 
 import regex
+from sync_common.timezones import STOCKHOLM, assume_stockholm
 
-STOCKHOLM = ZoneInfo("Europe/Stockholm")
 LASTMODIFIED_FORMAT = "%Y-%m-%d %H:%M"
 
 # In a PUT, Fortnox leaves a field sent as "" or null unchanged; this value empties it (the
@@ -64,3 +64,32 @@ def parse_fortnox_datetime(text: str) -> datetime:
         except ValueError:
             continue
     raise ValueError(f"not a Fortnox date-time (YYYY-MM-DD HH:MM[:SS]): {text!r}")
+
+
+def parse_fortnox_timestamp(value: Any) -> datetime | None:
+    """Read a Fortnox time stamp (``2024-05-01 13:45[:00]``, zone-less: Stockholm time), leniently.
+
+    Any ISO 8601 date-time is accepted (an offset is kept); ``None`` when ``value`` is empty, not a
+    string or unreadable. Fortnox gives no zone; Stockholm is inferred (docs/FORTNOX-API.md,
+    "Dates and times").
+    """
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace(" ", "T", 1))
+    except ValueError:
+        return None
+    return assume_stockholm(parsed)
+
+
+def parse_fortnox_date(value: Any) -> date | None:
+    """Read a Fortnox date (``YYYY-MM-DD``, or the date part of a date-time), leniently.
+
+    ``None`` when ``value`` is empty, not a string or unreadable.
+    """
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        return date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        return None

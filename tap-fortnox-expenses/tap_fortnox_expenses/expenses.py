@@ -15,12 +15,12 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
-from zoneinfo import ZoneInfo
 
-STOCKHOLM: Final = ZoneInfo("Europe/Stockholm")
+from fortnox_client import parse_fortnox_date
+
 BOOK_CURRENCY: Final = "SEK"
 CENT: Final = Decimal("0.01")
 
@@ -181,31 +181,6 @@ def decimal_or_none(value: Any, field: str = "amount") -> Decimal | None:
     if not _AMOUNT.fullmatch(text):
         raise UnreadableAmount(f"{field} is {value!r}, not an amount")
     return Decimal(text.replace(",", "."))
-
-
-def parse_fortnox_timestamp(value: Any) -> datetime | None:
-    """A zone-less Fortnox time stamp (``2024-05-01 13:45[:00]``) as Stockholm time.
-
-    Fortnox gives no zone; Stockholm is inferred (docs/FORTNOX-API.md, "Dates and times").
-    """
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace(" ", "T", 1))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=STOCKHOLM)
-    return parsed
-
-
-def parse_fortnox_date(value: Any) -> date | None:
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        return date.fromisoformat(value.strip()[:10])
-    except ValueError:
-        return None
 
 
 def invoice_skip_reason(invoice: Mapping[str, Any]) -> str | None:

@@ -13,15 +13,19 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
-from fortnox_client import FortnoxClient, FortnoxDataError
+from fortnox_client import (
+    FortnoxClient,
+    FortnoxDataError,
+    parse_fortnox_date,
+    parse_fortnox_timestamp,
+)
 from singer_sdk import SchemaDirectory, Stream, StreamSchema
 from sync_common import RunSummary
+from sync_common.timezones import stockholm_now
 
 from tap_fortnox_expenses import schemas
 from tap_fortnox_expenses.expenses import (
     ExpenseFilters,
-    parse_fortnox_date,
-    parse_fortnox_timestamp,
     project_expense_rows,
     removal_record,
 )
@@ -34,7 +38,6 @@ from tap_fortnox_expenses.window import (
     format_mark,
     invoice_fingerprint,
     parse_mark,
-    stockholm_now,
 )
 
 if TYPE_CHECKING:

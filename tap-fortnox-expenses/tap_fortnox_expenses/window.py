@@ -26,9 +26,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 
-from fortnox_client import lastmodified_param
-
-from tap_fortnox_expenses.expenses import STOCKHOLM, parse_fortnox_date
+from fortnox_client import lastmodified_param, parse_fortnox_date, parse_fortnox_timestamp
+from sync_common.timezones import STOCKHOLM
 
 # Covers clock skew between this machine and Fortnox, and invoices saved while the previous run
 # was listing (Fortnox's ``lastmodified`` filter is minute-granular and zone-less).
@@ -40,20 +39,10 @@ ROW_KEYS_KEY: Final = "invoice_row_keys"
 _UNHASHED_FIELDS: Final = frozenset({"@url"})
 
 
-def stockholm_now() -> datetime:
-    return datetime.now(STOCKHOLM)
-
-
 def parse_mark(value: Any) -> datetime | None:
     """A high-water mark from state (ISO 8601); naive values are Stockholm time. ``None`` if absent
     or unreadable (the run then reads the window only, which is what a fresh state does)."""
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace(" ", "T", 1))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=STOCKHOLM)
+    return parse_fortnox_timestamp(value)
 
 
 def format_mark(moment: datetime) -> str:

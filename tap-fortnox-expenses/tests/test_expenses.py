@@ -9,19 +9,19 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from fortnox_client import parse_fortnox_timestamp
+from sync_common.timezones import STOCKHOLM
 from tap_fortnox_expenses import expenses
 from tap_fortnox_expenses.expenses import (
     CANCELLED,
     FILTERED_ACCOUNT,
     FILTERED_PROJECT,
     NO_PROJECT,
-    STOCKHOLM,
     UNBOOKED,
     ExpenseFilters,
     count_reasons,
     invoice_skip_reason,
     is_cost_row,
-    parse_fortnox_timestamp,
     project_expense_rows,
     removal_record,
 )

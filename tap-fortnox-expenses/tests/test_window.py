@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from tap_fortnox_expenses.expenses import STOCKHOLM
+from sync_common.timezones import STOCKHOLM
 from tap_fortnox_expenses.window import (
     LASTMODIFIED_OVERLAP,
     InvoiceFingerprints,

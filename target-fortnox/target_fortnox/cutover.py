@@ -49,13 +49,13 @@ from moment_client.changes import parse_instant
 from sync_common import CheckResult, PreflightReport, run_check
 from sync_common.connection_checks import moment_integration_off
 from sync_common.preflight_command import PreflightCommand
+from sync_common.timezones import STOCKHOLM, assume_stockholm
 
 from target_fortnox.contract import STREAM_KEYS
 from target_fortnox.existing import FingerprintLedger
 from target_fortnox.mapping import (
     CUSTOMER_FIELDS,
     PROJECT_FIELDS,
-    STOCKHOLM,
     MappedRecord,
     MappingError,
     changed_fields,
@@ -153,7 +153,7 @@ def parse_start(text: str) -> datetime:
             f"{text!r} is not a date (2026-12-01) or a date-time with offset "
             "(2026-12-01T06:00:00+01:00)"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=STOCKHOLM)
+    return assume_stockholm(parsed)
 
 
 def start_value(start: datetime) -> str:

@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fortnox_client import API_BLANK, is_valid_character
 from moment_client import project_state
 from stdnum.se import orgnr, personnummer
+from sync_common.timezones import STOCKHOLM, assume_stockholm
 
-STOCKHOLM = ZoneInfo("Europe/Stockholm")
 PROJECT_DESCRIPTION_MAX = 50
 PROJECT_STATUS = {"PLANNED": "NOTSTARTED", "ONGOING": "ONGOING", "FINISHED": "COMPLETED"}
 
@@ -115,8 +114,7 @@ def as_date(value: Any) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=STOCKHOLM)
-        return moment.astimezone(STOCKHOLM).date().isoformat()
+        return assume_stockholm(value).astimezone(STOCKHOLM).date().isoformat()
     if isinstance(value, date):
         return value.isoformat()
     text = str(value)
