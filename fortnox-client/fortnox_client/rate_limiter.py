@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 
 from filelock import FileLock, Timeout
+from sync_common.atomic_files import write_bytes_atomically
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -355,11 +356,8 @@ class SharedWindow:
             self._unusable(exc)
 
     def _write(self, data: dict[str, list[float]]) -> None:
-        # Not write_private_json_atomically: no fsync on every request; a torn file after a
-        # crash only reads as an empty window.
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        tmp.replace(self.path)
+        # No fsync on every request: a window lost in a crash only reads as an empty window.
+        write_bytes_atomically(self.path, json.dumps(data).encode("utf-8"), fsync=False)
 
     def _unusable(self, exc: Exception) -> None:
         if not self._warned:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import filelock
 from dotenv import dotenv_values, find_dotenv
+from sync_common.atomic_files import write_text_atomically
 from sync_common.mailer import FailureMailer, SmtpSettings, notify_settings_schema
 from sync_common.redaction import redact
 
@@ -107,9 +108,7 @@ class AlertState:
             return cls()
 
     def save(self, path: Path) -> None:
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
-        os.replace(temporary, path)
+        write_text_atomically(path, json.dumps(asdict(self), indent=2) + "\n")
 
 
 @dataclass(frozen=True)

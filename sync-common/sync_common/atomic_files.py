@@ -1,7 +1,8 @@
 """Files that readers see whole or not at all: write a temporary file beside, fsync, rename.
 
-Owns the one way every sync-common writer replaces a file (run summaries, run-store documents,
-the monthly archives of run summaries), so a reader or a killed writer never sees half a file.
+Owns the one way every writer of the project replaces a file (run summaries, run-store documents,
+the monthly archives of run summaries, the Fortnox token file and rate window, dry-run plans,
+the webhook receiver's alert state), so a reader or a killed writer never sees half a file.
 """
 
 from __future__ import annotations
@@ -25,13 +26,20 @@ def write_text_atomically(path: Path, text: str) -> None:
 
 
 def write_bytes_atomically(
-    path: Path, data: bytes, *, mode: int | None = None, sync_directory: bool = False
+    path: Path,
+    data: bytes,
+    *,
+    mode: int | None = None,
+    sync_directory: bool = False,
+    fsync: bool = True,
 ) -> None:
     """Write to a temporary file in the same directory, fsync, then rename over ``path``.
 
     ``mode``: the file's permissions from its creation on (e.g. 0o600 for secrets), else
     ``mkstemp``'s; ``sync_directory``: fsync the directory after the rename too, so the rename
-    itself survives a crash (the token store, whose refresh token works only once)."""
+    itself survives a crash (the token store, whose refresh token works only once); ``fsync``
+    False: skip the fsync of the file for a file written very often whose loss in a crash does
+    no harm (the Fortnox rate window), keeping only the whole-or-nothing rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -40,7 +48,8 @@ def write_bytes_atomically(
         with os.fdopen(fd, "wb") as tmp:
             tmp.write(data)
             tmp.flush()
-            os.fsync(tmp.fileno())
+            if fsync:
+                os.fsync(tmp.fileno())
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

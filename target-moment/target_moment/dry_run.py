@@ -8,13 +8,14 @@ table on stderr (stdout is the Singer state channel).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
+
+from sync_common.atomic_files import write_json_atomically
 
 from target_moment.expense_plan import ExpenseDecision
 
@@ -59,11 +60,8 @@ class DryRunPlan:
         """Write the plan as JSON (atomically) and return its path."""
         stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         path = Path(results_dir) / "plans" / f"{stamp}-{PLUGIN}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
         body = {"plugin": PLUGIN, "dry_run": True, "counts": self.counts(), "plan": self.entries}
-        tmp.write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        write_json_atomically(path, body)
         return path
 
     def render(self) -> str:
