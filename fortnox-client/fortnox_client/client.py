@@ -2,10 +2,10 @@
 
 Owns one ``requests.Session`` per client with Bearer auth from the :class:`TokenStore`, JSON
 headers and timeouts; the shared :class:`RateLimiter` before every request; retries with backoff
-(``backoff`` library, exponential with full jitter, bounded in tries and seconds) for transient
-failures; the write-safety rule (a POST or action is never resent once it may have reached the
-server: :class:`AmbiguousWriteError`, the caller looks the record up); one forced token refresh on
-401; the ``{"Customer": …}`` envelopes; paging over ``MetaInformation``; and :class:`ClientStats`.
+for transient failures and the write-safety rule (a POST or action is never resent once it may
+have reached the server: :class:`AmbiguousWriteError`, the caller looks the record up), both from
+the HTTP core both clients share (``sync_common.http``); one forced token refresh on 401; the
+``{"Customer": …}`` envelopes; paging over ``MetaInformation``; and :class:`ClientStats`.
 """
 
 from __future__ import annotations
@@ -14,14 +14,19 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
 
-import backoff
 import requests
-import urllib3
+from sync_common.http import (
+    NETWORK_ERRORS,
+    RequestStats,
+    answer_leaves_write_unknown,
+    call_with_retries,
+    never_sent,
+)
 
 from fortnox_client.errors import (
     AmbiguousWriteError,
@@ -55,24 +60,21 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "articles": ("Article", "Articles"),
 }
 
-# A 5xx to a write may come after the server committed it; only these two statuses are answers
-# given before any work (rate limiter, overload), so only they make a write safe to resend.
+# A 5xx to a write may come after the server committed it; besides 429, 503 is an answer given
+# before any work (overload), so it too makes a write safe to resend.
 _WRITE_SAFE_TO_RETRY = frozenset({429, 503})
 
 
 @dataclass
-class ClientStats:
+class ClientStats(RequestStats):
     """What a client did, for the run summary. Counts HTTP attempts, not logical calls."""
 
-    requests: int = 0
     rate_limited: int = 0
-    retries: int = 0
-    writes: int = 0
     token_refreshes: int = 0
     limiter_wait_seconds: float = 0.0
-    by_method: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
+        """Return the counters as the run summary stores them."""
         return {
             "requests": self.requests,
             "rate_limited": self.rate_limited,
@@ -203,20 +205,17 @@ class FortnoxClient:
             tries += 1
             return self._send_once(method, path, params, body, idempotent=idempotent, sent=sent)
 
-        retrying = backoff.on_exception(
-            backoff.expo,
-            FortnoxTransientError,
-            max_tries=self.settings.max_tries,
-            max_time=self.settings.max_retry_seconds,
-            jitter=backoff.full_jitter,
-            giveup=lambda exc: isinstance(exc, FortnoxTokenUnavailable),
-            on_backoff=self._on_backoff,
-            logger=None,
-            factor=self.settings.retry_base_seconds,
-            max_value=MAX_BACKOFF_WAIT,
-        )(attempt)
         try:
-            return retrying()
+            return call_with_retries(
+                attempt,
+                retry_on=FortnoxTransientError,
+                max_tries=self.settings.max_tries,
+                max_time=self.settings.max_retry_seconds,
+                giveup=lambda exc: isinstance(exc, FortnoxTokenUnavailable),
+                on_retry=self._on_backoff,
+                factor=self.settings.retry_base_seconds,
+                max_wait=MAX_BACKOFF_WAIT,
+            )
         except FortnoxTransientError as exc:
             if tries <= 1:
                 raise
@@ -254,7 +253,7 @@ class FortnoxClient:
                         headers={"Authorization": f"Bearer {token}"},
                         timeout=self.settings.timeout,
                     )
-                except (requests.ConnectionError, requests.Timeout) as exc:
+                except NETWORK_ERRORS as exc:
                     raise self._network_error(exc, where, idempotent=idempotent) from None
             if response.status_code == 429:
                 # Fortnox's window is full with requests this limiter did not count (another
@@ -300,7 +299,9 @@ class FortnoxClient:
             with self._stats_lock:
                 self.stats.rate_limited += 1
         error = classify(status, payload, method=method, path=path, sent=sent)
-        if not idempotent and status >= 500 and status not in _WRITE_SAFE_TO_RETRY:
+        if answer_leaves_write_unknown(
+            status, idempotent=idempotent, refused_before_work=_WRITE_SAFE_TO_RETRY
+        ):
             raise AmbiguousWriteError(
                 f"{error.message} The write may have been committed: look the record up by its "
                 "key before creating it again.",
@@ -313,7 +314,7 @@ class FortnoxClient:
         self, exc: requests.RequestException, where: str, *, idempotent: bool
     ) -> FortnoxError:
         kind = type(exc).__name__
-        if _never_sent(exc):
+        if never_sent(exc):
             return FortnoxTransientError(
                 f"Could not connect to Fortnox for {where} ({kind}); nothing was sent. Check "
                 f"api_url ({self.settings.api_url}) and the network."
@@ -349,11 +350,8 @@ class FortnoxClient:
 
     def _count(self, method: str, waited: float) -> None:
         with self._stats_lock:
-            self.stats.requests += 1
-            self.stats.by_method[method] = self.stats.by_method.get(method, 0) + 1
+            self.stats.count(method)
             self.stats.limiter_wait_seconds += waited
-            if method != "GET":
-                self.stats.writes += 1
 
     def _on_backoff(self, details: Any) -> None:
         with self._stats_lock:
@@ -365,16 +363,6 @@ class FortnoxClient:
             details.get("tries", 0),
             details.get("wait", 0.0),
         )
-
-
-def _never_sent(exc: requests.RequestException) -> bool:
-    """True when no connection was established, so the server cannot have seen the request."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return True
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return isinstance(
-        reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
-    )
 
 
 def _join(resource: str, key: str | int) -> str:

@@ -1,6 +1,7 @@
 """The Fortnox error taxonomy: which failures are retried, stop the run, or fail one record.
 
-Owns the exception classes every Fortnox plugin catches, the parser for Fortnox's
+Owns the exception classes every Fortnox plugin catches (each also is its kind of
+``sync_common.http.ApiError``, the hierarchy both API clients share), the parser for Fortnox's
 ``ErrorInformation`` body (both key casings), and :func:`classify`, which turns an HTTP status plus
 body into the right exception with a message that names the Fortnox code and says what to do.
 Messages never contain tokens or secrets: they are built from the status, the code, Fortnox's own
@@ -15,20 +16,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sync_common.http import (
+    ApiAmbiguousWriteError,
+    ApiAuthError,
+    ApiDataError,
+    ApiError,
+    ApiNotFound,
+    ApiTransientError,
+)
 from sync_common.meltano_command import ENVIRONMENT_VARIABLE, meltano_command
 
 
-class FortnoxError(Exception):
+class FortnoxError(ApiError):
     """Any failure talking to Fortnox; ``code`` is Fortnox's error code, ``status`` HTTP's."""
 
-    def __init__(self, message: str, *, code: int | None = None, status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.status = status
 
-
-class FortnoxTransientError(FortnoxError):
+class FortnoxTransientError(FortnoxError, ApiTransientError):
     """429, 5xx, timeouts, dropped connections: retried by the client; raised after the last try."""
 
 
@@ -37,11 +40,11 @@ class FortnoxTokenUnavailable(FortnoxTransientError):
     was lost may have consumed the single-use refresh token, and a resend would burn the chain."""
 
 
-class FortnoxAuthError(FortnoxError):
+class FortnoxAuthError(FortnoxError, ApiAuthError):
     """Fatal for the run: token, consent, scope or licence is wrong; the message says the fix."""
 
 
-class FortnoxDataError(FortnoxError):
+class FortnoxDataError(FortnoxError, ApiDataError):
     """Fortnox refused one record (validation, number taken, missing reference): fail only it.
 
     ``fortnox_message`` is Fortnox's own text from its ``ErrorInformation`` (None without one).
@@ -56,16 +59,15 @@ class FortnoxDataError(FortnoxError):
         field: str | None = None,
         fortnox_message: str | None = None,
     ) -> None:
-        super().__init__(message, code=code, status=status)
-        self.field = field
+        super().__init__(message, code=code, status=status, field=field)
         self.fortnox_message = fortnox_message
 
 
-class FortnoxNotFound(FortnoxDataError):
+class FortnoxNotFound(FortnoxDataError, ApiNotFound):
     """The record does not exist (HTTP 404 or code 2000423)."""
 
 
-class AmbiguousWriteError(FortnoxError):
+class AmbiguousWriteError(FortnoxError, ApiAmbiguousWriteError):
     """A write may or may not have been committed (timeout, reset, 5xx after the request was sent).
 
     Never retried blindly: the caller looks the record up by its key and creates it only if absent.

@@ -151,6 +151,49 @@ def test_update_is_retried_after_a_timeout(client: FortnoxClient) -> None:
 
 
 @responses.activate
+def test_a_body_cut_off_mid_transfer_is_retried_for_reads_and_ambiguous_for_writes(
+    client: FortnoxClient,
+) -> None:
+    # The connection broke while the answer was read: a read is retried, a create may have been
+    # committed (both through the HTTP core's one list of network failures, sync_common.http).
+    cut = requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead")
+    responses.get(f"{API}/customers/1", body=cut)
+    responses.get(f"{API}/customers/1", json={"Customer": {"CustomerNumber": "1"}})
+    assert client.get("customers", "1") == {"CustomerNumber": "1"}
+    responses.post(f"{API}/customers", body=cut)
+    with pytest.raises(AmbiguousWriteError, match=r"(?i)look the record up"):
+        client.create("customers", {"Name": "X"})
+    assert len(responses.calls) == 3
+
+
+def test_fortnox_errors_are_the_kinds_of_the_shared_http_core() -> None:
+    from fortnox_client import FortnoxNotFound, FortnoxTokenUnavailable
+    from sync_common.http import (
+        ApiAmbiguousWriteError,
+        ApiAuthError,
+        ApiDataError,
+        ApiError,
+        ApiNotFound,
+        ApiTransientError,
+    )
+
+    kinds = {
+        FortnoxTransientError: ApiTransientError,
+        FortnoxTokenUnavailable: ApiTransientError,
+        FortnoxAuthError: ApiAuthError,
+        FortnoxDataError: ApiDataError,
+        FortnoxNotFound: ApiNotFound,
+        AmbiguousWriteError: ApiAmbiguousWriteError,
+    }
+    for fortnox_class, kind in kinds.items():
+        assert issubclass(fortnox_class, kind), fortnox_class
+    error = FortnoxNotFound("gone", code=2000423, status=404, field="X", fortnox_message="m")
+    assert isinstance(error, ApiError)
+    assert (error.message, error.code, error.status, error.field) == ("gone", 2000423, 404, "X")
+    assert error.fortnox_message == "m"
+
+
+@responses.activate
 def test_transient_errors_give_up_after_max_tries(client: FortnoxClient) -> None:
     responses.get(f"{API}/customers/1", status=503)
     with pytest.raises(FortnoxTransientError, match="Gave up after 4 tries") as info:

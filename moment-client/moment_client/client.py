@@ -4,11 +4,14 @@ Owns HTTP Basic authentication (user ``apikey``, password = the key), the URL la
 ``{api_url}/companies/{company_code}/{entity}[/{id}]``, paging over Spring-style
 ``{"content": [...], "page": {...}}`` envelopes (0-based ``page``, ``size`` up to 500), retries with
 exponential backoff and full jitter, and the mapping of failures onto ``moment_client.errors``.
+The retry loop, the counters and the rules for writes are the HTTP core both clients share
+(``sync_common.http``).
 
 What is retried: GET/PUT/PATCH/DELETE (idempotent) on 429, 5xx, timeouts and connection errors,
 up to ``max_tries`` attempts. POST is retried only on 429 (the server refused it before doing
-anything); any other failure whose outcome is unknown raises ``MomentAmbiguousWriteError`` so
-that the caller looks the record up instead of creating it twice.
+anything) and when the connection could not be opened (nothing was sent); any other failure
+whose outcome is unknown raises ``MomentAmbiguousWriteError`` so that the caller looks the
+record up instead of creating it twice.
 """
 
 from __future__ import annotations
@@ -20,9 +23,16 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-import backoff
 import requests
 from requests.auth import HTTPBasicAuth
+from sync_common.http import (
+    IDEMPOTENT_METHODS,
+    NETWORK_ERRORS,
+    RequestStats,
+    answer_leaves_write_unknown,
+    call_with_retries,
+    never_sent,
+)
 
 from moment_client.changes import ChangeReader
 from moment_client.errors import (
@@ -39,12 +49,6 @@ DEFAULT_API_URL = "https://app.moment.team/api/1.0"
 MAX_PAGE_SIZE = 500  # observed ceiling in real clients (docs/MOMENT-API.md, "Paging")
 DEFAULT_TIMEOUT_SECONDS = 60.0
 DEFAULT_MAX_TRIES = 5
-_IDEMPOTENT = frozenset({"GET", "PUT", "PATCH", "DELETE"})
-_NETWORK_ERRORS = (
-    requests.Timeout,
-    requests.ConnectionError,
-    requests.exceptions.ChunkedEncodingError,
-)
 
 Params = Mapping[str, Any]
 Records = list[dict[str, Any]]  # a page's records (``list`` names a method inside the client)
@@ -96,17 +100,8 @@ class MomentSettings:
         )
 
 
-@dataclass
-class MomentClientStats:
-    """Counters for run summaries: HTTP requests sent (retries included) and retries made."""
-
-    requests: int = 0
-    retries: int = 0
-    by_method: dict[str, int] = field(default_factory=dict)
-
-    def count(self, method: str) -> None:
-        self.requests += 1
-        self.by_method[method] = self.by_method.get(method, 0) + 1
+# Counters for run summaries: HTTP requests sent (retries included), retries made, writes.
+MomentClientStats = RequestStats
 
 
 @dataclass(frozen=True)
@@ -115,14 +110,6 @@ class PageInfo:
 
     is_last: bool
     total: int | None
-
-
-class _RetryableFailure(Exception):
-    """Internal signal for ``backoff``: this attempt failed in a way worth another try."""
-
-    def __init__(self, error: MomentError) -> None:
-        super().__init__(error.message)
-        self.error = error
 
 
 class MomentClient:
@@ -272,20 +259,16 @@ class MomentClient:
         json: Mapping[str, Any] | None = None,
     ) -> Any:
         settings = self.settings
-        attempt = backoff.on_exception(
-            backoff.expo,
-            _RetryableFailure,
-            max_tries=settings.max_tries,
-            jitter=backoff.full_jitter,
-            on_backoff=self._on_backoff,
-            logger=None,  # backoff's own log line would print the call's arguments
-            factor=settings.backoff_factor,
-            max_value=settings.max_backoff,
-        )(self._send_once)
         try:
-            response = attempt(method, path, params, json)
-        except _RetryableFailure as failure:
-            error = failure.error
+            response = call_with_retries(
+                lambda: self._send_once(method, path, params, json),
+                retry_on=MomentTransientError,
+                max_tries=settings.max_tries,
+                on_retry=lambda details: self._on_backoff(method, path, details),
+                factor=settings.backoff_factor,
+                max_wait=settings.max_backoff,
+            )
+        except MomentTransientError as error:
             raise MomentTransientError(
                 f"{error.message} (gave up after {settings.max_tries} attempts; Moment may be "
                 "down or rate limiting: re-run later, no state was advanced past this point)",
@@ -320,22 +303,22 @@ class MomentClient:
                 json=json,
                 timeout=self.settings.timeout,
             )
-        except _NETWORK_ERRORS as exc:
+        except NETWORK_ERRORS as exc:
             reason = f"{type(exc).__name__} on {method} {path}"
-            if method not in _IDEMPOTENT:
+            if method not in IDEMPOTENT_METHODS and not never_sent(exc):
                 raise MomentAmbiguousWriteError(
                     f"Moment did not answer {method} {path} ({type(exc).__name__}): the record "
                     "may or may not exist. Look it up (e.g. by externalReference) before "
                     "creating it again.",
                     path=path,
                 ) from None
-            raise _RetryableFailure(MomentTransientError(reason, path=path)) from None
+            raise MomentTransientError(reason, path=path) from None
         if response.ok:
             return response
         error = error_for_response(method, path, response)
-        if isinstance(error, MomentTransientError):
-            if method in _IDEMPOTENT or response.status_code == 429:
-                raise _RetryableFailure(error)
+        if answer_leaves_write_unknown(
+            response.status_code, idempotent=method in IDEMPOTENT_METHODS
+        ):
             raise MomentAmbiguousWriteError(
                 f"{error.message}. The create may or may not have happened: look the record up "
                 "(e.g. by externalReference) before creating it again.",
@@ -344,9 +327,8 @@ class MomentClient:
             )
         raise error
 
-    def _on_backoff(self, details: Any) -> None:
+    def _on_backoff(self, method: str, path: str, details: Any) -> None:
         self.stats.retries += 1
-        method, path = details["args"][0], details["args"][1]
         LOGGER.warning(
             "Moment %s %s failed (%s); retry %d/%d in %.1f s",
             method,

@@ -11,8 +11,9 @@ Callers decide what to do by class, never by parsing text:
 - ``MomentAmbiguousWriteError``: a create whose outcome is unknown (timeout, reset, 5xx); the caller
   looks the record up by its external reference before trying again.
 
-Messages never contain the API key: they are built from the method, the path and the server's
-message.
+Each class also is its kind of ``sync_common.http.ApiError``, the hierarchy both API clients
+share. Messages never contain the API key: they are built from the method, the path and the
+server's message.
 """
 
 from __future__ import annotations
@@ -21,9 +22,17 @@ import re
 from typing import Any
 
 import requests
+from sync_common.http import (
+    ApiAmbiguousWriteError,
+    ApiAuthError,
+    ApiDataError,
+    ApiError,
+    ApiNotFound,
+    ApiTransientError,
+)
 
 
-class MomentError(Exception):
+class MomentError(ApiError):
     """Base class of every error the client raises."""
 
     def __init__(
@@ -34,26 +43,25 @@ class MomentError(Exception):
         field: str | None = None,
         path: str | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
+        """Keep the message, the HTTP status, the field blamed and the request path."""
+        super().__init__(message, status=status)
         self.field = field
         self.path = path
 
 
-class MomentTransientError(MomentError):
+class MomentTransientError(MomentError, ApiTransientError):
     """429, 5xx, timeout or connection failure that was still failing when the retries ran out."""
 
 
-class MomentAuthError(MomentError):
+class MomentAuthError(MomentError, ApiAuthError):
     """401/403: the API key is wrong, expired or for another environment; or a wrong company."""
 
 
-class MomentDataError(MomentError):
+class MomentDataError(MomentError, ApiDataError):
     """400 (validation): the record is wrong; ``field`` names the bad field when Moment says."""
 
 
-class MomentNotFound(MomentDataError):
+class MomentNotFound(MomentDataError, ApiNotFound):
     """404: the entity (or the company) does not exist."""
 
 
@@ -61,7 +69,7 @@ class MomentConflict(MomentDataError):
     """409: a unique value is taken (e.g. a duplicate ``externalReference``)."""
 
 
-class MomentAmbiguousWriteError(MomentError):
+class MomentAmbiguousWriteError(MomentError, ApiAmbiguousWriteError):
     """A POST whose outcome is unknown: it may or may not have created the record.
 
     Never retried blindly, because Moment has no idempotency keys; look the record up (e.g.

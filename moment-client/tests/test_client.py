@@ -6,6 +6,7 @@ import base64
 import gc
 import json
 import logging
+import socket
 import tracemalloc
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -180,6 +181,49 @@ def test_post_is_not_retried_on_timeout_or_reset(failure: Exception) -> None:
     with pytest.raises(MomentAmbiguousWriteError, match="externalReference"):
         client.create("projectExpenses", {"externalReference": "fx-1"})
     assert len(responses.calls) == 1
+
+
+def test_post_that_could_not_connect_is_retried_because_nothing_was_sent() -> None:
+    # A real closed port: the connection is refused before anything is sent, so the create is
+    # safe to resend (the rule both clients share, sync_common.http.never_sent).
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = make_client(api_url=f"http://127.0.0.1:{port}/api/1.0")
+    with pytest.raises(MomentTransientError, match="gave up after 3 attempts"):
+        client.create("projectExpenses", {"externalReference": "fx-1"})
+    assert client.stats.requests == 3
+    assert client.stats.retries == 2
+
+
+def test_moment_errors_are_the_kinds_of_the_shared_http_core() -> None:
+    from sync_common.http import (
+        ApiAmbiguousWriteError,
+        ApiAuthError,
+        ApiDataError,
+        ApiError,
+        ApiNotFound,
+        ApiTransientError,
+    )
+
+    kinds = {
+        MomentTransientError: ApiTransientError,
+        MomentAuthError: ApiAuthError,
+        MomentDataError: ApiDataError,
+        MomentConflict: ApiDataError,
+        MomentNotFound: ApiNotFound,
+        MomentAmbiguousWriteError: ApiAmbiguousWriteError,
+    }
+    for moment_class, kind in kinds.items():
+        assert issubclass(moment_class, kind), moment_class
+    error = MomentDataError("bad", status=400, field="amount", path="/companies/acme/x")
+    assert isinstance(error, ApiError)
+    assert (error.message, error.status, error.field, error.path) == (
+        "bad",
+        400,
+        "amount",
+        "/companies/acme/x",
+    )
 
 
 @responses.activate
