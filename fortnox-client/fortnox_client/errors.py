@@ -16,22 +16,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sync_common.http import (
-    ApiAmbiguousWriteError,
-    ApiAuthError,
-    ApiDataError,
-    ApiError,
-    ApiNotFound,
-    ApiTransientError,
-)
+from sync_common import http as http_core
 from sync_common.meltano_command import ENVIRONMENT_VARIABLE, meltano_command
 
 
-class FortnoxError(ApiError):
+class FortnoxError(http_core.ApiError):
     """Any failure talking to Fortnox; ``code`` is Fortnox's error code, ``status`` HTTP's."""
 
 
-class FortnoxTransientError(FortnoxError, ApiTransientError):
+class FortnoxTransientError(FortnoxError, http_core.ApiTransientError):
     """429, 5xx, timeouts, dropped connections: retried by the client; raised after the last try."""
 
 
@@ -40,11 +33,11 @@ class FortnoxTokenUnavailable(FortnoxTransientError):
     was lost may have consumed the single-use refresh token, and a resend would burn the chain."""
 
 
-class FortnoxAuthError(FortnoxError, ApiAuthError):
+class FortnoxAuthError(FortnoxError, http_core.ApiAuthError):
     """Fatal for the run: token, consent, scope or licence is wrong; the message says the fix."""
 
 
-class FortnoxDataError(FortnoxError, ApiDataError):
+class FortnoxDataError(FortnoxError, http_core.ApiDataError):
     """Fortnox refused one record (validation, number taken, missing reference): fail only it.
 
     ``fortnox_message`` is Fortnox's own text from its ``ErrorInformation`` (None without one).
@@ -63,11 +56,11 @@ class FortnoxDataError(FortnoxError, ApiDataError):
         self.fortnox_message = fortnox_message
 
 
-class FortnoxNotFound(FortnoxDataError, ApiNotFound):
+class FortnoxNotFound(FortnoxDataError, http_core.ApiNotFound):
     """The record does not exist (HTTP 404 or code 2000423)."""
 
 
-class AmbiguousWriteError(FortnoxError, ApiAmbiguousWriteError):
+class AmbiguousWriteError(FortnoxError, http_core.ApiAmbiguousWriteError):
     """A write may or may not have been committed (timeout, reset, 5xx after the request was sent).
 
     Never retried blindly: the caller looks the record up by its key and creates it only if absent.

@@ -168,27 +168,20 @@ def test_a_body_cut_off_mid_transfer_is_retried_for_reads_and_ambiguous_for_writ
 
 def test_fortnox_errors_are_the_kinds_of_the_shared_http_core() -> None:
     from fortnox_client import FortnoxNotFound, FortnoxTokenUnavailable
-    from sync_common.http import (
-        ApiAmbiguousWriteError,
-        ApiAuthError,
-        ApiDataError,
-        ApiError,
-        ApiNotFound,
-        ApiTransientError,
-    )
+    from sync_common import http as http_core
 
     kinds = {
-        FortnoxTransientError: ApiTransientError,
-        FortnoxTokenUnavailable: ApiTransientError,
-        FortnoxAuthError: ApiAuthError,
-        FortnoxDataError: ApiDataError,
-        FortnoxNotFound: ApiNotFound,
-        AmbiguousWriteError: ApiAmbiguousWriteError,
+        FortnoxTransientError: http_core.ApiTransientError,
+        FortnoxTokenUnavailable: http_core.ApiTransientError,
+        FortnoxAuthError: http_core.ApiAuthError,
+        FortnoxDataError: http_core.ApiDataError,
+        FortnoxNotFound: http_core.ApiNotFound,
+        AmbiguousWriteError: http_core.ApiAmbiguousWriteError,
     }
     for fortnox_class, kind in kinds.items():
         assert issubclass(fortnox_class, kind), fortnox_class
     error = FortnoxNotFound("gone", code=2000423, status=404, field="X", fortnox_message="m")
-    assert isinstance(error, ApiError)
+    assert isinstance(error, http_core.ApiError)
     assert (error.message, error.code, error.status, error.field) == ("gone", 2000423, 404, "X")
     assert error.fortnox_message == "m"
 

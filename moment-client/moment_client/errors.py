@@ -22,17 +22,10 @@ import re
 from typing import Any
 
 import requests
-from sync_common.http import (
-    ApiAmbiguousWriteError,
-    ApiAuthError,
-    ApiDataError,
-    ApiError,
-    ApiNotFound,
-    ApiTransientError,
-)
+from sync_common import http as http_core
 
 
-class MomentError(ApiError):
+class MomentError(http_core.ApiError):
     """Base class of every error the client raises."""
 
     def __init__(
@@ -49,19 +42,19 @@ class MomentError(ApiError):
         self.path = path
 
 
-class MomentTransientError(MomentError, ApiTransientError):
+class MomentTransientError(MomentError, http_core.ApiTransientError):
     """429, 5xx, timeout or connection failure that was still failing when the retries ran out."""
 
 
-class MomentAuthError(MomentError, ApiAuthError):
+class MomentAuthError(MomentError, http_core.ApiAuthError):
     """401/403: the API key is wrong, expired or for another environment; or a wrong company."""
 
 
-class MomentDataError(MomentError, ApiDataError):
+class MomentDataError(MomentError, http_core.ApiDataError):
     """400 (validation): the record is wrong; ``field`` names the bad field when Moment says."""
 
 
-class MomentNotFound(MomentDataError, ApiNotFound):
+class MomentNotFound(MomentDataError, http_core.ApiNotFound):
     """404: the entity (or the company) does not exist."""
 
 
@@ -69,7 +62,7 @@ class MomentConflict(MomentDataError):
     """409: a unique value is taken (e.g. a duplicate ``externalReference``)."""
 
 
-class MomentAmbiguousWriteError(MomentError, ApiAmbiguousWriteError):
+class MomentAmbiguousWriteError(MomentError, http_core.ApiAmbiguousWriteError):
     """A POST whose outcome is unknown: it may or may not have created the record.
 
     Never retried blindly, because Moment has no idempotency keys; look the record up (e.g.

@@ -197,27 +197,20 @@ def test_post_that_could_not_connect_is_retried_because_nothing_was_sent() -> No
 
 
 def test_moment_errors_are_the_kinds_of_the_shared_http_core() -> None:
-    from sync_common.http import (
-        ApiAmbiguousWriteError,
-        ApiAuthError,
-        ApiDataError,
-        ApiError,
-        ApiNotFound,
-        ApiTransientError,
-    )
+    from sync_common import http as http_core
 
     kinds = {
-        MomentTransientError: ApiTransientError,
-        MomentAuthError: ApiAuthError,
-        MomentDataError: ApiDataError,
-        MomentConflict: ApiDataError,
-        MomentNotFound: ApiNotFound,
-        MomentAmbiguousWriteError: ApiAmbiguousWriteError,
+        MomentTransientError: http_core.ApiTransientError,
+        MomentAuthError: http_core.ApiAuthError,
+        MomentDataError: http_core.ApiDataError,
+        MomentConflict: http_core.ApiDataError,
+        MomentNotFound: http_core.ApiNotFound,
+        MomentAmbiguousWriteError: http_core.ApiAmbiguousWriteError,
     }
     for moment_class, kind in kinds.items():
         assert issubclass(moment_class, kind), moment_class
     error = MomentDataError("bad", status=400, field="amount", path="/companies/acme/x")
-    assert isinstance(error, ApiError)
+    assert isinstance(error, http_core.ApiError)
     assert (error.message, error.status, error.field, error.path) == (
         "bad",
         400,
