@@ -1,5 +1,6 @@
-"""Fortnox's formats (the "Formats & Encoding" page, docs/FORTNOX-WRITES.md): date and time, valid
-characters of a text field, and the value that empties a field.
+"""Fortnox's formats: date and time, valid characters of a text field, the value that empties one.
+
+The "Formats & Encoding" page, in docs/FORTNOX-WRITES.md.
 
 Owns the conversion between aware Python datetimes and Fortnox's zone-less strings. Fortnox writes
 ``2014-12-01 09:30:00`` with no zone; we treat it as Swedish local time (Europe/Stockholm,
@@ -36,7 +37,7 @@ def is_valid_character(char: str) -> bool:
 
 
 def lastmodified_param(moment: datetime) -> str:
-    """The ``lastmodified`` filter value (``YYYY-MM-DD HH:MM``, Stockholm) for an aware datetime.
+    """Return the ``lastmodified`` filter value (``YYYY-MM-DD HH:MM``, Stockholm) of ``moment``.
 
     Seconds are dropped (floored), which widens the filter: never misses a change.
     """

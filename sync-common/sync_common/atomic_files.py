@@ -39,7 +39,8 @@ def write_bytes_atomically(
     ``mkstemp``'s; ``sync_directory``: fsync the directory after the rename too, so the rename
     itself survives a crash (the token store, whose refresh token works only once); ``fsync``
     False: skip the fsync of the file for a file written very often whose loss in a crash does
-    no harm (the Fortnox rate window), keeping only the whole-or-nothing rename."""
+    no harm (the Fortnox rate window), keeping only the whole-or-nothing rename.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
