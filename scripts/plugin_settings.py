@@ -75,8 +75,12 @@ def kind(spec: dict[str, Any]) -> str:
     """The Meltano setting kind of a setting's JSON schema.
 
     A date (`format: date`) is `date_iso8601`, which Meltano also fills from a relative value
-    ("6 months ago"); a date-time stays a `string`, since Meltano would turn a relative value into
-    a date. A JSON `number` is a `decimal`, an `enum` is `options`.
+    ("6 months ago"); a date-time is a `string`. An `enum` is `options`. A JSON `number` is an
+    `integer`, not Meltano's `decimal`: Meltano 4.4 turns a `decimal` read from the environment or
+    .env into a Python Decimal that it then cannot write into the plugin's config ("Object of type
+    Decimal is not JSON serializable"), so `TAP_MOMENT_TIMEOUT=30` would stop every run; with
+    `integer`, whole numbers come from the environment and any number from meltano.yml
+    (tests/test_plugin_settings.py runs Meltano to show it).
     """
     types = [t for t in spec.get("type", []) if t != "null"]
     if "enum" in spec:
@@ -84,7 +88,7 @@ def kind(spec: dict[str, Any]) -> str:
     if types == ["string"] and spec.get("format") == "date":
         return "date_iso8601"
     if types == ["number"]:
-        return "decimal"
+        return "integer"
     if len(types) == 1 and types[0] in ("string", "integer", "boolean", "array", "object"):
         return str(types[0])
     raise ValueError(f"no Meltano setting kind for JSON schema {spec}")
@@ -127,6 +131,11 @@ def meltano_settings(plugin: str) -> list[dict[str, Any]]:
     return [setting(name, props[name]) for name in names]
 
 
+def json_type(spec: dict[str, Any]) -> str:
+    """The setting's JSON schema type(s) other than null, e.g. ``number``."""
+    return "/".join(t for t in spec.get("type", []) if t != "null")
+
+
 def settings_table(plugin: str) -> str:
     """The Markdown table of the plugin's own settings (env var, required, default, secret)."""
     schema = about(plugin)["settings"]
@@ -142,7 +151,7 @@ def settings_table(plugin: str) -> str:
         text = description(spec).replace("|", "\\|")
         rows.append(
             f"| `{name}` | `{env_prefix}_{name.upper()}` | {'yes' if name in required else ''} "
-            f"| {shown} | {'yes' if spec.get('secret') else ''} | {text} ({kind(spec)}) |"
+            f"| {shown} | {'yes' if spec.get('secret') else ''} | {text} ({json_type(spec)}) |"
         )
     return "\n".join(rows)
 
