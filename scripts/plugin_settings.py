@@ -235,7 +235,7 @@ class Quoted(str):
     """A string meltano.yml shows in double quotes, as its hand-written settings were."""
 
 
-class SettingsDumper(yaml.SafeDumper):
+class SettingsDumper(yaml.SafeDumper):  # type: ignore[misc]
     """PyYAML's safe dumper, writing `Quoted` strings in double quotes."""
 
 
@@ -253,7 +253,7 @@ def settings_yaml(settings: list[dict[str, Any]]) -> list[str]:
         }
         for s in settings
     ]
-    text = yaml.dump(
+    text: str = yaml.dump(
         quoted, Dumper=SettingsDumper, sort_keys=False, allow_unicode=True, width=1_000_000
     )
     return text.splitlines()
