@@ -1,50 +1,21 @@
-"""The README and meltano.yml stay true to what the plugins declare."""
+"""The README and meltano.yml stay true to what the plugins declare.
+
+The settings tables and meltano.yml's settings: tests/test_plugin_settings.py.
+"""
 
 from __future__ import annotations
 
 import re
 import shlex
-import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-import pytest
 import yaml
 from moment_webhooks.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-import readme_settings  # noqa: E402
-
-
-def meltano_plugins() -> dict[str, dict[str, Any]]:
-    project = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
-    plugins = project["plugins"]["extractors"] + project["plugins"]["loaders"]
-    return {p["name"]: p for p in plugins}
-
-
-def test_readme_settings_tables_match_the_plugins() -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "readme_settings.py"), "--check"],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.mark.parametrize("plugin", readme_settings.PLUGINS)
-def test_meltano_yml_declares_exactly_the_plugin_settings(plugin: str) -> None:
-    # singer-sdk's own settings (stream maps) may be declared too, for `meltano config` and env.
-    declared = {
-        s["name"]: s
-        for s in meltano_plugins()[plugin]["settings"]
-        if s["name"] not in readme_settings.SDK_BUILTINS
-    }
-    own = readme_settings.own_settings(plugin)
-    assert set(declared) == set(own)
-    for name, spec in own.items():
-        assert bool(declared[name].get("sensitive")) == bool(spec.get("secret")), name
+import plugin_settings  # noqa: E402
 
 
 def test_readme_shows_the_two_commands_first() -> None:
@@ -86,8 +57,8 @@ def test_going_live_env_sets_every_notify_and_smtp_setting_of_every_plugin() -> 
     }
     needed = {
         f"{plugin.upper().replace('-', '_')}_{name.upper()}"
-        for plugin in readme_settings.PLUGINS
-        for name in readme_settings.own_settings(plugin)
+        for plugin in plugin_settings.PLUGINS
+        for name in plugin_settings.own_settings(plugin)
         if name == "notify_email" or name.startswith("smtp_")
     }
     assert len(needed) == 4 * 7  # all four plugins mail: notify_email and six smtp_ settings

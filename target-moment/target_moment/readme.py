@@ -1,57 +1,28 @@
-"""The generated sections of README.md: the settings table and the input contract.
+"""The generated section of README.md: the input contract.
 
-The settings rows come from ``target-moment --about --format=markdown`` (this target's own
-settings, not the SDK's built-ins); the contract from ``schemas/*.json``. Rewrite them with
-``python -m target_moment.readme README.md``; a test fails when the README has drifted.
+The contract comes from ``schemas/*.json``. Rewrite it with
+``python -m target_moment.readme README.md``; a test fails when the README has drifted. (The
+settings table is written with every other copy of the settings by scripts/plugin_settings.py at
+the repository root.)
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 import sys
 from pathlib import Path
 
 from target_moment.contract import markdown as contract_markdown
-from target_moment.target import TargetMoment
 
-SECTIONS = ("settings", "contract")
-
-
-def settings_markdown() -> str:
-    """The ``--about`` settings table, limited to target-moment's own settings."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        TargetMoment.print_about(output_format="markdown")
-    own = set(TargetMoment.own_settings["properties"])
-    rows = [
-        line
-        for line in out.getvalue().splitlines()
-        if line.startswith("| ")
-        and (line.split("|")[1].strip() in own or line.startswith("| Setting"))
-    ]
-    header, body = rows[0], rows[1:]
-    return "\n".join([header, "|:--------|:--------:|:-------:|:------------|", *body]) + "\n"
-
-
-def generated(section: str) -> str:
-    return settings_markdown() if section == "settings" else contract_markdown()
+PATTERN = re.compile(r"(<!-- generated:contract -->\n).*?(<!-- /generated:contract -->)", re.DOTALL)
 
 
 def render(readme_text: str) -> str:
-    """``readme_text`` with every generated section replaced by its current content."""
-    for section in SECTIONS:
-        pattern = re.compile(
-            rf"(<!-- generated:{section} -->\n).*?(<!-- /generated:{section} -->)", re.DOTALL
-        )
-        match = pattern.search(readme_text)
-        if match is None:
-            raise ValueError(f"README has no <!-- generated:{section} --> section")
-        readme_text = (
-            readme_text[: match.end(1)] + generated(section) + readme_text[match.start(2) :]
-        )
-    return readme_text
+    """``readme_text`` with the input contract section replaced by its current content."""
+    match = PATTERN.search(readme_text)
+    if match is None:
+        raise ValueError("README has no <!-- generated:contract --> section")
+    return readme_text[: match.end(1)] + contract_markdown() + readme_text[match.start(2) :]
 
 
 def main(path: str) -> None:
