@@ -9,7 +9,7 @@ PKG_FILES := $(wildcard */pyproject.toml)
 # from the repo, not PyPI.
 PKG_DIRS  := $(patsubst %/pyproject.toml,%,$(PKG_FILES))
 
-.PHONY: install test lint demo bench clean dist
+.PHONY: install test test-packages lint demo bench clean dist
 
 install: $(STAMP)
 
@@ -26,6 +26,13 @@ TEST_WORKERS ?= 2
 
 test: install
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
+
+# Each package's tests alone, as its maintainer runs them: in the package folder, without the root
+# conftest.py (--confcutdir=.), one package after the other; the shared fixtures come from the
+# packages' pytest plugins (sandbox.pytest_plugin, sync_common.testing.smtp).
+# tests/test_package_tests.py checks the same within `make test`, without running the tests.
+test-packages: install
+	$(foreach d,$(PKG_DIRS),(cd $(d) && ../$(BIN)/pytest tests --confcutdir=. -p no:cacheprovider -q $(PYTEST_ARGS)) &&) true
 
 lint: install
 	$(BIN)/ruff check .

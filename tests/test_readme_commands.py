@@ -34,12 +34,10 @@ from __future__ import annotations
 import html
 import io
 import json
-import mailbox
 import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -53,9 +51,6 @@ from urllib.parse import urljoin
 import pytest
 import requests
 import yaml
-from aiosmtpd.controller import Controller
-from aiosmtpd.handlers import Mailbox
-from aiosmtpd.smtp import AuthResult
 from dotenv import dotenv_values
 from markdown_it import MarkdownIt
 
@@ -355,8 +350,7 @@ class ShellResult:
 class ProdProject:
     path: Path
     pipelines: Any
-    smtp_port: int
-    maildir: Path
+    smtp: Any  # the module's smtp_server fixture
     base_env: dict[str, str]
 
     def sh(
@@ -402,7 +396,7 @@ class ProdProject:
             return ShellResult(command, returncode, read_all(out), read_all(err))
 
     def mails(self) -> list[Message]:
-        return [m for _, m in sorted(mailbox.Maildir(self.maildir).items(), key=lambda i: i[0])]
+        return list(self.smtp.inbox.messages)
 
 
 def prod_like(project: dict[str, Any], fortnox_url: str, moment_url: str) -> dict[str, Any]:
@@ -473,18 +467,8 @@ def approve_consent(url: str) -> None:
     answer.raise_for_status()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def accept_any_login(*_: Any) -> AuthResult:
-    return AuthResult(success=True, handled=False)
-
-
 @pytest.fixture(scope="module")
-def prod(pipelines: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProdProject]:
+def prod(pipelines: Any, tmp_path_factory: pytest.TempPathFactory, smtp_server: Any) -> ProdProject:
     work = tmp_path_factory.mktemp("prod-like")
     path = work / "project"
     path.mkdir()
@@ -509,28 +493,15 @@ def prod(pipelines: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
     for kind in ("extractors", "loaders"):
         (path / ".meltano" / kind).symlink_to(ROOT / ".meltano" / kind, target_is_directory=True)
 
-    maildir = work / "mail"
-    smtp_port = free_port()
-    controller = Controller(
-        Mailbox(maildir),
-        hostname="127.0.0.1",
-        port=smtp_port,
-        authenticator=accept_any_login,
-        auth_require_tls=False,
-    )
-    controller.start()
     (path / ".env").write_text(
-        dotenv_for_sandboxes(readme_dotenv(), smtp_port, moment.url), encoding="utf-8"
+        dotenv_for_sandboxes(readme_dotenv(), smtp_server.port, moment.url), encoding="utf-8"
     )
     base_env = {
         k: v for k, v in os.environ.items() if not k.startswith(("TAP_", "TARGET_", "MELTANO_"))
     }
     # No real browser: `authorize` prints the consent URL, the test approves it (ProdProject.sh).
     base_env |= {"BROWSER": "true", "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    try:
-        yield ProdProject(path, pipelines, smtp_port, maildir, base_env)
-    finally:
-        controller.stop()
+    return ProdProject(path, pipelines, smtp_server, base_env)
 
 
 def run_printed(prod: ProdProject, commands: list[str]) -> list[str]:

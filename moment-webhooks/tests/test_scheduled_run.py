@@ -1,8 +1,9 @@
 """``moment-webhooks run`` for the scheduler: retries of a failed run, and the alert e-mail.
 
 The job is a small Python script (a counter file decides whether it fails); the e-mail goes to
-a real local SMTP server (aiosmtpd, root ``smtp_server`` fixture). The notify/SMTP settings come
-from a ``.env`` in the working directory, as cron runs the command from the project folder.
+a real local SMTP server (aiosmtpd, the ``smtp_server`` fixture of sync_common/testing/smtp.py).
+The notify/SMTP settings come from a ``.env`` in the working directory, as cron runs the command
+from the project folder.
 """
 
 from __future__ import annotations

@@ -103,8 +103,8 @@ class Runs:
 
 
 @pytest.fixture
-def runs(smtp_server: Any, new_store: Callable[[], RunStore], tmp_path: Path) -> Runs:
-    return Runs(smtp_server, new_store, tmp_path)
+def runs(mail_inbox: Any, new_store: Callable[[], RunStore], tmp_path: Path) -> Runs:
+    return Runs(mail_inbox, new_store, tmp_path)
 
 
 def test_a_failure_is_mailed_once_then_in_the_next_days_digest(runs: Runs) -> None:

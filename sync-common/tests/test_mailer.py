@@ -41,17 +41,17 @@ def _failing_run(results_dir: Path) -> RunSummary:
 
 
 def test_one_mail_lists_failures_files_and_replay(
-    smtp_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mail_inbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The target ran in Meltano's environment prod: the replay command goes there too, not to
     # the project's default_environment.
     monkeypatch.setenv("MELTANO_ENVIRONMENT", "prod")
     summary = _failing_run(tmp_path)
-    assert FailureMailer.from_config(_config(smtp_server)).send_if_failed(summary)
+    assert FailureMailer.from_config(_config(mail_inbox)).send_if_failed(summary)
 
-    assert len(smtp_server.inbox.messages) == 1
-    message = smtp_server.inbox.messages[0]
-    assert smtp_server.inbox.recipients[0] == ["ekonomi@example.se", "it@example.se"]
+    assert len(mail_inbox.inbox.messages) == 1
+    message = mail_inbox.inbox.messages[0]
+    assert mail_inbox.inbox.recipients[0] == ["ekonomi@example.se", "it@example.se"]
     assert message["From"] == "sync@example.se"
     assert message["Subject"] == f"[target-fortnox] 2 failed record(s) in run {summary.run_id}"
     assert message.get_content_type() == "text/plain"
@@ -83,16 +83,16 @@ def test_the_mail_names_where_the_letters_are_kept(tmp_path: Path) -> None:
     assert "run the job again" in body
 
 
-def test_conflicts_alone_mail_only_when_the_caller_asks(smtp_server, tmp_path: Path) -> None:
+def test_conflicts_alone_mail_only_when_the_caller_asks(mail_inbox, tmp_path: Path) -> None:
     summary = RunSummary("target-moment", tmp_path)
     summary.record("project_expenses", "conflict", key="fortnox-si-7-r1", detail="invoiced")
     summary.finish()
-    mailer = FailureMailer.from_config(_config(smtp_server))
+    mailer = FailureMailer.from_config(_config(mail_inbox))
 
     assert not mailer.send_if_failed(summary)  # target-fortnox's way: failures only
     assert mailer.send_if_failed(summary, conflicts=True)
 
-    (message,) = smtp_server.inbox.messages
+    (message,) = mail_inbox.inbox.messages
     assert message["Subject"] == f"[target-moment] 1 conflict(s) in run {summary.run_id}"
     body = message.get_payload(decode=True).decode("utf-8")
     assert "key fortnox-si-7-r1: invoiced" in body
@@ -154,25 +154,25 @@ def test_closed_port_is_logged_not_raised(tmp_path: Path, caplog: pytest.LogCapt
 
 
 def test_starttls_against_a_server_without_it_is_logged_not_raised(
-    smtp_server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    mail_inbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    mailer = FailureMailer.from_config(_config(smtp_server, smtp_starttls=True))
+    mailer = FailureMailer.from_config(_config(mail_inbox, smtp_starttls=True))
     assert not mailer.send_if_failed(_failing_run(tmp_path))
     assert "STARTTLS" in caplog.text
-    assert smtp_server.inbox.messages == []
+    assert mail_inbox.inbox.messages == []
 
 
-def test_nothing_sent_without_failures_or_without_notify_email(smtp_server, tmp_path: Path) -> None:
+def test_nothing_sent_without_failures_or_without_notify_email(mail_inbox, tmp_path: Path) -> None:
     clean = RunSummary("target-fortnox", tmp_path)
     clean.record("customers", "unchanged")
     clean.record("invoices", "conflict", key="1", detail="differs")
     clean.finish()
-    assert not FailureMailer.from_config(_config(smtp_server)).send_if_failed(clean)
+    assert not FailureMailer.from_config(_config(mail_inbox)).send_if_failed(clean)
 
-    off = FailureMailer.from_config(_config(smtp_server, notify_email=""))
+    off = FailureMailer.from_config(_config(mail_inbox, notify_email=""))
     assert not off.enabled
     assert not off.send_if_failed(_failing_run(tmp_path))
-    assert smtp_server.inbox.messages == []
+    assert mail_inbox.inbox.messages == []
 
 
 def test_notify_email_without_smtp_host_says_what_to_set(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import socket
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -19,8 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.handlers import Message
 from sandbox.launcher import SandboxProcess
 from target_moment.target import TargetMoment
 
@@ -168,35 +165,3 @@ class Replay:
 @pytest.fixture
 def replay(target_config: dict[str, Any]) -> Replay:
     return Replay(target_config)
-
-
-@pytest.fixture
-def unused_tcp_port_for_smtp() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def inbox(unused_tcp_port_for_smtp: int) -> Iterator[tuple[list[Any], dict[str, Any]]]:
-    """A local SMTP server and the settings that make the target e-mail it."""
-    received: list[Any] = []
-
-    class Inbox(Message):  # type: ignore[misc]
-        def handle_message(self, message: Any) -> None:
-            received.append(message)
-
-    controller = Controller(Inbox(), hostname="127.0.0.1", port=unused_tcp_port_for_smtp)
-    controller.start()
-    try:
-        yield (
-            received,
-            {
-                "notify_email": "ekonomi@example.se",
-                "smtp_host": "127.0.0.1",
-                "smtp_port": unused_tcp_port_for_smtp,
-                "smtp_starttls": False,
-            },
-        )
-    finally:
-        controller.stop()

@@ -240,14 +240,14 @@ def test_expense_under_the_legacy_key_is_adopted_not_doubled(
 
 
 def test_invoiced_expense_is_never_changed_changes_and_removals_are_emailed_conflicts(
-    moment: Any, replay: Any, singer: Any, inbox: tuple[list[Any], dict[str, Any]]
+    moment: Any, replay: Any, singer: Any, mail_inbox: Any
 ) -> None:
     changed, removed = expense(9207, "rinva0000001", 900.0), expense(9207, "rinvb0000001", 90.0)
     replay(singer(changed, removed))
     before = moment.test_expenses()
     for key in (changed["source_key"], removed["source_key"]):
         moment.set_invoiced(before[key]["id"])
-    received, mail_settings = inbox
+    received, mail_settings = mail_inbox.messages, mail_inbox.settings()
     seq = moment.last_request_seq()
 
     # Fortnox corrects the invoice: one amount changed, the other row removed.

@@ -171,10 +171,8 @@ def test_duplicate_on_create_is_looked_up_and_updated_not_duplicated(
     assert float(expense["amount"]) == 1200.0
 
 
-def test_a_run_with_failures_sends_one_email(
-    moment: Any, replay: Any, inbox: tuple[list[Any], dict[str, Any]]
-) -> None:
-    received, mail_settings = inbox
+def test_a_run_with_failures_sends_one_email(moment: Any, replay: Any, mail_inbox: Any) -> None:
+    received, mail_settings = mail_inbox.messages, mail_inbox.settings()
     replay("no_start_date.singer", **mail_settings)
 
     (message,) = received
