@@ -19,8 +19,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fortnox_client import API_BLANK, is_valid_character
-from moment_client import project_state
 from stdnum.se import orgnr, personnummer
+
+from target_fortnox.project_states import project_state
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 PROJECT_DESCRIPTION_MAX = 50
