@@ -273,7 +273,7 @@ class Cutover:
                 existing = self.fortnox.get("invoices", mapped.key) or existing
             # The header and the total, not the rows (Moment's integration groups them).
             header = {name: value for name, value in existing.items() if name != "InvoiceRows"}
-            differences = invoice_differences(payload, header)
+            differences: list[str] = invoice_differences(payload, header)
             want, total = invoice_total(payload), existing.get("Total")
             if total is None or abs(Decimal(str(total)) - want) > TOTAL_TOLERANCE:
                 differences.append(f"Total: Moment {want:.2f}, Fortnox {total}")
