@@ -6,7 +6,7 @@ checks: the arguments (``--config``, ``--moment-config``, ``--json``; the hidden
 variables when there are none), redacting every secret before anything can log it, exit code 2
 (``EXIT_UNUSABLE``) with the reason when the settings cannot make clients, and printing the
 report. What is checked, and the clients, come from the pipeline's pre-flight module
-(``connect``); reading settings too (``load_config``, i.e. ``fortnox_client.cli.load_config``).
+(``connect``); reading settings too (``sync_operator.fortnox_auth.load_config``).
 """
 
 from __future__ import annotations

@@ -29,7 +29,6 @@ from itertools import islice
 from typing import Any
 
 from fortnox_client import FortnoxClient, FortnoxSettings
-from fortnox_client.cli import ConfigError, load_config
 from moment_client import ExpenseApi, MomentClient, MomentSettings
 from sync_common import meltano_command
 from tap_fortnox_expenses.expenses import ExpenseFilters, invoice_skip_reason, project_expense_rows
@@ -42,6 +41,7 @@ from sync_operator.connection_checks import (
     check_connections,
     error_code,
 )
+from sync_operator.fortnox_auth import ConfigError, load_config
 from sync_operator.moment_checks import check_moment_expenses
 from sync_operator.preflight_command import PreflightCommand
 

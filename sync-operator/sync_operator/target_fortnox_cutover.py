@@ -43,7 +43,6 @@ from typing import Any, Final
 import jsonschema
 from dotenv import dotenv_values, set_key
 from fortnox_client import FortnoxClient, FortnoxSettings
-from fortnox_client.cli import ConfigError, load_config
 from moment_client import MomentClient, MomentSettings
 from moment_client.changes import parse_instant
 from target_fortnox.contract import STREAM_KEYS
@@ -66,6 +65,7 @@ from target_fortnox.target import PLUGIN, run_store_settings
 
 from sync_operator import CheckResult, PreflightReport, run_check
 from sync_operator.connection_checks import moment_integration_off
+from sync_operator.fortnox_auth import ConfigError, load_config
 from sync_operator.preflight_command import PreflightCommand
 from sync_operator.target_fortnox_preflight import (
     MOMENT_ENV_PREFIX,

@@ -25,7 +25,6 @@ from datetime import date
 from typing import Any
 
 from fortnox_client import FortnoxClient, FortnoxSettings
-from fortnox_client.cli import ConfigError, load_config
 from moment_client import MomentClient, MomentSettings
 from sync_common import meltano_command
 from target_fortnox.account_rules import CHART_OF_ACCOUNTS, account_breaches, outside_period
@@ -34,6 +33,7 @@ from target_fortnox.project_states import known_project_state
 
 from sync_operator import CheckResult, PreflightReport, run_check
 from sync_operator.connection_checks import Connections, check_connections
+from sync_operator.fortnox_auth import ConfigError, load_config
 from sync_operator.moment_checks import check_moment_reads
 from sync_operator.preflight_command import PreflightCommand
 
