@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -59,3 +61,18 @@ def test_a_plugin_does_not_depend_on_the_other_systems_client(package: str) -> N
     other = {name.replace("_", "-") for name in CLIENTS - {PLUGINS[package]}}
     depends = {Requirement(dep).name for dep in project["project"]["dependencies"]}
     assert not depends & other, f"{folder} depends on {sorted(depends & other)}"
+
+
+def test_sync_report_runs_with_sync_common_alone(tmp_path: Path) -> None:
+    # target-moment's `report` command installs plain sync-operator: no client, no other plugin.
+    blocked = ["fortnox_client", "moment_client", "target_fortnox", "tap_fortnox_expenses"]
+    script = (
+        "import sys\n"
+        f"for name in {blocked!r}:\n"
+        "    sys.modules[name] = None\n"
+        "from sync_operator.report import main\n"
+        f"sys.exit(main(['--results-dir', {str(tmp_path)!r}]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "no runs" in result.stdout.lower(), result.stdout
