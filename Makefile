@@ -37,7 +37,7 @@ test-packages: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy sandbox/sandbox $(wildcard fortnox-client/fortnox_client moment-client/moment_client sync-common/sync_common moment-webhooks/moment_webhooks) bench
+	$(BIN)/mypy sandbox/sandbox $(wildcard fortnox-client/fortnox_client moment-client/moment_client sync-common/sync_common sync-operator/sync_operator moment-webhooks/moment_webhooks) bench
 
 demo: install
 	$(BIN)/python scripts/demo.py

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from sync_common import RunSummary, render_runs_table
-from sync_common.report import main as report_main
 from sync_common.run_history import archive_runs, compact_runs
+from sync_operator.report import main as report_main
 
 from bench.scenarios import MB, Row
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import plugin_definitions  # noqa: E402
 
 PACKAGES = sorted(p.parent.name for p in ROOT.glob("*/pyproject.toml"))
-SHARED = ("sync-common", "moment-client", "fortnox-client")
+SHARED = ("sync-common", "moment-client", "fortnox-client", "sync-operator")
 
 
 def pyproject(folder: str) -> dict[str, object]:

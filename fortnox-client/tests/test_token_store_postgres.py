@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 from fortnox_client import FortnoxSettings, FortnoxTokenUnavailable, SettingsError, TokenStore
-from fortnox_client.cli import main
 from fortnox_client.rate_limiter import IN_FLIGHT_POLL
 from fortnox_client.token_store_postgres import PostgresWindow, _parse_url
 from sandbox.postgres import PASSWORD, PostgresServer
@@ -192,77 +191,6 @@ def test_bad_or_unreachable_url_says_what_to_fix_without_the_password(
         unreachable.access_token()
     assert PASSWORD not in str(failed.value)
     assert "postgresql://sandbox@127.0.0.1" in str(failed.value)
-
-
-def _status_json(
-    config: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> tuple[int, dict[str, Any]]:
-    path = tmp_path / "status-config.json"
-    path.write_text(json.dumps(config))
-    code = main(["status", "--json", "--config", str(path)])
-    return code, json.loads(capsys.readouterr().out)
-
-
-def test_status_reads_the_postgres_row_without_refreshing_or_showing_the_password(
-    sandbox: Any,
-    postgres: PostgresServer,
-    store_url: str,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    config = _config(sandbox, store_url, tmp_path)
-    store = TokenStore(FortnoxSettings.from_config(config))
-    store.access_token()
-    tenant = store_url.rsplit("tenant=", 1)[1]
-    before = _row(postgres, tenant)
-
-    # status needs no secret: only the row's key (client id, tenant) and where the row is.
-    reading = {k: config[k] for k in ("client_id", "token_store_url", "token_store_path")}
-    code, status = _status_json(reading, tmp_path, capsys)
-    assert code == 0
-    assert status["status"] == "ok"
-    assert status["tenant_id"] == "1234567"
-    assert status["refresh_token_present"] is True
-    assert status["token_store_path"] is None
-    assert "fortnox_tokens" in status["token_store"]
-    assert tenant in status["token_store"]
-    assert PASSWORD not in json.dumps(status)
-    assert status["refresh_token_days_left"] > 44
-    assert _row(postgres, tenant) == before, "status must only read"
-
-    # The human-readable form names the row, not a file.
-    path = tmp_path / "status-config.json"
-    assert main(["status", "--config", str(path)]) == 0
-    text = capsys.readouterr().out
-    assert "Fortnox token store: postgresql://sandbox@" in text
-    assert PASSWORD not in text
-
-
-def test_status_of_an_empty_or_unreachable_postgres_store_fails_with_the_fix(
-    sandbox: Any,
-    postgres: PostgresServer,
-    store_url: str,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    empty = {"client_id": "never-authorised-app", "token_store_url": store_url}
-    code, status = _status_json(empty, tmp_path, capsys)
-    assert code == 1
-    assert status["status"] == "missing"
-    assert "holds no refresh token. Run fortnox-auth authorize" in status["messages"][0]
-
-    closed = f"postgresql://sandbox:{PASSWORD}@127.0.0.1:{postgres.port + 1}/postgres"
-    code, status = _status_json(
-        {"client_id": "sandbox-client", "token_store_url": closed}, tmp_path, capsys
-    )
-    assert code == 1
-    assert "Check token_store_url" in status["messages"][0]
-    assert PASSWORD not in json.dumps(status)
-
-    path = tmp_path / "no-client.json"
-    path.write_text(json.dumps({"token_store_url": store_url}))
-    assert main(["status", "--config", str(path)]) == 1
-    assert "set client_id" in capsys.readouterr().err
 
 
 def test_processes_of_one_tenant_share_the_rate_window_in_postgres(

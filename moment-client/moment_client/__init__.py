@@ -18,21 +18,11 @@ from moment_client.errors import (
 )
 from moment_client.expense_api import ExpenseApi
 from moment_client.filters import FilterCheck
-from moment_client.project_states import (
-    FINISHED,
-    ONGOING,
-    PLANNED,
-    known_project_state,
-    project_state,
-)
 from moment_client.settings_schema import connection_settings_schema, retry_settings_schema
 
 __all__ = [
     "DEFAULT_API_URL",
-    "FINISHED",
     "MAX_PAGE_SIZE",
-    "ONGOING",
-    "PLANNED",
     "ExpenseApi",
     "FilterCheck",
     "MomentAmbiguousWriteError",
@@ -46,7 +36,5 @@ __all__ = [
     "MomentSettings",
     "MomentTransientError",
     "connection_settings_schema",
-    "known_project_state",
-    "project_state",
     "retry_settings_schema",
 ]

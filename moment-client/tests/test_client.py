@@ -421,26 +421,3 @@ def test_find_one_warns_when_a_record_outside_the_filter_comes_back(
             "projectNumber": "5002",
         }
     assert "ignored the filter projectNumber on projects" in caplog.text
-
-
-@pytest.mark.parametrize(
-    ("value", "known", "state"),
-    [
-        ("PLANNED", "PLANNED", "PLANNED"),
-        ("ONGOING", "ONGOING", "ONGOING"),
-        ("FINISHED", "FINISHED", "FINISHED"),
-        ("inProgress", "ONGOING", "ONGOING"),
-        ("ACTIVE", "ONGOING", "ONGOING"),
-        ("planned", "PLANNED", "PLANNED"),
-        ("finished", "FINISHED", "FINISHED"),
-        ("closed", "FINISHED", "FINISHED"),
-        ("in_progress", "ONGOING", "ONGOING"),
-        ("PAUSED", None, "ONGOING"),
-        (None, None, "ONGOING"),
-    ],
-)
-def test_project_states(value: Any, known: str | None, state: str) -> None:
-    from moment_client import known_project_state, project_state
-
-    assert known_project_state(value) == known
-    assert project_state(value) == state

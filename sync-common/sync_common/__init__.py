@@ -6,14 +6,13 @@ summaries (``RunSummary``), replayable dead letters (``DeadLetters``), the failu
 digest), a tap's run with the marks that tell its target how it ended (``reported_tap_run``,
 ``TapMarks``), secret redaction in logs (``install_secret_redaction``, ``redact``),
 progress lines (``ProgressReporter``), per-record handling of Singer protocol slips
-(``RecordGuard``) and of values that break a typed schema (``RecordsAsSent``), pre-flight
-reports (``PreflightReport``, ``CheckResult``, ``run_check``) and commands
-(``PreflightCommand``), the ``meltano`` commands the plugins print, in the environment they ran
-in (``meltano_command``), the run store that keeps dead letters and other per-run memory where the
-state is kept (``RunStoreSettings``, ``run_store_settings_schema``), the run summaries over time
+(``RecordGuard``) and of values that break a typed schema (``RecordsAsSent``), the ``meltano``
+commands the plugins print, in the environment they ran in (``meltano_command``), the run store
+that keeps dead letters and other per-run memory where the state is kept (``RunStoreSettings``,
+``run_store_settings_schema``), the run summaries over time
 (``load_runs``, ``record_history``, compaction by ``runs_keep_days``: ``run_settings_schema``,
-``keep_days_setting``); ``sync-report`` shows the last runs and one record's history
-(``sync_common.report``). Needs filelock; psycopg for a PostgreSQL store.
+``keep_days_setting``), which the operator tools' ``sync-report`` shows (operator-tools). Needs
+filelock; psycopg for a PostgreSQL store.
 """
 
 from sync_common.alerts import AlertResult, Alerts, DigestSettings
@@ -26,8 +25,6 @@ from sync_common.mailer import (
     notify_settings_schema,
 )
 from sync_common.meltano_command import meltano_command
-from sync_common.preflight import CheckResult, PreflightReport, run_check
-from sync_common.preflight_command import PreflightCommand
 from sync_common.progress import ProgressReporter
 from sync_common.redaction import SecretRedactingFilter, install_secret_redaction, redact
 from sync_common.run_history import (
@@ -67,15 +64,12 @@ __all__ = [
     "OUTCOMES",
     "AlertResult",
     "Alerts",
-    "CheckResult",
     "DeadLetter",
     "DeadLetters",
     "DigestSettings",
     "FailureMailer",
     "FileRunStore",
     "PostgresRunStore",
-    "PreflightCommand",
-    "PreflightReport",
     "ProgressReporter",
     "RecordEvent",
     "RecordGuard",
@@ -108,7 +102,6 @@ __all__ = [
     "redact",
     "render_runs_table",
     "reported_tap_run",
-    "run_check",
     "run_settings_schema",
     "run_store_settings_schema",
     "secret_setting_values",

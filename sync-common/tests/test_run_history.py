@@ -1,6 +1,6 @@
 """Run summaries over time: the bounded record list, compaction into monthly archives (also two
 runs at once, a kill half-way, a damaged archive), reading the last runs fast, a record's history
-and the ``sync-report --record`` command."""
+(its command, ``sync-report --record``, is tested in sync-operator/tests)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from sync_common import RunSummary, keep_days_setting, load_runs, record_history
 from sync_common import run_history as history_module
-from sync_common.report import main as report_main
 from sync_common.run_history import compact_runs
 from sync_common.run_summary import MAX_EVENT_TEXT
 
@@ -280,25 +279,3 @@ def test_record_history_over_files_archives_and_old_summaries(tmp_path: Path) ->
     assert history.events[1]["answer"] == "created answer"
     assert history.events[3]["detail"] == "refused"
     assert history.partial_runs == []
-
-
-def test_sync_report_record_names_runs_that_listed_only_part(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    _run(tmp_path, T0, events=(("invoices", "7012", "created"),))
-    clock = iter(T0 + timedelta(days=1, seconds=i) for i in range(100))
-    busy = RunSummary("target-fortnox", tmp_path, clock=lambda: next(clock), max_kept_records=1)
-    busy.record("invoices", "created", "1")
-    busy.record("invoices", "updated", "7012")  # not kept: beyond the bound
-    busy.finish()
-
-    assert report_main(["--results-dir", str(tmp_path), "--record", "invoices", "7012"]) == 0
-    out = capsys.readouterr().out
-    assert out.splitlines()[:4] == [
-        "invoices 7012: 1 event(s)",
-        f"2026-10-01 00:02:01Z  target-fortnox  created  (run {T0:%Y%m%dT%H%M%S%fZ})",
-        "    created detail",
-        "    answer: created answer",
-    ]
-    assert "1 run(s) listed only part of their invoices records" in out
-    assert f"target-fortnox {busy.run_id}" in out

@@ -18,9 +18,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fortnox_client import API_BLANK, is_valid_character
-from moment_client import project_state
 from stdnum.se import orgnr, personnummer
 from sync_common.timezones import STOCKHOLM, assume_stockholm
+
+from target_fortnox.project_states import project_state
 
 PROJECT_DESCRIPTION_MAX = 50
 PROJECT_STATUS = {"PLANNED": "NOTSTARTED", "ONGOING": "ONGOING", "FINISHED": "COMPLETED"}

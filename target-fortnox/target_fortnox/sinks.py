@@ -29,7 +29,6 @@ from fortnox_client import (
     FortnoxDataError,
     FortnoxError,
 )
-from moment_client import known_project_state
 from singer_sdk.sinks import BatchSink
 from sync_common import ProgressReporter, RecordsAsSent
 
@@ -50,6 +49,7 @@ from target_fortnox.mapping import (
     to_json_body,
     write_value,
 )
+from target_fortnox.project_states import known_project_state
 
 if TYPE_CHECKING:
     from target_fortnox.target import TargetFortnox

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fortnox_client import FortnoxClient
-from sync_common.report import main as report_main
+from sync_operator.report import main as report_main
 
 DATA_FILES = Path(__file__).parent / "data_files"
 Replay = Callable[..., Any]

@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 from fortnox_client import FortnoxClient, FortnoxSettings
+from sync_operator.target_fortnox_cutover import main as cutover_main
 from tap_fortnox_expenses.expenses import project_expense_rows
-from target_fortnox.cutover import main as cutover_main
 from target_fortnox.mapping import map_customer, map_invoice, map_project, to_json_body
 
 pytestmark = pytest.mark.e2e

@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from dotenv import dotenv_values, find_dotenv
+from fortnox_client.settings import DEFAULT_TOKEN_STORE_PATH, FortnoxSettings, SettingsError
+from fortnox_client.token_store import TokenStore
 
-from fortnox_client.onboarding import (
+from sync_operator.onboarding import (
     AuthorizationFlow,
     ConsentTimeout,
     NotARedirect,
@@ -37,8 +39,6 @@ from fortnox_client.onboarding import (
     token_status,
     verify_service_account,
 )
-from fortnox_client.settings import DEFAULT_TOKEN_STORE_PATH, FortnoxSettings, SettingsError
-from fortnox_client.token_store import TokenStore
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -29,13 +29,17 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from fortnox_client.cli import ConfigError, load_config
 from moment_client.native_expenses import CostRow, NativeExpenses, project_expenses
-from sync_common import CheckResult, PreflightReport
-from sync_common.connection_checks import moment_integration_off
-from sync_common.preflight_command import PreflightCommand
 
-from tap_fortnox_expenses.preflight import MOMENT_ENV_PREFIX, ExpensesPreflight, connect
+from sync_operator import CheckResult, PreflightReport
+from sync_operator.connection_checks import moment_integration_off
+from sync_operator.fortnox_auth import ConfigError, load_config
+from sync_operator.preflight_command import PreflightCommand
+from sync_operator.tap_fortnox_expenses_preflight import (
+    MOMENT_ENV_PREFIX,
+    ExpensesPreflight,
+    connect,
+)
 
 PIPELINE = (
     "fortnox-expenses-to-moment (Moment's own Fortnox integration → tap-fortnox-expenses → "

@@ -25,15 +25,17 @@ from datetime import date
 from typing import Any
 
 from fortnox_client import FortnoxClient, FortnoxSettings
-from fortnox_client.cli import ConfigError, load_config
-from moment_client import MomentClient, MomentSettings, known_project_state
-from sync_common import CheckResult, PreflightReport, meltano_command, run_check
-from sync_common.connection_checks import Connections, check_connections
-from sync_common.moment_checks import check_moment_reads
-from sync_common.preflight_command import PreflightCommand
-
+from moment_client import MomentClient, MomentSettings
+from sync_common import meltano_command
 from target_fortnox.account_rules import CHART_OF_ACCOUNTS, account_breaches, outside_period
 from target_fortnox.mapping import PROJECT_DESCRIPTION_MAX
+from target_fortnox.project_states import known_project_state
+
+from sync_operator import CheckResult, PreflightReport, run_check
+from sync_operator.connection_checks import Connections, check_connections
+from sync_operator.fortnox_auth import ConfigError, load_config
+from sync_operator.moment_checks import check_moment_reads
+from sync_operator.preflight_command import PreflightCommand
 
 PIPELINE = "moment-to-fortnox (tap-moment → target-fortnox)"
 # The authorise command's arguments; printed with the environment the check runs in.

@@ -12,7 +12,7 @@ import pytest
 from fortnox_client import FortnoxClient, FortnoxSettings
 from moment_client import MomentClient, MomentSettings
 from sandbox.launcher import SandboxProcess
-from tap_fortnox_expenses.preflight import ExpensesPreflight, main
+from sync_operator.tap_fortnox_expenses_preflight import ExpensesPreflight, main
 
 TENANT_ID = "1234567"
 

@@ -22,7 +22,7 @@ so a user learns on day one, before any write, what a run will meet:
   expenses Moment sends carry the field names target-moment writes (``expense_fields``)?
 
 Only the first page of each answer is read. The clients are passed in through the small protocol
-below (``moment_client.MomentClient`` fits it), so sync-common stays free of them at run time.
+below (``moment_client.MomentClient`` fits it), so a test can pass a stand-in.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any, Protocol
 
-from sync_common.connection_checks import error_status
-from sync_common.preflight import CheckResult, PreflightReport, run_check
+from sync_operator.connection_checks import error_status
+from sync_operator.preflight import CheckResult, PreflightReport, run_check
 
 DOC = "docs/MOMENT-API.md"
 TAP_ENTITIES = ("customers", "projects", "invoices")
@@ -62,7 +62,7 @@ def check_moment_reads(
     """The probes of what tap-moment and target-fortnox assume (moment-to-fortnox pipeline).
 
     ``known_state`` maps a Moment project state to PLANNED/ONGOING/FINISHED, or None when it
-    is not known (``moment_client.known_project_state``).
+    is not known (``target_fortnox.project_states.known_project_state``).
     """
     run_check(report, "moment-filter-modified", lambda: check_modified_filter(client))
     run_check(report, "moment-filter-invoice-state", lambda: check_invoice_state_filter(client))

@@ -17,7 +17,7 @@ import pytest
 from fortnox_client import FortnoxClient, FortnoxSettings
 from moment_client import MomentClient, MomentSettings
 from sandbox.launcher import SandboxProcess
-from target_fortnox.preflight import (
+from sync_operator.target_fortnox_preflight import (
     MomentData,
     MomentToFortnoxPreflight,
     _different_customer,

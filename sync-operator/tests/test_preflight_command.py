@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
-from sync_common import CheckResult, PreflightCommand, PreflightReport
+from sync_operator import CheckResult, PreflightCommand, PreflightReport
 
 COMMAND = PreflightCommand(
     prog="demo-preflight",

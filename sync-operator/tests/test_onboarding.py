@@ -26,8 +26,8 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
 import pytest
 import requests
 from fortnox_client import FortnoxClient, FortnoxSettings
-from fortnox_client.cli import ConfigError, env_config, load_config, main
-from fortnox_client.onboarding import (
+from sync_operator.fortnox_auth import ConfigError, env_config, load_config, main
+from sync_operator.onboarding import (
     REQUIRED_SCOPES,
     AuthorizationFlow,
     Connection,
@@ -255,7 +255,7 @@ def test_authorize_opens_the_consent_url_in_the_browser(
         threading.Thread(target=submit_consent, args=(url, "Approve"), daemon=True).start()
         return True
 
-    monkeypatch.setattr("fortnox_client.cli.webbrowser.open", browser)
+    monkeypatch.setattr("sync_operator.fortnox_auth.webbrowser.open", browser)
     monkeypatch.setenv("DISPLAY", ":0")  # a desktop: without a display the command asks to paste
     assert main(["authorize", "--timeout", "30", "--config", str(config_file)]) == 0
     out = capsys.readouterr().out
@@ -267,7 +267,7 @@ def test_authorize_opens_the_consent_url_in_the_browser(
 
 def test_module_entry_point_runs_the_same_command(run_authorize: Any) -> None:
     process, lines = run_authorize(
-        "--timeout", "60", command=[sys.executable, "-m", "fortnox_client.cli"]
+        "--timeout", "60", command=[sys.executable, "-m", "sync_operator.fortnox_auth"]
     )
     url = lines.wait_for(r"(http://\S+/oauth-v1/auth\?\S+)").group(1)
     submit_consent(url, "Approve")

@@ -5,8 +5,8 @@
 Owns the checks that do not depend on the direction of the data: can we get a Fortnox access
 token, does it carry the scopes the pipeline needs, is the project module licensed, and does the
 Moment API key open the company. The clients are passed in and used through the small protocols
-below (``fortnox_client.FortnoxClient`` and ``moment_client.MomentClient`` fit them), so
-sync-common stays free of both clients at run time. Errors are told apart by the ``code`` (Fortnox
+below (``fortnox_client.FortnoxClient`` and ``moment_client.MomentClient`` fit them), so a test
+can pass stand-ins. Errors are told apart by the ``code`` (Fortnox
 error code) and ``status`` (HTTP) attributes both clients' errors carry.
 """
 
@@ -18,7 +18,8 @@ from itertools import islice
 from typing import Any, Protocol
 
 from sync_common.meltano_command import meltano_command
-from sync_common.preflight import CheckResult, PreflightReport, run_check
+
+from sync_operator.preflight import CheckResult, PreflightReport, run_check
 
 FORTNOX_MISSING_SCOPE = 2000663
 FORTNOX_NO_LICENCE = 2001101

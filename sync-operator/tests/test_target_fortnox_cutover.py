@@ -10,7 +10,12 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from target_fortnox.cutover import default_start, parse_start, start_value, write_start
+from sync_operator.target_fortnox_cutover import (
+    default_start,
+    parse_start,
+    start_value,
+    write_start,
+)
 
 
 def test_the_default_start_is_midnight_today_in_stockholm() -> None:

@@ -1,4 +1,5 @@
-"""PreflightReport verdicts, text and JSON; the sync-report command over real run files."""
+"""PreflightReport verdicts, text and JSON; the sync-report command over real run files, also
+one record's history (``--record``)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sync_common import CheckResult, PreflightReport, RunSummary, run_check
-from sync_common.report import main as report_main
+from sync_common import RunSummary
+from sync_operator import CheckResult, PreflightReport, run_check
+from sync_operator.report import main as report_main
 
 
 def test_report_is_ready_unless_a_blocking_check_fails() -> None:
@@ -90,3 +92,30 @@ def test_sync_report_without_runs_says_so(
     assert report_main(["--results-dir", str(tmp_path)]) == 0
     assert "no runs recorded yet" in capsys.readouterr().out
     assert report_main(["--results-dir", str(tmp_path), "--limit", "-1"]) == 64
+
+
+def test_sync_report_record_names_runs_that_listed_only_part(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    t0 = datetime(2026, 10, 1, 0, 2, tzinfo=UTC)
+    first_clock = iter(t0 + timedelta(seconds=i) for i in range(100))
+    first = RunSummary("target-fortnox", tmp_path, clock=lambda: next(first_clock), keep_days=7)
+    first.add_stream("invoices")
+    first.record("invoices", "created", "7012", "created detail", answer="created answer")
+    first.finish()
+    clock = iter(t0 + timedelta(days=1, seconds=i) for i in range(100))
+    busy = RunSummary("target-fortnox", tmp_path, clock=lambda: next(clock), max_kept_records=1)
+    busy.record("invoices", "created", "1")
+    busy.record("invoices", "updated", "7012")  # not kept: beyond the bound
+    busy.finish()
+
+    assert report_main(["--results-dir", str(tmp_path), "--record", "invoices", "7012"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[:4] == [
+        "invoices 7012: 1 event(s)",
+        f"2026-10-01 00:02:01Z  target-fortnox  created  (run {t0:%Y%m%dT%H%M%S%fZ})",
+        "    created detail",
+        "    answer: created answer",
+    ]
+    assert "1 run(s) listed only part of their invoices records" in out
+    assert f"target-fortnox {busy.run_id}" in out

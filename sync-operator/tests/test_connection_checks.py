@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from sync_common.connection_checks import check_project_module
+from sync_operator.connection_checks import check_project_module
 
 
 class Refused(Exception):

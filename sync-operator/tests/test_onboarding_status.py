@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 from fortnox_client import FortnoxSettings, TokenStore
-from fortnox_client.cli import main
-from fortnox_client.onboarding import token_status
 from fortnox_client.token_store import write_private_json_atomically
+from sync_operator.fortnox_auth import main
+from sync_operator.onboarding import token_status
 
-TENANT = "7654321"  # the tenantId claim of the tests' JWTs (see conftest.make_jwt)
+TENANT = "7654321"  # the tenantId claim of the tests' JWTs (see conftest.py, jwt_factory)
 SCOPES = "customer project invoice"
 DAY = 86400.0
 

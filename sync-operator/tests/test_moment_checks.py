@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from moment_client import MomentClient, MomentSettings, known_project_state
+from moment_client import MomentClient, MomentSettings
 from sandbox.launcher import SandboxProcess
-from sync_common import PreflightReport
-from sync_common.moment_checks import check_moment_expenses, check_moment_reads
+from sync_operator import PreflightReport
+from sync_operator.moment_checks import check_moment_expenses, check_moment_reads
+from target_fortnox.project_states import known_project_state
 
 PREFIX = "TARGET_MOMENT"
 

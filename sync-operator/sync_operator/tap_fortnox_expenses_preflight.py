@@ -29,20 +29,21 @@ from itertools import islice
 from typing import Any
 
 from fortnox_client import FortnoxClient, FortnoxSettings
-from fortnox_client.cli import ConfigError, load_config
 from moment_client import ExpenseApi, MomentClient, MomentSettings
-from sync_common import CheckResult, PreflightReport, meltano_command, run_check
-from sync_common.connection_checks import (
+from sync_common import meltano_command
+from tap_fortnox_expenses.expenses import ExpenseFilters, invoice_skip_reason, project_expense_rows
+from tap_fortnox_expenses.window import SyncWindow
+
+from sync_operator import CheckResult, PreflightReport, run_check
+from sync_operator.connection_checks import (
     FORTNOX_MISSING_SCOPE,
     Connections,
     check_connections,
     error_code,
 )
-from sync_common.moment_checks import check_moment_expenses
-from sync_common.preflight_command import PreflightCommand
-
-from tap_fortnox_expenses.expenses import ExpenseFilters, invoice_skip_reason, project_expense_rows
-from tap_fortnox_expenses.window import SyncWindow
+from sync_operator.fortnox_auth import ConfigError, load_config
+from sync_operator.moment_checks import check_moment_expenses
+from sync_operator.preflight_command import PreflightCommand
 
 PIPELINE = "fortnox-expenses-to-moment (tap-fortnox-expenses → target-moment)"
 # The authorise command's arguments; printed with the environment the check runs in.

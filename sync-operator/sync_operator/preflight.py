@@ -3,8 +3,8 @@
 Owns ``CheckResult`` (one check's outcome), ``PreflightReport`` (the ordered results, the exit
 code, the table and the JSON) and ``run_check`` (runs one check function so that an unexpected
 exception becomes a failed check naming it instead of a traceback that hides the other checks).
-The checks themselves live with the plugins that know what to check; this module knows nothing of
-Fortnox or Moment.
+The checks themselves live in the modules of each pipeline's pre-flight; this module knows nothing
+of Fortnox or Moment.
 """
 
 from __future__ import annotations

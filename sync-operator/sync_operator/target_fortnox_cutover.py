@@ -43,14 +43,9 @@ from typing import Any, Final
 import jsonschema
 from dotenv import dotenv_values, set_key
 from fortnox_client import FortnoxClient, FortnoxSettings
-from fortnox_client.cli import ConfigError, load_config
 from moment_client import MomentClient, MomentSettings
 from moment_client.changes import parse_instant
-from sync_common import CheckResult, PreflightReport, run_check
-from sync_common.connection_checks import moment_integration_off
-from sync_common.preflight_command import PreflightCommand
 from sync_common.timezones import STOCKHOLM, assume_stockholm
-
 from target_fortnox.contract import STREAM_KEYS
 from target_fortnox.existing import FingerprintLedger
 from target_fortnox.mapping import (
@@ -65,14 +60,19 @@ from target_fortnox.mapping import (
     map_invoice,
     map_project,
 )
-from target_fortnox.preflight import (
+from target_fortnox.sinks import jsonable_record, validate_contract
+from target_fortnox.target import PLUGIN, run_store_settings
+
+from sync_operator import CheckResult, PreflightReport, run_check
+from sync_operator.connection_checks import moment_integration_off
+from sync_operator.fortnox_auth import ConfigError, load_config
+from sync_operator.preflight_command import PreflightCommand
+from sync_operator.target_fortnox_preflight import (
     MOMENT_ENV_PREFIX,
     _different_customer,
     _different_invoice,
     connections,
 )
-from target_fortnox.sinks import jsonable_record, validate_contract
-from target_fortnox.target import PLUGIN, run_store_settings
 
 PIPELINE = "moment-to-fortnox (Moment's own Fortnox integration → tap-moment → target-fortnox)"
 START_VARIABLE = "TAP_MOMENT_START_DATE"
@@ -273,7 +273,7 @@ class Cutover:
                 existing = self.fortnox.get("invoices", mapped.key) or existing
             # The header and the total, not the rows (Moment's integration groups them).
             header = {name: value for name, value in existing.items() if name != "InvoiceRows"}
-            differences = invoice_differences(payload, header)
+            differences: list[str] = invoice_differences(payload, header)
             want, total = invoice_total(payload), existing.get("Total")
             if total is None or abs(Decimal(str(total)) - want) > TOTAL_TOLERANCE:
                 differences.append(f"Total: Moment {want:.2f}, Fortnox {total}")

@@ -1,6 +1,6 @@
 """Connecting a Fortnox company to this project: consent, service-account check, token status.
 
-Owns the three onboarding steps behind ``fortnox-auth`` (see :mod:`fortnox_client.cli`):
+Owns the three onboarding steps behind ``fortnox-auth`` (see :mod:`sync_operator.fortnox_auth`):
 
 * :class:`AuthorizationFlow` — OAuth2 authorisation-code consent with a loopback callback
   (``http://127.0.0.1:<port>/callback`` served by a small ``http.server`` on its own thread), or
@@ -34,7 +34,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import requests
-
 from fortnox_client.client import FortnoxClient
 from fortnox_client.errors import FortnoxError, authorize_command
 from fortnox_client.settings import FortnoxSettings

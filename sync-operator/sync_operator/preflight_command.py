@@ -5,9 +5,8 @@ checks: the arguments (``--config``, ``--moment-config``, ``--json``; the hidden
 ``--preflight``), reading the plugin's settings and Moment's (with a message naming the Moment
 variables when there are none), redacting every secret before anything can log it, exit code 2
 (``EXIT_UNUSABLE``) with the reason when the settings cannot make clients, and printing the
-report. What is checked, and the clients, come from the plugin (``connect``); reading settings
-too (``load_config``, i.e. ``fortnox_client.cli.load_config``), so sync-common stays free of both
-clients.
+report. What is checked, and the clients, come from the pipeline's pre-flight module
+(``connect``); reading settings too (``sync_operator.fortnox_auth.load_config``).
 """
 
 from __future__ import annotations
@@ -18,8 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sync_common.preflight import EXIT_UNUSABLE, PreflightReport
 from sync_common.redaction import install_secret_redaction
+
+from sync_operator.preflight import EXIT_UNUSABLE, PreflightReport
 
 # Every secret either side's settings can hold (the plugin's Fortnox/SMTP ones, Moment's key).
 SECRET_KEYS = ("client_secret", "refresh_token", "token_store_url", "smtp_password", "api_key")
