@@ -87,7 +87,7 @@ class ClientStats(RequestStats):
 
 
 class FortnoxClient:
-    """``client.get("customers", "1001")``, ``client.list("invoices", {"fromdate": d})``, …"""
+    """The Fortnox API client: ``client.get("customers", "1001")``, ``client.list("invoices")``."""
 
     def __init__(
         self,

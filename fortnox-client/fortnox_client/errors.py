@@ -29,8 +29,11 @@ class FortnoxTransientError(FortnoxError, http_core.ApiTransientError):
 
 
 class FortnoxTokenUnavailable(FortnoxTransientError):
-    """The token endpoint failed transiently. Not retried within a run: a refresh POST whose answer
-    was lost may have consumed the single-use refresh token, and a resend would burn the chain."""
+    """The token endpoint failed transiently.
+
+    Not retried within a run: a refresh POST whose answer was lost may have consumed the
+    single-use refresh token, and a resend would burn the chain.
+    """
 
 
 class FortnoxAuthError(FortnoxError, http_core.ApiAuthError):
@@ -264,11 +267,13 @@ def classify(
 
 
 def authorize_command() -> str:
-    """The command that gives Fortnox consent again, as the reader can run it where this process
-    runs: inside a Meltano run the project's ``meltano --environment <name> invoke
+    """The command that gives Fortnox consent again, as the reader can run it here.
+
+    Inside a Meltano run that is the project's ``meltano --environment <name> invoke
     target-fortnox:authorize`` (both Fortnox plugins share its token store), else ``fortnox-auth
     authorize``. Used in every message that asks for a new consent, since such a message reaches
-    the logs and the failure e-mail (README "Going live", steps 5 and 6)."""
+    the logs and the failure e-mail (README "Going live", steps 5 and 6).
+    """
     if ENVIRONMENT_VARIABLE not in os.environ:
         return "fortnox-auth authorize"
     return meltano_command("invoke target-fortnox:authorize")

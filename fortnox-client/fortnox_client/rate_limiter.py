@@ -61,8 +61,11 @@ class Window(Protocol):
     def reserve(
         self, key: str, max_requests: int, span: float, hold: float
     ) -> tuple[float, float | None]:
-        """Record a request about to start for ``key``: ``(0, its entry)``, or ``(seconds to
-        wait, None)``; ``None`` as the entry also when nothing could be recorded."""
+        """Record a request about to start for ``key``.
+
+        Gives ``(0, its entry)``, or ``(seconds to wait, None)``; ``None`` as the entry also when
+        nothing could be recorded.
+        """
         ...
 
     def answered(self, key: str, entry: float) -> None:
@@ -73,8 +76,10 @@ class Window(Protocol):
 def take_slot(
     entries: Iterable[float], now: float, max_requests: int, span: float, hold: float
 ) -> tuple[float, list[float]]:
-    """One reservation in a window: ``(0, the entries still in it with the new one, now + hold,
-    added)`` when a slot is free, else ``(seconds to wait, the entries still in the window)``.
+    """One reservation in a window.
+
+    Gives ``(0, the entries still in it with the new one, now + hold, added)`` when a slot is
+    free, else ``(seconds to wait, the entries still in the window)``.
 
     ``span`` is the window plus the safety margin. An entry lies in the future while its request
     is in flight (see ``DEFAULT_HOLD_SECONDS``); one further out than ``hold`` (a wall clock
@@ -112,8 +117,7 @@ class Slot:
 
 
 class RateLimiter:
-    """At most ``max_requests`` arrivals per sliding ``window_seconds``; ``max_requests=0`` is
-    off.
+    """At most ``max_requests`` arrivals per sliding ``window_seconds``; ``0`` is off.
 
     ``with limiter.slot() as waited:`` wraps one request, from before it is sent until its answer
     is back; :meth:`acquire` is a slot for a request answered at once.
@@ -224,9 +228,11 @@ class RateLimiter:
             return waited
 
     def refused(self) -> None:
-        """Fortnox answered 429: its window is full, with requests this window may not know
-        (another integration of this client and tenant). No request of this process starts
-        before the oldest entry of the window has left it, or a whole window when it holds none.
+        """Fortnox answered 429: its window is full, with requests this window may not know.
+
+        Those come from another integration of this client and tenant. No request of this
+        process starts before the oldest entry of the window has left it, or a whole window
+        when it holds none.
         """
         if not self.enabled:
             return
@@ -277,8 +283,7 @@ class RateLimiter:
 
 
 class SharedWindow:
-    """The window's entries per client and tenant in a file that every process of a machine
-    shares.
+    """The window's entries per client and tenant in a file shared by a machine's processes.
 
     :meth:`reserve` takes a slot under a file lock: it reads the entries still inside the window,
     and either records the new one or says how long until a slot frees; :meth:`answered` turns
@@ -326,8 +331,10 @@ class SharedWindow:
     def reserve(
         self, key: str, max_requests: int, span: float, hold: float
     ) -> tuple[float, float | None]:
-        """Record a request about to start for ``key``: ``(0, its entry)`` or ``(seconds to
-        wait, None)`` (see :func:`take_slot`)."""
+        """Record a request about to start for ``key``.
+
+        Gives ``(0, its entry)`` or ``(seconds to wait, None)`` (see :func:`take_slot`).
+        """
         try:
             with self._lock:
                 data = self._read()

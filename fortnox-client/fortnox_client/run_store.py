@@ -23,9 +23,11 @@ RUN_STORE_DIRNAME: Final = "run-store"
 
 
 def run_store_settings(config: Mapping[str, Any]) -> RunStoreSettings:
-    """The run store beside the Fortnox token store unless run_store_url/run_store_path say
-    otherwise: the folder ``run-store/`` next to ``token_store_path``, or, with
-    ``token_store_url``, the table ``<token table>_run_store`` of the same database and tenant."""
+    """The run store beside the Fortnox token store, unless run_store_url/path say otherwise.
+
+    That is the folder ``run-store/`` next to ``token_store_path``, or, with
+    ``token_store_url``, the table ``<token table>_run_store`` of the same database and tenant.
+    """
     token_url = str(config.get("token_store_url") or "").strip() or None
     token_path = Path(
         str(config.get("token_store_path") or "").strip() or DEFAULT_TOKEN_STORE_PATH

@@ -437,9 +437,11 @@ class TokenStore:
 
 
 def write_private_json_atomically(path: Path, document: Mapping[str, Any]) -> None:
-    """Write ``document`` so that readers see the old or the new file, never a torn one: mode
-    0600 from creation, in a 0700 folder, the file and the rename fsynced
-    (``sync_common.atomic_files``)."""
+    """Write ``document`` so that readers see the old or the new file, never a torn one.
+
+    Mode 0600 from creation, in a 0700 folder, the file and the rename fsynced
+    (``sync_common.atomic_files``).
+    """
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     text = json.dumps(document, indent=2, sort_keys=True) + "\n"
     write_bytes_atomically(path, text.encode("utf-8"), mode=0o600, sync_directory=True)

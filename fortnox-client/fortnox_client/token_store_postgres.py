@@ -180,8 +180,9 @@ class PostgresTokenStore(TokenStore):
 
 
 class PostgresWindow:
-    """A :class:`~fortnox_client.rate_limiter.Window` in PostgreSQL, for processes on several
-    machines: one row per client and tenant (table ``<token table>_rate_window``) holding the
+    """A :class:`~fortnox_client.rate_limiter.Window` in PostgreSQL, shared by several machines.
+
+    One row per client and tenant (table ``<token table>_rate_window``) holding the
     entries of the last window (see ``fortnox_client.rate_limiter``), taken with
     ``SELECT … FOR UPDATE`` when a request is reserved and again when its answer is back.
 
