@@ -99,6 +99,7 @@ def _add_job_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``moment-webhooks`` command line: its options (from the environment) and subcommands."""
     parser = argparse.ArgumentParser(
         prog="moment-webhooks",
         description="Trigger the moment-to-fortnox Meltano job from Moment webhooks.",

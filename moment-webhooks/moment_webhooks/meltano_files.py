@@ -108,9 +108,11 @@ def prepare(cwd: str | os.PathLike[str], env: Mapping[str, str]) -> list[Path]:
 
 @contextmanager
 def launching(cwd: str | os.PathLike[str], env: Mapping[str, str]) -> Iterator[None]:
-    """Around a launcher's Meltano command (started with ``umask=PRIVATE_UMASK``): the run
-    folder tidied before it starts and after it ends, however it ends (a killed or timed-out
-    run leaves its config files: they go now)."""
+    """Wrap a launcher's Meltano command (started with ``umask=PRIVATE_UMASK``).
+
+    The run folder is tidied before it starts and after it ends, however it ends (a killed or
+    timed-out run leaves its config files: they go now).
+    """
     prepare(cwd, env)
     try:
         yield

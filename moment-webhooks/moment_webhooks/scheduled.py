@@ -54,8 +54,10 @@ _URL_WITH_CREDENTIALS = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s]+@", re.IGNOREC
 
 
 def project_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment with ``.env`` (found from the working directory up) beneath it, as
-    Meltano sees it: the real environment wins."""
+    """The environment with ``.env`` (found from the working directory up) beneath it.
+
+    This is as Meltano sees it: the real environment wins.
+    """
     path = find_dotenv(usecwd=True)
     from_file = {k: v for k, v in dotenv_values(path).items() if v is not None} if path else {}
     return {**from_file, **(os.environ if environ is None else environ)}
@@ -64,8 +66,10 @@ def project_environment(environ: Mapping[str, str] | None = None) -> dict[str, s
 def notify_config(
     prefix: str | None, variables: Mapping[str, str]
 ) -> tuple[str | None, dict[str, str]]:
-    """``(prefix, {notify_email: …, smtp_host: …})`` from ``<PREFIX>_NOTIFY_EMAIL`` etc.; without
-    ``prefix`` the first of :data:`NOTIFY_PREFIXES` whose ``_NOTIFY_EMAIL`` is set."""
+    """``(prefix, {notify_email: …, smtp_host: …})`` from ``<PREFIX>_NOTIFY_EMAIL`` etc.
+
+    Without ``prefix``, the first of :data:`NOTIFY_PREFIXES` whose ``_NOTIFY_EMAIL`` is set.
+    """
     candidates = [prefix.upper().rstrip("_")] if prefix else list(NOTIFY_PREFIXES)
     for head in candidates:
         config = {
@@ -113,6 +117,8 @@ class AlertState:
 
 @dataclass(frozen=True)
 class Attempt:
+    """One try of a scheduled run: when it started, how long it took, its exit code."""
+
     started_at: datetime
     seconds: float
     exit_code: int

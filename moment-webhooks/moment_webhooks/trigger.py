@@ -173,9 +173,11 @@ class JobTrigger:
         self._worker.start()
 
     def stop(self, grace_seconds: float = 30.0) -> bool:
-        """Stop the worker: the run in flight may finish within the grace time, else it is
-        terminated; a queued batch is dropped (the next scheduled run covers it).
-        Returns True when the worker ended in time."""
+        """Stop the worker; True when it ended in time.
+
+        The run in flight may finish within the grace time, else it is terminated; a queued
+        batch is dropped (the next scheduled run covers it).
+        """
         with self._cond:
             self._stopping = True
             dropped = sum(self._pending.values())
