@@ -1,8 +1,10 @@
-"""TapMoment: the tap's settings, its Moment client, its streams (Moment → Singer), and the run
-around them: the run summary and the failure e-mail (Moment down, a revoked key), whose memory of
-what was e-mailed is kept in the tap's run store (``run_store_url``, else ``run_store_path``,
-default ``results_dir``), and the marks that tell target-fortnox how the tap ended
-(``sync_common.tap_run``)."""
+"""TapMoment: the tap's settings, its Moment client, its streams (Moment → Singer), its run.
+
+The run around the streams: the run summary and the failure e-mail (Moment down, a revoked key),
+whose memory of what was e-mailed is kept in the tap's run store (``run_store_url``, else
+``run_store_path``, default ``results_dir``), and the marks that tell target-fortnox how the tap
+ended (``sync_common.tap_run``).
+"""
 
 from __future__ import annotations
 
@@ -107,9 +109,9 @@ class TapMoment(Tap):
     # singer-sdk marks sync_all final, but it is the one place that sees the whole run and an
     # error in any stream; the override only wraps the SDK's sync.
     def sync_all(self) -> None:  # type: ignore[misc]
-        """Sync the streams; whatever happens, write the run summary, e-mail a failure (Moment
-        down after the retries, a key Moment refuses) and say how the run ended.
+        """Sync the streams; whatever happens, write the run summary and say how the run ended.
 
+        A failure is e-mailed (Moment down after the retries, a key Moment refuses).
         An exception propagates, so the tap exits non-zero without a STATE past the failure.
         """
         store = RunStoreSettings.from_config(

@@ -1,0 +1,1 @@
+"""The JSON schemas of tap-moment's streams (customers, projects, invoices)."""
