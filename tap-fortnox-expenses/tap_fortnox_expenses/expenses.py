@@ -96,22 +96,27 @@ ROW_KEY_HEX_DIGITS: Final = 12
 
 
 def source_key(given_number: int, row_key: str) -> str:
-    """The Fortnox source key target-moment writes to Moment's ``externalReference``:
-    ``fortnox-si-{GivenNumber}-{row_key}`` (see :func:`row_keys`)."""
+    """The Fortnox source key target-moment writes to Moment's ``externalReference``.
+
+    It reads ``fortnox-si-{GivenNumber}-{row_key}`` (see :func:`row_keys`).
+    """
     return f"{SOURCE_KEY_PREFIX}{given_number}-{row_key}"
 
 
 def legacy_source_key(given_number: int, row_index: int) -> str:
     """The key of versions before content keys: ``fortnox-si-{GivenNumber}-{row_index}``.
 
-    Sent beside the new key so that target-moment can adopt an expense imported under it."""
+    Sent beside the new key so that target-moment can adopt an expense imported under it.
+    """
     return f"{SOURCE_KEY_PREFIX}{given_number}-{row_index}"
 
 
 def row_identity(row: Mapping[str, Any], header_project: str | None) -> tuple[str, ...]:
-    """What identifies a cost row within its invoice, whatever its position: its project (row,
-    else header), account, cost center, article and texts. Amounts, quantities and prices are
-    left out, so a corrected amount updates the same expense."""
+    """What identifies a cost row within its invoice, whatever its position.
+
+    That is its project (row, else header), account, cost center, article and texts. Amounts,
+    quantities and prices are left out, so a corrected amount updates the same expense.
+    """
     return (
         _text_or_none(row.get("Project")) or header_project or "",
         str(row.get("Account") or "").strip(),
@@ -144,8 +149,10 @@ def row_keys(
 
 
 def removal_record(given_number: int, row_key: str) -> dict[str, Any]:
-    """The record of a row the tap emitted before and the changed invoice no longer has as an
-    expense (removed, moved, or its invoice cancelled): target-moment zeroes its expense."""
+    """The record of a row emitted before that the changed invoice no longer has as an expense.
+
+    The row was removed, moved, or its invoice cancelled: target-moment zeroes its expense.
+    """
     return {
         "source_key": source_key(given_number, row_key),
         "given_number": given_number,
@@ -168,10 +175,12 @@ _AMOUNT = re.compile(r"-?\d+(?:[.,]\d+)?")
 
 
 def decimal_or_none(value: Any, field: str = "amount") -> Decimal | None:
-    """Amounts come as numbers, or as strings (SupplierInvoice ``Total``, ``VAT``, ``Balance`` are
-    strings in Fortnox's OpenAPI, docs/fortnox-contract/supplier_invoice.json); ``""`` and null are
-    none. A string is digits with an optional ``.`` or ``,`` decimal part (spaces, also no-break
-    spaces, between groups of digits are dropped); anything else raises :class:`UnreadableAmount`.
+    """An amount read from a number or a string; ``""`` and null are none.
+
+    SupplierInvoice ``Total``, ``VAT``, ``Balance`` are strings in Fortnox's OpenAPI
+    (docs/fortnox-contract/supplier_invoice.json). A string is digits with an optional ``.`` or
+    ``,`` decimal part (spaces, also no-break spaces, between groups of digits are dropped);
+    anything else raises :class:`UnreadableAmount`.
     """
     if value is None or value == "" or isinstance(value, bool):
         return None
@@ -247,8 +256,10 @@ def row_amount(row: Mapping[str, Any], *, invoice_currency: bool) -> Decimal:
 
 
 def invoice_vat(invoice: Mapping[str, Any], *, invoice_currency: bool) -> Decimal | None:
-    """The invoice's input VAT: its VAT rows when it has them (same basis as the cost rows), else
-    the header ``VAT``; ``None`` when Fortnox gives neither."""
+    """The invoice's input VAT; ``None`` when Fortnox gives neither rows nor header.
+
+    Its VAT rows when it has them (same basis as the cost rows), else the header ``VAT``.
+    """
     rows = [r for r in invoice.get("SupplierInvoiceRows") or [] if _code(r) == "VAT"]
     if rows:
         return sum((row_amount(r, invoice_currency=invoice_currency) for r in rows), Decimal(0))

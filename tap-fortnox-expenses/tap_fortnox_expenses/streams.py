@@ -1,5 +1,7 @@
-"""The tap's two Singer streams: ``projects`` (full table) and ``project_expenses`` (window + late
-postings, re-reading only new or changed supplier invoices).
+"""The tap's two Singer streams: ``projects`` (full table) and ``project_expenses``.
+
+``project_expenses`` reads a window plus late postings, re-reading only new or changed supplier
+invoices.
 
 Owns the Singer semantics: records, the stream's bookmark (see :mod:`tap_fortnox_expenses.window`
 for its shape) and the skip counts. All HTTP goes through the tap's ``FortnoxClient``.
@@ -70,9 +72,11 @@ class FortnoxStream(Stream):
 
 
 class ProjectsStream(FortnoxStream):
-    """Every Fortnox project with its start date: target-moment needs the start date, and a project
-    without one is visible here instead of its expenses being lost silently. Full table: one list
-    of pages, no single GETs."""
+    """Every Fortnox project with its start date.
+
+    Target-moment needs the start date, and a project without one is visible here instead of its
+    expenses being lost silently. Full table: one list of pages, no single GETs.
+    """
 
     name = "projects"
     primary_keys = ("project_number",)
@@ -86,6 +90,7 @@ class ProjectsStream(FortnoxStream):
 
 
 def project_record(project: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``projects`` record of a Fortnox project: ISO dates, an unknown status as null."""
     start, end = (
         parse_fortnox_date(project.get("StartDate")),
         parse_fortnox_date(project.get("EndDate")),
@@ -263,8 +268,10 @@ class ProjectExpensesStream(FortnoxStream):
         return {**item, **detail}
 
     def _finish_run(self, fingerprints: InvoiceFingerprints, row_keys: EmittedRowKeys) -> None:
-        """Every listed invoice was read: keep the fingerprints and the emitted row keys, move the
-        bookmark to the mark."""
+        """Every listed invoice was read: move the bookmark to the mark.
+
+        The invoices' fingerprints and the emitted row keys are kept.
+        """
         state = self.stream_state
         state[FINGERPRINTS_KEY] = fingerprints.to_state()
         state[ROW_KEYS_KEY] = row_keys.to_state()

@@ -40,8 +40,11 @@ _UNHASHED_FIELDS: Final = frozenset({"@url"})
 
 
 def parse_mark(value: Any) -> datetime | None:
-    """A high-water mark from state (ISO 8601); naive values are Stockholm time. ``None`` if absent
-    or unreadable (the run then reads the window only, which is what a fresh state does)."""
+    """A high-water mark from state (ISO 8601); naive values are Stockholm time.
+
+    ``None`` if absent or unreadable (the run then reads the window only, which is what a fresh
+    state does).
+    """
     return parse_fortnox_timestamp(value)
 
 
@@ -52,9 +55,11 @@ def format_mark(moment: datetime) -> str:
 
 @dataclass(frozen=True)
 class SyncWindow:
-    """What one run lists: invoices dated ``from_date``..``to_date``, plus (when the previous run
-    left a mark) every invoice modified since ``modified_since``; ``high_water_mark`` is what this
-    run will leave for the next one if it finishes."""
+    """What one run lists: invoices dated ``from_date``..``to_date``, plus late changes.
+
+    When the previous run left a mark, every invoice modified since ``modified_since`` is listed
+    too; ``high_water_mark`` is what this run will leave for the next one if it finishes.
+    """
 
     from_date: date
     to_date: date

@@ -1,0 +1,1 @@
+"""The JSON schemas of tap-fortnox-expenses's streams (projects, project expenses)."""
