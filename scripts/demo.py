@@ -50,6 +50,7 @@ def show_sandboxes(fortnox: SandboxProcess, moment: SandboxProcess) -> None:
 
 
 def meltano_env(workdir: Path, fortnox: SandboxProcess, moment: SandboxProcess) -> dict[str, str]:
+    """The environment that points the demo's Meltano runs at the two sandboxes and ``workdir``."""
     env = {**os.environ, "MELTANO_ENVIRONMENT": "dev"}
     env["MELTANO_STATE_BACKEND_URI"] = (workdir / "state").as_uri()
     env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
@@ -74,9 +75,11 @@ def meltano_env(workdir: Path, fortnox: SandboxProcess, moment: SandboxProcess) 
 
 
 def meltano(*args: str, env: dict[str, str]) -> int:
-    """Run Meltano as the project's launchers do: umask 077 (the plugin config files it writes
-    hold the demo's secrets) and config files of runs that are over removed (README
-    "Hardening")."""
+    """Run Meltano as the project's launchers do (README "Hardening").
+
+    That is with umask 077 (the plugin config files it writes hold the demo's secrets), and the
+    config files of runs that are over removed.
+    """
     exe = shutil.which("meltano", path=str(Path(sys.executable).parent)) or "meltano"
     print(f"\n$ meltano {' '.join(args)}", flush=True)
     with meltano_files.launching(ROOT, env):
@@ -97,6 +100,7 @@ def show_results(workdir: Path, since: datetime) -> None:
 
 
 def main() -> int:
+    """Start both sandboxes, install and run both jobs against them, and show the results."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--no-wait", action="store_true", help="stop the sandboxes when done")
     parser.add_argument("--workdir", type=Path, default=ROOT / "output" / "demo")

@@ -198,6 +198,7 @@ def _type_of(spec: Mapping[str, Any]) -> dict[str, Any]:
 def extract_resource(
     schemas: Mapping[str, Any], name: str, spec: Mapping[str, str], sdk: Mapping[str, Any]
 ) -> dict[str, Any]:
+    """One resource's contract: each field's type, whether required, read-only and why."""
     single = schemas[spec["single"]]
     listed = schemas[spec["list"]] if "list" in spec else None
     payload = schemas[spec["payload"]] if "payload" in spec else None
@@ -314,6 +315,7 @@ def _md_max_length(entry: Mapping[str, Any]) -> str:
 def render_markdown(
     extracts: Mapping[str, Any], source: Mapping[str, Any], sdk: Mapping[str, Any]
 ) -> str:
+    """The contract's Markdown page, one table of fields per resource."""
     lines = [
         "# Fortnox API contract",
         "",
@@ -448,8 +450,10 @@ def _row_problems(
     prefix: str,
     check: Callable[[str, Mapping[str, Any]], list[str]],
 ) -> list[str]:
-    """The problems ``check`` finds in each row of ``field`` (InvoiceRows, SupplierInvoiceRows),
-    each named by its row: ``invoice single InvoiceRows[0]: …``."""
+    """The problems ``check`` finds in each row of ``field`` (InvoiceRows, SupplierInvoiceRows).
+
+    Each is named by its row: ``invoice single InvoiceRows[0]: …``.
+    """
     rows = ROWS.get((resource, field))
     if not rows or not isinstance(value, list):
         return []
@@ -498,8 +502,11 @@ def body_problems(resource: str, body: Mapping[str, Any], *, update: bool) -> li
 
 
 def documented_parameters(path: str) -> set[str]:
-    """Query parameters Fortnox documents for ``GET /3/<path>``: the path's own (OpenAPI
-    document) and the global ones of Fortnox's Parameters page (:data:`GLOBAL_PARAMETERS`)."""
+    """Query parameters Fortnox documents for ``GET /3/<path>``.
+
+    These are the path's own (OpenAPI document) and the global ones of Fortnox's Parameters page
+    (:data:`GLOBAL_PARAMETERS`).
+    """
     document, _ = read_document()
     operation = document["paths"].get(f"/3/{path.strip('/')}", {}).get("get", {})
     own = {str(p.get("name", "")).lower() for p in operation.get("parameters", [])}
@@ -524,6 +531,7 @@ def query_problems(path: str, query: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write the contract files, or with ``--check`` exit 1 when one of them is stale."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--check", action="store_true", help="exit 1 if the files in the repo are not up to date"

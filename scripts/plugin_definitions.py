@@ -36,6 +36,7 @@ PROJECT_ROOT_PREFIX = "${MELTANO_PROJECT_ROOT}/"
 
 
 def version(folder: str) -> str:
+    """The version in the pyproject.toml of the package in ``folder``."""
     data = tomllib.loads((ROOT / folder / "pyproject.toml").read_text(encoding="utf-8"))
     return str(data["project"]["version"])
 
@@ -69,6 +70,7 @@ def pip_url(repo_pip_url: str, repo_url: str, ref: str) -> str:
 
 
 def definition(plugin: str, repo_url: str, ref: str | None) -> dict[str, Any]:
+    """The hub definition of ``plugin``, from its ``--about`` and its entry in meltano.yml."""
     info = about(plugin)
     repo = repo_plugins()[plugin]
     tag = ref or f"v{version(plugin)}"
@@ -94,6 +96,7 @@ def definition(plugin: str, repo_url: str, ref: str | None) -> dict[str, Any]:
 
 
 def path_of(plugin: str) -> Path:
+    """Where ``plugin``'s definition file lives under ``hub/``."""
     kind_dir = "extractors" if plugin.startswith("tap-") else "loaders"
     return HUB / kind_dir / f"{plugin}.yml"
 

@@ -103,6 +103,7 @@ def _cell(value: Any) -> str:
 
 
 def render_section(title: str, rows: dict[str, dict[str, Any]]) -> str:
+    """A section's Markdown table: one row per scenario, one column per figure recorded."""
     columns: list[str] = []
     for row in rows.values():
         for key in row:
@@ -136,12 +137,14 @@ def headline(sections: dict[str, dict[str, dict[str, Any]]]) -> dict[str, int]:
 
 
 def render_headline(sections: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """The table of headline figures over all sections."""
     lines = ["## Figures", "", "| figure | value |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in headline(sections).items()]
     return "\n".join(lines) + "\n"
 
 
 def render_run(run: dict[str, Any] | None) -> str:
+    """The sentence saying which run the rows come from, or a warning when not from one."""
     if not run:
         return (
             "**Not from one complete run**: these rows come from separate test sessions. "
@@ -156,6 +159,7 @@ def render_run(run: dict[str, Any] | None) -> str:
 
 
 def render(figures: dict[str, Any]) -> str:
+    """The whole report's Markdown from the recorded figures."""
     sections = figures.get("sections", {})
     parts = [INTRO, render_run(figures.get("run"))]
     if sections:
@@ -168,6 +172,7 @@ def render(figures: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write the report from the figures file, or print it with ``--stdout``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--figures", type=Path, default=FIGURES)
     parser.add_argument("--output", type=Path, default=REPORT)

@@ -82,6 +82,8 @@ class Tenant:
 
 @dataclass
 class Measurement:
+    """What one batch of concurrent tenant runs took and did, as a row of the results table."""
+
     tenants: int
     run: str
     wall_seconds: float
@@ -112,6 +114,7 @@ HEADER = (
 def tenants(
     count: int, root: Path, sizes: dict[str, int], installed: Path
 ) -> Iterator[list[Tenant]]:
+    """``count`` tenants, each with its own Fortnox and Moment sandbox and Meltano system dir."""
     with ExitStack() as stack:
         made = []
         for i in range(count):
@@ -186,6 +189,7 @@ def _records_written(tenant: Tenant) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Time a first and a second run of each count of concurrent tenants; print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tenants", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--customers", type=int, default=20)
