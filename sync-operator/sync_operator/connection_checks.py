@@ -28,6 +28,8 @@ PROJECT_SETTING_MENU = "Inställningar > Fakturering > Projekt"
 
 
 class TokenSource(Protocol):
+    """What the checks need of a Fortnox token store: an access token and its granted scopes."""
+
     @property
     def scope(self) -> str | None: ...
 
@@ -35,6 +37,8 @@ class TokenSource(Protocol):
 
 
 class FortnoxReader(Protocol):
+    """What the checks need of a Fortnox client: its tokens and a GET of a path."""
+
     @property
     def tokens(self) -> TokenSource: ...
 
@@ -42,15 +46,19 @@ class FortnoxReader(Protocol):
 
 
 class MomentReader(Protocol):
+    """What the checks need of a Moment client: listing an entity."""
+
     def list(self, entity: str, params: Any = None) -> Iterable[dict[str, Any]]: ...
 
 
 def error_code(exc: BaseException) -> int | None:
+    """The error's integer ``code`` (Fortnox's error code), if it carries one."""
     code = getattr(exc, "code", None)
     return code if isinstance(code, int) else None
 
 
 def error_status(exc: BaseException) -> int | None:
+    """The error's integer HTTP ``status``, if it carries one."""
     status = getattr(exc, "status", None)
     return status if isinstance(status, int) else None
 
@@ -74,8 +82,10 @@ def check_connections(
     authorize_command: str,
     moment_env_prefix: str,
 ) -> Connections:
-    """The checks every pipeline starts with, into ``report``: ``fortnox-token`` (and scopes),
-    ``moment-api``, then ``project-module`` (and ``project-accounting``) when there is a token.
+    """The checks every pipeline starts with, into ``report``.
+
+    They are ``fortnox-token`` (and scopes), ``moment-api``, then ``project-module`` (and
+    ``project-accounting``) when there is a token.
 
     Without a token every other Fortnox check would fail the same way, so the pipeline's own
     checks look at the returned :class:`Connections` and say it once.
@@ -98,8 +108,10 @@ def check_connections(
 
 
 def moment_integration_off(job: str, doubled: str) -> CheckResult:
-    """The switch-over's manual check: Moment's own Fortnox integration is off (no API shows
-    it); ``doubled`` says what both would do twice (docs/SWITCH-OVER.md)."""
+    """The switch-over's manual check: Moment's own Fortnox integration is off.
+
+    No API shows it; ``doubled`` says what both would do twice (docs/SWITCH-OVER.md).
+    """
     return CheckResult(
         "moment-integration-off",
         "manual",
@@ -113,8 +125,11 @@ def moment_integration_off(job: str, doubled: str) -> CheckResult:
 def check_fortnox_token(
     client: FortnoxReader, required_scopes: Collection[str], authorize_command: str
 ) -> list[CheckResult]:
-    """``fortnox-token``: a token can be had (refreshing if due) and names the company;
-    ``fortnox-scopes``: the token reply's scope list holds every scope the pipeline uses."""
+    """The checks ``fortnox-token`` and ``fortnox-scopes``.
+
+    ``fortnox-token``: a token can be had (refreshing if due) and names the company;
+    ``fortnox-scopes``: the token reply's scope list holds every scope the pipeline uses.
+    """
     try:
         client.tokens.access_token()
         company = _company(client)
@@ -166,8 +181,10 @@ def check_fortnox_token(
 
 
 def _company(client: FortnoxReader) -> Mapping[str, Any]:
-    """The company the token opens; empty when the token lacks the companyinformation scope
-    (the scope check below says so, the token itself works)."""
+    """The company the token opens; empty when the token lacks the companyinformation scope.
+
+    The scope check below says so; the token itself works.
+    """
     try:
         company: Mapping[str, Any] = client.get_path("companyinformation").get(
             "CompanyInformation", {}

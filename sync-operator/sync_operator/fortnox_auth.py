@@ -64,6 +64,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``fortnox-auth`` command line: the shared settings options and one subcommand each."""
     common = _Parser(add_help=False)
     common.add_argument(
         "--config",
@@ -250,6 +251,7 @@ def _fail(text: str) -> None:
 
 
 def run_authorize(args: argparse.Namespace, config: Mapping[str, Any]) -> int:
+    """``fortnox-auth authorize``: get the consent in a browser (or a pasted redirect), store it."""
     settings = FortnoxSettings.from_config(config)
     headless = not args.no_browser and not args.paste and not display_available()
     with AuthorizationFlow(settings, port=args.port, service_account=args.service_account) as flow:
@@ -280,8 +282,11 @@ def run_authorize(args: argparse.Namespace, config: Mapping[str, Any]) -> int:
 
 
 def display_available(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether a browser could show a page here: always on macOS and Windows; elsewhere (a Linux
-    server, an SSH session) only with an X11 or Wayland display."""
+    """Whether a browser could show a page here.
+
+    Always on macOS and Windows; elsewhere (a Linux server, an SSH session) only with an X11 or
+    Wayland display.
+    """
     if sys.platform == "darwin" or sys.platform.startswith("win"):
         return True
     env = os.environ if environ is None else environ
@@ -289,8 +294,11 @@ def display_available(environ: Mapping[str, str] | None = None) -> bool:
 
 
 def _read_pasted_redirect(flow: AuthorizationFlow, stream: TextIO) -> None:
-    """Read lines from ``stream`` on a daemon thread until one is the redirect address; the
-    flow's :meth:`~AuthorizationFlow.wait` takes it (or the loopback callback, whichever first)."""
+    """Read lines from ``stream`` on a daemon thread until one is the redirect address.
+
+    The flow's :meth:`~AuthorizationFlow.wait` takes it (or the loopback callback, whichever
+    comes first).
+    """
 
     def read() -> None:
         try:
@@ -317,6 +325,7 @@ def _open_browser(url: str) -> bool:
 
 
 def run_verify(args: argparse.Namespace, config: Mapping[str, Any]) -> int:
+    """``fortnox-auth verify-service-account``: a client-credentials token reads the company."""
     if args.tenant_id:
         config = {**config, "tenant_id": args.tenant_id}
     check = verify_service_account(FortnoxSettings.from_config(config))
@@ -326,6 +335,7 @@ def run_verify(args: argparse.Namespace, config: Mapping[str, Any]) -> int:
 
 
 def run_status(args: argparse.Namespace, config: Mapping[str, Any]) -> int:
+    """``fortnox-auth status``: the stored token's state; fails when it is missing or expired."""
     status = token_status(_status_store(config))
     if args.json:
         _say(json.dumps(status.as_json(), indent=2, ensure_ascii=False))
@@ -372,6 +382,7 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``fortnox-auth`` subcommand; its exit code (a settings error is EXIT_FAILED)."""
     args = build_parser().parse_args(argv)
     # The token store logs at INFO on every refresh; the commands print what matters themselves.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

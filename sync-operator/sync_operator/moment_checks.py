@@ -43,6 +43,8 @@ SAMPLE = 50
 
 
 class MomentLister(Protocol):
+    """What the checks need of a Moment client: listing an entity with query parameters."""
+
     def list(self, entity: str, params: Any = None) -> Iterable[dict[str, Any]]: ...
 
 
@@ -94,6 +96,7 @@ def check_moment_expenses(
 
 
 def check_modified_filter(client: MomentLister) -> CheckResult:
+    """``moment-filter-modified``: whether Moment applies ``lastModifiedDateFrom``."""
     future = (datetime.now(UTC) + timedelta(days=3650)).isoformat(timespec="milliseconds")
     ignored = [e for e in TAP_ENTITIES if _first(client, e, {"lastModifiedDateFrom": future})]
     if ignored:
@@ -123,6 +126,7 @@ def check_modified_filter(client: MomentLister) -> CheckResult:
 
 
 def check_invoice_state_filter(client: MomentLister) -> CheckResult:
+    """``moment-filter-invoice-state``: invoices carry ``invoiceState`` and Moment filters it."""
     rows = _first(client, "invoices", {"invoiceState": "FINALIZED"})
     if not rows:
         return CheckResult(
@@ -158,6 +162,7 @@ def check_invoice_state_filter(client: MomentLister) -> CheckResult:
 def check_project_states(
     client: MomentLister, known_state: Callable[[Any], str | None]
 ) -> CheckResult:
+    """``moment-project-states``: every project state seen is one the pipeline knows."""
     rows = _first(client, "projects")
     if not rows:
         return CheckResult(
@@ -182,6 +187,7 @@ def check_project_states(
 
 
 def check_project_number_filter(client: MomentLister) -> CheckResult:
+    """``moment-filter-project-number``: whether Moment applies the ``projectNumber`` filter."""
     rows = _first(client, "projects", {"projectNumber": _impossible()})
     if rows:
         return CheckResult(
@@ -197,6 +203,7 @@ def check_project_number_filter(client: MomentLister) -> CheckResult:
 
 
 def check_expense_path(client: MomentLister, path: str, prefix: str) -> CheckResult:
+    """``moment-expense-path``: Moment answers on the (inferred) project-expense path."""
     try:
         _first(client, path)
     except Exception as exc:  # told apart by HTTP status below
@@ -216,6 +223,7 @@ def check_expense_path(client: MomentLister, path: str, prefix: str) -> CheckRes
 def check_reference_filter(
     client: MomentLister, path: str, names: Mapping[str, str], prefix: str
 ) -> CheckResult:
+    """``moment-filter-external-reference``: expenses carry the fields and Moment filters them."""
     reference = names.get("externalReference", "externalReference")
     rows = _first(client, path, {reference: _impossible()})
     sample = rows or _first(client, path)

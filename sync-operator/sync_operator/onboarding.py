@@ -224,8 +224,10 @@ class CallbackServer:
         return callback
 
     def offer(self, params: dict[str, str]) -> bool:
-        """Hand the flow a redirect the user pasted (no browser waits for a page); False when
-        the browser's own callback (e.g. through an SSH tunnel) came first."""
+        """Hand the flow a redirect the user pasted (no browser waits for a page).
+
+        False when the browser's own callback (e.g. through an SSH tunnel) came first.
+        """
         callback = self._claim(params)
         if callback is not None:
             callback.delivered.set()
@@ -333,9 +335,11 @@ class AuthorizationFlow:
         return self.consent_url
 
     def submit_redirect(self, text: str) -> bool:
-        """Take the address the browser was redirected to, pasted by the user (a server without a
-        browser: the consent ran on another machine, whose browser could not open the loopback
-        redirect URI). :meth:`wait` then checks its ``state`` and finishes as for a callback.
+        """Take the address the browser was redirected to, pasted by the user.
+
+        That is for a server without a browser: the consent ran on another machine, whose browser
+        could not open the loopback redirect URI. :meth:`wait` then checks its ``state`` and
+        finishes as for a callback.
 
         Raises :class:`NotARedirect` for text without ``code``/``error`` and ``state`` (the user
         may paste again); False when a callback already arrived.
@@ -592,6 +596,8 @@ def verify_service_account(
 
 @dataclass(frozen=True)
 class ServiceAccountToken:
+    """A service account's client-credentials token: its tenant, scopes and expiry."""
+
     tenant_id: str
     scopes: tuple[str, ...]
     access_expires_at: datetime | None

@@ -87,8 +87,10 @@ class PreflightCommand:
         config_error: type[Exception],
         connect: Callable[..., Preflight],
     ) -> int:
-        """Parse ``argv``, read both settings, ``connect(plugin_config, moment_config)`` (plus
-        the parsed arguments when the command has ``options``), run.
+        """Parse ``argv``, read both settings, connect to both systems and run the checks.
+
+        Connecting is ``connect(plugin_config, moment_config)``, plus the parsed arguments when
+        the command has ``options``.
 
         ``config_error`` is what ``load_config`` raises when there are no settings; it, and a
         ``ValueError`` from building the clients, end the command with ``EXIT_UNUSABLE``.

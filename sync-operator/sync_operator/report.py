@@ -22,6 +22,7 @@ DEFAULT_LIMIT = 10
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``sync-report`` command line."""
     parser = argparse.ArgumentParser(
         prog="sync-report",
         description="Show the last runs (created/updated/unchanged/skipped/failed/conflict per "
@@ -74,6 +75,7 @@ def collect_runs(
 
 
 def render_failures(runs: Sequence[dict[str, Any]]) -> str:
+    """One line per failed or conflicting record of ``runs``: run, plugin, stream, key, message."""
     lines: list[str] = []
     for run in runs:
         issues = [("failed", i) for i in run.get("failures") or []]
@@ -108,6 +110,7 @@ def render_history(history: RecordHistory) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Print the last runs, their failures, or one record's history; the exit code."""
     args = build_parser().parse_args(argv)
     if args.limit < 0:
         print("sync-report: --limit must be 0 or more", file=sys.stderr)

@@ -51,8 +51,10 @@ OURS, ADOPTED, NEW, UNKNOWN_PROJECT = "ours", "adopted", "new", "unknown-project
 
 @dataclass
 class WindowComparison:
-    """Each expense row of the window by what the first run does with it, and Moment's
-    unreferenced expenses in the window that no row is."""
+    """Each expense row of the window by what the first run does with it.
+
+    Also Moment's unreferenced expenses in the window that no row is.
+    """
 
     rows: dict[str, list[str]] = field(
         default_factory=lambda: {OURS: [], ADOPTED: [], NEW: [], UNKNOWN_PROJECT: []}
@@ -82,8 +84,10 @@ def _expense(expense: Mapping[str, Any], number: str) -> str:
 
 
 class ExpensesCutover(ExpensesPreflight):
-    """The switch-over report of the expenses pipeline (the pre-flight's reading, another
-    verdict); reads only."""
+    """The switch-over report of the expenses pipeline; reads only.
+
+    It reads as the pre-flight does and gives another verdict.
+    """
 
     def compare(self) -> WindowComparison:
         found = WindowComparison()
@@ -241,6 +245,7 @@ COMMAND = PreflightCommand(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``tap-fortnox-expenses-cutover``; its exit code."""
     return COMMAND.main(
         argv,
         load_config=load_config,

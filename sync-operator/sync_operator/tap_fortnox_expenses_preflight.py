@@ -1,4 +1,4 @@
-"""``tap-fortnox-expenses-preflight``: can Fortnox's project costs land in Moment?
+"""``tap-fortnox-expenses-preflight``: whether Fortnox's project costs can land in Moment.
 
 Owns the checks of the fortnox-expenses-to-moment pipeline before its first real run: Fortnox
 token and scopes, project module, the Moment API key, and — over the supplier invoices of the
@@ -114,8 +114,10 @@ class ExpensesPreflight:
         return self._expenses
 
     def read_window(self) -> WindowExpenses:
-        """Accounts and projects of the window's expense rows (at most MAX_INVOICES_READ
-        supplier invoices read)."""
+        """Accounts and projects of the window's expense rows.
+
+        At most MAX_INVOICES_READ supplier invoices are read.
+        """
         found = WindowExpenses()
         candidates = self.window_list()
         for invoice in self.with_rows(islice(candidates, MAX_INVOICES_READ)):
@@ -219,9 +221,12 @@ class ExpensesPreflight:
         )
 
     def check_expense_account_rules(self) -> CheckResult:
-        """The ProjectSettings of the cost accounts the tap reads (``account_numbers`` and those
-        on expense rows): on a NOTALLOWED account Fortnox refuses a row with a project, so no
-        expense can come from it (docs/FORTNOX_PROJECTS.md)."""
+        """The ProjectSettings of the cost accounts the tap reads.
+
+        Those are ``account_numbers`` and the accounts on expense rows. On a NOTALLOWED account
+        Fortnox refuses a row with a project, so no expense can come from it
+        (docs/FORTNOX_PROJECTS.md).
+        """
         configured = [str(a) for a in _setting_list(self.tap_config.get("account_numbers")) or []]
         used = self.expenses.accounts
         wanted = sorted(set(configured) | set(used))
@@ -335,6 +340,7 @@ def connect(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``tap-fortnox-expenses-preflight``; its exit code."""
     return COMMAND.main(argv, load_config=load_config, config_error=ConfigError, connect=connect)
 
 

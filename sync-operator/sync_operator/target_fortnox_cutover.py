@@ -136,8 +136,11 @@ class Register:
 
 
 def default_start(today: date | None = None) -> datetime:
-    """Midnight today in Stockholm: the first run re-reads today's changes (those Moment's
-    integration already pushed compare unchanged) and nothing older."""
+    """Midnight today in Stockholm.
+
+    The first run re-reads today's changes (those Moment's integration already pushed compare
+    unchanged) and nothing older.
+    """
     return datetime.combine(today or datetime.now(STOCKHOLM).date(), time(), STOCKHOLM)
 
 
@@ -437,8 +440,11 @@ class Cutover:
         )
 
     def unreachable(self) -> list[str]:
-        """Invoices the first run creates whose customer or project will not be in Fortnox
-        (Moment-only, changed before the start, or invalid): they fail until it is."""
+        """Invoices the first run creates whose customer or project will not be in Fortnox.
+
+        The customer or project is Moment-only, changed before the start, or invalid: such
+        invoices fail until it is in Fortnox.
+        """
         absent = {
             stream: {
                 c.key
@@ -559,14 +565,19 @@ class Cutover:
 
 
 def default_env_file() -> Path:
-    """The Meltano project's ``.env`` (Meltano runs a plugin command from the project folder and
-    names it in ``MELTANO_PROJECT_ROOT``)."""
+    """The Meltano project's ``.env``.
+
+    Meltano runs a plugin command from the project folder and names it in
+    ``MELTANO_PROJECT_ROOT``.
+    """
     return Path(os.environ.get("MELTANO_PROJECT_ROOT") or ".") / ".env"
 
 
 def write_start(env_file: Path, value: str) -> str | None:
-    """Set ``TAP_MOMENT_START_DATE`` in ``env_file`` (created when absent, other lines kept);
-    returns the value it replaced."""
+    """Set ``TAP_MOMENT_START_DATE`` in ``env_file``; returns the value it replaced.
+
+    The file is created when absent; its other lines are kept.
+    """
     previous = dotenv_values(env_file).get(START_VARIABLE) if env_file.exists() else None
     env_file.parent.mkdir(parents=True, exist_ok=True)
     env_file.touch(mode=0o600, exist_ok=True)
@@ -613,6 +624,7 @@ COMMAND = PreflightCommand(
 def connect(
     fortnox_config: Mapping[str, Any], moment_config: Mapping[str, Any], args: argparse.Namespace
 ) -> Cutover:
+    """The switch-over report of ``target-fortnox-cutover`` over both systems' clients."""
     return Cutover(
         FortnoxClient(FortnoxSettings.from_config(fortnox_config)),
         MomentClient(MomentSettings.from_config(moment_config)),
@@ -625,6 +637,7 @@ def connect(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``target-fortnox-cutover``; its exit code."""
     return COMMAND.main(argv, load_config=load_config, config_error=ConfigError, connect=connect)
 
 

@@ -1,4 +1,4 @@
-"""``target-fortnox-preflight``: is Fortnox ready for Moment's customers, projects and invoices?
+"""``target-fortnox-preflight``: checks Fortnox is ready for Moment's customers, projects, invoices.
 
 Owns the checks of the moment-to-fortnox pipeline before its first real run (README): Fortnox
 token and scopes, project module, a financial year covering today, the Moment API key, every
@@ -265,8 +265,11 @@ class MomentToFortnoxPreflight:
         return results
 
     def check_account_rules(self) -> CheckResult:
-        """The ProjectSettings / CostCenterSettings of the accounts on Moment's invoice lines,
-        against each invoice still to push (with or without a project; never a cost centre)."""
+        """The ProjectSettings / CostCenterSettings of the accounts on Moment's invoice lines.
+
+        They are checked against each invoice still to push (with or without a project; never a
+        cost centre).
+        """
         data = self.moment_data
         pending = set(self.pending_invoices())
         refused: dict[str, list[str]] = {}  # what would be refused -> invoices
@@ -306,9 +309,11 @@ class MomentToFortnoxPreflight:
         )
 
     def check_project_periods(self) -> CheckResult:
-        """Invoices still to push dated outside their project's start–end dates (as Moment has
-        them: target-fortnox sends them to Fortnox). Seen refused on vouchers; on invoices when
-        booked (inferred), so a warning."""
+        """Invoices still to push dated outside their project's start–end dates.
+
+        The dates are Moment's (target-fortnox sends them to Fortnox). Seen refused on vouchers;
+        on invoices when booked (inferred), so a warning.
+        """
         data = self.moment_data
         outside = []
         for invoice in self.pending_invoices():
@@ -397,8 +402,11 @@ class MomentToFortnoxPreflight:
         differs: Callable[[Mapping[str, Any], Mapping[str, Any]], str | None],
         where: str,
     ) -> CheckResult:
-        """Same number, different record: fail. Fortnox-only numbers Moment's series will
-        reach (at or above Moment's lowest number): warn, so the series can be moved in time."""
+        """Number-series collisions between Fortnox and Moment.
+
+        Same number, different record: fail. Fortnox-only numbers Moment's series will reach (at
+        or above Moment's lowest number): warn, so the series can be moved in time.
+        """
         name = f"number-series-{register}"
         taken = sorted(
             f"{number}: {reason}"
@@ -442,8 +450,11 @@ class MomentToFortnoxPreflight:
         )
 
     def check_ocr(self) -> CheckResult:
-        """Fortnox's OCR switch is UI-only: its effect shows as a pushed invoice whose OCR is not
-        Moment's. Without such an invoice the setting cannot be seen, so it is a manual check."""
+        """Fortnox's OCR switch is UI-only: its effect shows on a pushed invoice.
+
+        That is an invoice whose OCR is not Moment's. Without such an invoice the setting cannot
+        be seen, so it is a manual check.
+        """
         pushed = {
             number: invoice.get("OCR")
             for number, invoice in self.fortnox_invoices.items()
@@ -498,8 +509,11 @@ COMPANY_FORMS = frozenset(
 
 
 def company_name_key(name: str | None) -> str:
-    """``name`` reduced to what identifies a company: case, spacing, punctuation and company
-    forms (AB, Aktiebolag, (publ), HB, AS, Oy, GmbH, ...) do not count."""
+    """``name`` reduced to what identifies a company.
+
+    Case, spacing, punctuation and company forms (AB, Aktiebolag, (publ), HB, AS, Oy, GmbH, ...)
+    do not count.
+    """
     words = re.findall(r"[^\W_]+(?:/[^\W_]+)?", (name or "").casefold())
     kept = [word for word in words if word not in COMPANY_FORMS]
     return " ".join(kept or words)
@@ -567,6 +581,7 @@ COMMAND = PreflightCommand(
 def connect(
     fortnox_config: Mapping[str, Any], moment_config: Mapping[str, Any]
 ) -> MomentToFortnoxPreflight:
+    """The moment-to-fortnox pre-flight over both systems' clients."""
     return MomentToFortnoxPreflight(
         FortnoxClient(FortnoxSettings.from_config(fortnox_config)),
         MomentClient(MomentSettings.from_config(moment_config)),
@@ -575,6 +590,7 @@ def connect(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``target-fortnox-preflight``; its exit code."""
     return COMMAND.main(argv, load_config=load_config, config_error=ConfigError, connect=connect)
 
 
