@@ -6,6 +6,7 @@ and writes it as JSON to ``output/bench/bench-<UTC time>.json`` and ``output/ben
 (plus ``latest.txt``, the printed table), so runs can be compared. Exits 1 when a goal is missed.
 
     python bench/run.py [--limit 250] [--only first_load,no_change,expenses,at_once,memory,cpu]
+    python bench/run.py --only tenants   # bench/tenants.py: cost of a tenant's run
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script (bench/run.py) as well as python -m bench
     sys.path.insert(0, str(ROOT))
 
-from bench import scenarios  # noqa: E402
+from bench import scenarios, tenants  # noqa: E402
 from bench.harness import Bench  # noqa: E402
 from bench.scenarios import Row  # noqa: E402
 
@@ -36,7 +37,7 @@ from bench.scenarios import Row  # noqa: E402
 # At 10x (250) the invoice phase is partly CPU-bound on 2 cores (tap, target and sandbox share
 # them): the figure would measure the machine, not the limiter.
 DEFAULT_LIMIT = 200
-SCENARIOS = ("first_load", "no_change", "expenses", "at_once", "memory", "cpu")
+SCENARIOS = ("first_load", "no_change", "expenses", "at_once", "memory", "cpu", "tenants")
 
 
 def machine() -> dict[str, Any]:
@@ -115,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             "no_change": lambda: scenarios.no_change_10k(bench),
             "expenses": lambda: scenarios.daily_expenses(bench),
             "at_once": lambda: scenarios.at_once(bench),
+            # One no-change run per tenant on the local three-tenant stack (bench/tenants.py).
+            "tenants": lambda: tenants.tenant_run_cost(workdir / "tenants"),
         }
         for name in SCENARIOS:
             if name not in chosen:

@@ -95,7 +95,12 @@ def _job(
         context.log.info(result.describe())
         return dg.Output(summary, metadata=summary)  # type: ignore[arg-type]
 
-    @dg.job(name=name, partitions_def=partitions, tags={"moment-fortnox/job": meltano_job})
+    @dg.job(
+        name=name,
+        partitions_def=partitions,
+        tags={"moment-fortnox/job": meltano_job},
+        executor_def=dg.in_process_executor,  # one op: no second Python process per run
+    )
     def tenant_job() -> None:
         run_meltano()
 

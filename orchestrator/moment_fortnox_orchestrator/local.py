@@ -132,8 +132,11 @@ def up(
     fortnox_limit: int = 25,
     max_concurrent_runs: int = 2,
     webserver: bool = True,
+    orchestrator: bool = True,
 ) -> Stack:
-    """Start the stack under ``root`` (which must not hold a running one)."""
+    """Start the stack under ``root`` (which must not hold a running one); without
+    ``orchestrator``, only PostgreSQL, the sandboxes and the project (the bench runs the worker
+    itself)."""
     if (root / STATE_FILE).exists():
         raise RuntimeError(f"a stack is already up in {root} (stop it: make tenants-down)")
     if not (REPO / ".meltano" / "extractors").is_dir():
@@ -150,6 +153,9 @@ def up(
         _start_sandboxes(stack, tenants, fortnox_limit)
         _write_project(stack, tenants)
         write_instance(root / "dagster", root / "project", max_concurrent_runs)
+        if not orchestrator:
+            stack.save()
+            return stack
         env = stack.env()
         workspace = str(root / "dagster" / "workspace.yaml")
         stack.process_groups["dagster-daemon"] = _spawn(

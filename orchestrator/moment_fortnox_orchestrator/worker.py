@@ -133,16 +133,23 @@ def run_job(
     job: str,
     run_id: str,
     log: logging.Logger | logging.LoggerAdapter[logging.Logger],
+    *,
+    echo: bool = True,
 ) -> RunResult:
-    """``meltano --environment tenant-<name> run <job>`` in a private working directory."""
+    """``meltano --environment tenant-<name> run <job>`` in a private working directory; its
+    output goes to stdout (``echo``), its last lines into the result."""
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix=f"{tenant.name}-{job}-", dir=settings.work_dir))
     try:
         private_sys_dir(settings.plugins_dir, work_dir)
         env = run_environment(settings, tenant, work_dir, run_id)
-        argv = [MELTANO, "--environment", tenant.environment, "run", "--no-install", job]
+        # --force: the run queue already allows one run per tenant, and Meltano's own guard would
+        # refuse every run of the tenant for minutes after a worker was lost mid-run ("Another
+        # '…' pipeline is already running", until its heartbeat goes stale). --no-install: the
+        # plugins are installed once, at build time, never by a run.
+        argv = [MELTANO, "--environment", tenant.environment, "run", "--no-install", "--force", job]
         log.info("tenant %s: %s (work dir %s)", tenant.name, " ".join(argv[1:]), work_dir)
-        exit_code, wall, cpu, tail = _run(argv, env, settings, log)
+        exit_code, wall, cpu, tail = _run(argv, env, settings, log, echo)
         return RunResult(tenant.name, job, exit_code, wall, cpu, str(work_dir), tail)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -153,6 +160,7 @@ def _run(
     env: dict[str, str],
     settings: OrchestratorSettings,
     log: logging.Logger | logging.LoggerAdapter[logging.Logger],
+    echo: bool,
 ) -> tuple[int, float, float, str]:
     """Run to the end (or the timeout); the exit code, wall and CPU seconds, the output's tail."""
     started = time.monotonic()
@@ -171,7 +179,10 @@ def _run(
     assert process.stdout is not None
     for line in process.stdout:
         tail.append(line.rstrip())
-        log.info("%s", line.rstrip())
+        # Meltano's log goes to the run's captured stdout (Dagster's compute log), not one
+        # event row per line in the instance's database.
+        if echo:
+            sys.stdout.write(line)
     # wait4: the CPU of meltano and of every plugin process it waited for.
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)

@@ -1,0 +1,305 @@
+"""Three tenants on Dagster, end to end (orchestrator/, docs/SCALING.md).
+
+The local stack of `make tenants-up` in a folder of this test: PostgreSQL (Meltano's state, the
+Fortnox token chains, rate-limit windows and run stores, Dagster's instance), one Fortnox sandbox
+host serving three companies with the real limit (25 requests per 5 s per company), one Moment
+sandbox with three companies, a webhook receiver per tenant, and `dagster-daemon`.
+
+1. A burst of Moment edits at acme fires webhooks; the receiver turns them into one push request,
+   the sensor into one run. That run (acme's first push) is killed mid-way (its meltano, tap and
+   target, as a lost worker would be); Dagster retries it as a new run in a new work dir.
+2. Both jobs of every tenant are scheduled for the same minute, each in the tenant's own time
+   zone; the run queue takes two runs at a time, one per tenant.
+3. Then: every Fortnox company holds exactly its own Moment company's customers, projects and
+   invoices, each created once; every Moment company holds only expenses of its own Fortnox
+   company; state and token chains per tenant; no 429 at any company; runs of one tenant never
+   overlapped, never more than two at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+psycopg = pytest.importorskip("psycopg")
+dg = pytest.importorskip("dagster", reason="dagster (orchestrator/) not installed")
+
+from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter  # noqa: E402
+from moment_fortnox_orchestrator import local  # noqa: E402
+from moment_fortnox_orchestrator.definitions import TENANT_TAG  # noqa: E402
+from sandbox.postgres import find_bindir  # noqa: E402
+
+pytestmark = pytest.mark.e2e
+
+MAX_CONCURRENT_RUNS = 2
+SIZES = {"customers": 20, "projects": 20, "invoices": 10, "expenses": 0}
+DEADLINE_SECONDS = 300  # every wait below is bounded by this
+
+
+def schedule_minute(margin_seconds: float) -> datetime:
+    """The first whole minute at least ``margin_seconds`` from now (UTC)."""
+    at = datetime.now(UTC) + timedelta(seconds=margin_seconds)
+    return (at + timedelta(minutes=1)).replace(second=0, microsecond=0)
+
+
+@pytest.fixture(scope="module")
+def stack(
+    meltano_installed: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[local.Stack, datetime]]:
+    if find_bindir() is None:
+        pytest.skip("PostgreSQL server binaries are not installed (apt-get install postgresql)")
+    # The scheduler sees a schedule from its first pass after the daemon loaded the code
+    # location; the minute both jobs are due must come after that (daemon up ~15 s from here).
+    due = schedule_minute(margin_seconds=45)
+    tenants = []
+    for spec in local.DEFAULT_TENANTS:
+        there = due.astimezone(ZoneInfo(spec.timezone))
+        cron = f"{there.minute} {there.hour} * * *"  # that minute, in the tenant's time zone
+        tenants.append(
+            local.TenantSpec(
+                spec.name,
+                spec.fortnox_tenant_id,
+                spec.timezone,
+                push_schedule=cron,
+                expenses_schedule=cron,
+                moment_seed=spec.moment_seed,
+                moment_sizes=SIZES,
+            )
+        )
+    root = tmp_path_factory.mktemp("tenants")
+    started = local.up(
+        root, tuple(tenants), max_concurrent_runs=MAX_CONCURRENT_RUNS, webserver=False
+    )
+    try:
+        yield started, due
+    finally:
+        local.down(root)
+
+
+@pytest.fixture(scope="module")
+def instance(stack: tuple[local.Stack, datetime]) -> Iterator[Any]:
+    env = stack[0].env()
+    saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME", local.POSTGRES_URL_ENV)}
+    os.environ.update({k: env[k] for k in saved})
+    try:
+        with dg.DagsterInstance.get() as found:
+            yield found
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def runs(instance: Any, tenant: str | None = None, job: str | None = None) -> list[Any]:
+    tags = {TENANT_TAG: tenant} if tenant else {}
+    return list(instance.get_run_records(filters=RunsFilter(job_name=job, tags=tags)))
+
+
+def wait_for(what: str, check: Any, stack: local.Stack, timeout: float = DEADLINE_SECONDS) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    daemon = (Path(stack.root) / "logs" / "dagster-daemon.log").read_text(errors="replace")
+    pytest.fail(f"timed out waiting for {what}; daemon log tail:\n{daemon[-6000:]}")
+
+
+def fortnox_writes(stack: local.Stack, tenant_id: int, since: int = 0) -> list[dict[str, Any]]:
+    log = local.admin(stack.fortnox_url, "GET", f"requests?since={since}&tenant={tenant_id}")
+    return [r for r in log["requests"] if r["method"] == "POST" and r["path"].startswith("/3/")]
+
+
+def meltano_process_group(tenant: str) -> int | None:
+    """The process group of the tenant's running `meltano run` (the worker's job)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        # `meltano` is a Python script: [python, .../meltano, --environment, …]
+        if f"MOMENT_FORTNOX_TENANT={tenant}".encode() in environ and any(
+            part.endswith(b"/meltano") for part in cmdline[:2]
+        ):
+            return os.getpgid(int(entry.name))
+    return None
+
+
+def test_three_tenants_on_dagster(stack: tuple[local.Stack, datetime], instance: Any) -> None:
+    started, due = stack
+    acme = local.DEFAULT_TENANTS[0]
+
+    # 1. A burst of edits at acme: 20 webhooks, one push request, one run.
+    for number in range(1001, 1021):
+        local.admin(
+            started.moment_url,
+            "PATCH",
+            f"customers/{number}?company=acme",
+            {"email": f"ny{number}@acme.se"},
+        )
+    first = wait_for("the webhook push of acme", lambda: runs(instance, "acme"), started)
+    assert len(first) == 1, [r.dagster_run.tags for r in first]
+    killed = first[0].dagster_run
+    assert killed.tags.get("moment-fortnox/trigger") == "webhook"
+    deliveries = local.admin(started.moment_url, "GET", "webhooks/deliveries?company=acme")
+    assert len(deliveries["deliveries"]) >= 20
+
+    # Killed mid-way: after 12 of its ~49 creates, SIGKILL to meltano, tap and target.
+    wait_for(
+        "acme's first creates",
+        lambda: len(fortnox_writes(started, acme.fortnox_tenant_id)) >= 12,
+        started,
+    )
+    group = wait_for("acme's meltano process", lambda: meltano_process_group("acme"), started)
+    os.killpg(group, signal.SIGKILL)
+
+    def retried() -> Any:
+        done = [
+            r
+            for r in runs(instance, "acme", "moment_to_fortnox")
+            if r.dagster_run.tags.get("dagster/parent_run_id") == killed.run_id
+        ]
+        return done if done and done[0].dagster_run.status == DagsterRunStatus.SUCCESS else None
+
+    retry = wait_for("the retry of the killed run", retried, started)[0].dagster_run
+    assert instance.get_run_by_id(killed.run_id).status == DagsterRunStatus.FAILURE
+    dirs = [work_dir(instance, r) for r in (killed, retry)]
+    assert dirs[0] != dirs[1] and not any(Path(d).exists() for d in dirs if d), dirs
+
+    # 2. The scheduled minute: both jobs of all three tenants, in their time zones.
+    def all_scheduled_done() -> bool:
+        scheduled = [r for r in runs(instance) if r.dagster_run.tags.get("dagster/schedule_name")]
+        finished = [r for r in scheduled if r.dagster_run.is_finished]
+        return len(scheduled) == 6 and len(finished) == 6
+
+    wait_for("six scheduled runs to finish", all_scheduled_done, started)
+    scheduled = [r for r in runs(instance) if r.dagster_run.tags.get("dagster/schedule_name")]
+    assert {
+        (r.dagster_run.tags[TENANT_TAG], r.dagster_run.job_name) for r in scheduled
+    } == {(t.name, job) for t in local.DEFAULT_TENANTS for job in JOBS}
+    assert all(r.dagster_run.status == DagsterRunStatus.SUCCESS for r in scheduled), [
+        (r.dagster_run.tags[TENANT_TAG], r.dagster_run.job_name, r.dagster_run.status)
+        for r in scheduled
+    ]
+    for record in scheduled:  # each tick at `due`, the tenant's local minute
+        tick = datetime.fromtimestamp(
+            float(record.dagster_run.tags["dagster/scheduled_execution_time"].split("+")[0])
+            if record.dagster_run.tags["dagster/scheduled_execution_time"].replace(".", "").isdigit()
+            else datetime.fromisoformat(
+                record.dagster_run.tags["dagster/scheduled_execution_time"]
+            ).timestamp(),
+            UTC,
+        )
+        assert tick == due, (record.dagster_run.tags, due)
+
+    # One run per tenant at a time; never more than the configured concurrency.
+    every = [r for r in runs(instance) if r.start_time and r.end_time]
+    intervals = [(r.start_time, r.end_time, r.dagster_run.tags[TENANT_TAG]) for r in every]
+    for tenant in {t for _, _, t in intervals}:
+        mine = sorted((s, e) for s, e, t in intervals if t == tenant)
+        assert all(a[1] <= b[0] for a, b in zip(mine, mine[1:], strict=False)), (tenant, mine)
+    for start, _, _ in intervals:
+        running = sum(1 for s, e, _ in intervals if s <= start < e)
+        assert running <= MAX_CONCURRENT_RUNS, intervals
+
+    # 3. What each company holds.
+    for spec in local.DEFAULT_TENANTS:
+        check_tenant(started, spec)
+
+
+JOBS = ("moment_to_fortnox", "fortnox_expenses_to_moment")
+
+
+def work_dir(instance: Any, run: Any) -> str:
+    """The work dir the run's op reported (its output's metadata, or the failure's)."""
+    for event in instance.all_logs(run.run_id):
+        data = event.dagster_event.event_specific_data if event.dagster_event else None
+        metadata = getattr(data, "metadata", None) or getattr(
+            getattr(data, "error_display_data", None), "metadata", None
+        )
+        if metadata and "work_dir" in metadata:
+            return str(metadata["work_dir"].value)
+    return ""
+
+
+def check_tenant(stack: local.Stack, spec: local.TenantSpec) -> None:
+    from fortnox_client import FortnoxClient, FortnoxSettings
+
+    moment = {
+        kind: local.admin(stack.moment_url, "GET", f"{kind}?company={spec.name}&size=500")[
+            "content"
+        ]
+        for kind in ("customers", "projects", "invoices", "projectExpenses")
+    }
+    writes = fortnox_writes(stack, spec.fortnox_tenant_id)
+    log = local.admin(stack.fortnox_url, "GET", f"requests?since=0&tenant={spec.fortnox_tenant_id}")
+    assert [r for r in log["requests"] if r["status"] == 429] == [], spec.name
+    client = FortnoxClient(
+        FortnoxSettings.from_config(
+            {
+                "client_id": local.CLIENT_ID,
+                "client_secret": local.CLIENT_SECRET,
+                "tenant_id": str(spec.fortnox_tenant_id),
+                "api_url": f"{stack.fortnox_url}/3",
+                "token_url": f"{stack.fortnox_url}/oauth-v1/token",
+                "token_store_path": str(Path(stack.root) / f"reader-{spec.name}.json"),
+            }
+        )
+    )
+    customers = {c["CustomerNumber"]: c["Name"] for c in client.list("customers")}
+    assert customers == {c["customerNumber"]: c["name"] for c in moment["customers"]}, spec.name
+    projects = {p["ProjectNumber"] for p in client.list("projects")} - {"9001", "9002"}
+    assert projects == {p["projectNumber"] for p in moment["projects"]}, spec.name
+    finalised = {str(i["invoiceNumber"]) for i in moment["invoices"] if i.get("invoiceNumber")}
+    invoices = {str(i["DocumentNumber"]) for i in client.list("invoices")}
+    assert invoices == finalised, spec.name
+    # Each created once, none refused: a killed run and its retry doubled nothing.
+    created = Counter(r["path"].split("/")[2] for r in writes if r["status"] == 201)
+    assert created == Counter(
+        {"customers": len(customers), "projects": len(projects), "invoices": len(invoices)}
+    ), (spec.name, created)
+    assert [r for r in writes if r["status"] >= 400] == [], spec.name
+
+    # Moment holds only its own Fortnox company's expenses, each once.
+    suppliers = {str(s["GivenNumber"]): s["SupplierName"] for s in client.list("supplierinvoices")}
+    expenses = moment["projectExpenses"]
+    assert expenses, spec.name
+    references = [e["externalReference"] for e in expenses]
+    assert len(references) == len(set(references)), spec.name
+    for expense in expenses:
+        given = expense["externalReference"].split("-")[2]
+        assert suppliers.get(given) == expense["supplierName"], (spec.name, expense)
+
+    # State and the token chain are the tenant's own rows.
+    with psycopg.connect(stack.urls["meltano"]) as conn:
+        states = {
+            row[0]
+            for row in conn.execute(
+                "SELECT state_id FROM state WHERE state_id LIKE %s", (f"tenant-{spec.name}:%",)
+            )
+        }
+    assert states == {
+        f"tenant-{spec.name}:tap-moment-to-target-fortnox",
+        f"tenant-{spec.name}:tap-fortnox-expenses-to-target-moment",
+    }
+    with psycopg.connect(stack.urls["fortnox"]) as conn:
+        row = conn.execute(
+            "SELECT document FROM fortnox_tokens WHERE tenant = %s", (spec.name,)
+        ).fetchone()
+    assert row is not None
+    assert row[0]["refresh_token_grant"]["tenant_id"] == str(spec.fortnox_tenant_id)
