@@ -157,6 +157,11 @@ def up(
             stack.save()
             return stack
         env = stack.env()
+        # The instance's tables first: the daemon and a client creating them at once race
+        # ("type secondary_indexes already exists").
+        subprocess.run(
+            [str(BIN / "dagster"), "instance", "migrate"], env=env, check=True, capture_output=True
+        )
         workspace = str(root / "dagster" / "workspace.yaml")
         stack.process_groups["dagster-daemon"] = _spawn(
             [str(BIN / "dagster-daemon"), "run", "-w", workspace], root, "dagster-daemon", env
