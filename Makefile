@@ -20,8 +20,12 @@ $(STAMP): requirements-dev.txt $(PKG_FILES)
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt $(foreach d,$(PKG_DIRS),-e './$(d)[test]')
 	touch $(STAMP)
 
+# Two workers (the CI machine's two cores; most tests wait on sandboxes, Meltano and rate limits),
+# a test file's tests kept together: conftest.py. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
+
 test: install
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

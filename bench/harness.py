@@ -340,6 +340,7 @@ class Bench:
             "api_url": f"{self.moment.url}/api/1.0",
             "company_code": "demo",
             "api_key": "sandbox-key",
+            "results_dir": str(self.workdir / "results"),  # the tap's run summaries
             **extra,
         }
 

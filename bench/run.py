@@ -1,11 +1,12 @@
-"""`make bench`: DESIGN §7's performance goals measured against the sandboxes with the limiter on.
+"""`make bench`: the goals of docs/ARCHITECTURE.md measured against the sandboxes, limiter on.
 
 Starts both sandboxes in ``output/bench/work/``, runs each scenario of ``bench.scenarios`` with our
 settings and with the naive baseline, prints one table (figure, goal, ours, baseline, pass/fail)
 and writes it as JSON to ``output/bench/bench-<UTC time>.json`` and ``output/bench/latest.json``
 (plus ``latest.txt``, the printed table), so runs can be compared. Exits 1 when a goal is missed.
 
-    python bench/run.py [--limit 250] [--only first_load,no_change,expenses,at_once,memory,cpu]
+    python bench/run.py [--limit 250]
+                        [--only first_load,no_change,expenses,at_once,memory,cpu,report]
     python bench/run.py --only tenants   # bench/tenants.py: cost of a tenant's run
 """
 
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script (bench/run.py) as well as python -m bench
     sys.path.insert(0, str(ROOT))
 
-from bench import scenarios, tenants  # noqa: E402
+from bench import history, scenarios, tenants  # noqa: E402
 from bench.harness import Bench  # noqa: E402
 from bench.scenarios import Row  # noqa: E402
 
@@ -37,7 +38,19 @@ from bench.scenarios import Row  # noqa: E402
 # At 10x (250) the invoice phase is partly CPU-bound on 2 cores (tap, target and sandbox share
 # them): the figure would measure the machine, not the limiter.
 DEFAULT_LIMIT = 200
-SCENARIOS = ("first_load", "no_change", "expenses", "at_once", "memory", "cpu", "tenants")
+SCENARIOS = (
+    "first_load",
+    "no_change",
+    "expenses",
+    "at_once",
+    "memory",
+    "cpu",
+    "report",
+    "tenants",
+)
+# Scenarios without the bench's own sandboxes: they run after those are stopped (or without them);
+# "tenants" brings up its own three-tenant stack (bench/tenants.py).
+OFFLINE = ("report", "tenants")
 
 
 def machine() -> dict[str, Any]:
@@ -109,33 +122,45 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     rows: list[Row] = []
     timings: dict[str, float] = {}
-    with Bench(workdir, args.limit) as bench:
-        customers: list[dict[str, Any]] = []
-        steps: dict[str, Callable[[], list[Row]]] = {
-            "first_load": lambda: scenarios.first_load_and_push(bench),
-            "no_change": lambda: scenarios.no_change_10k(bench),
-            "expenses": lambda: scenarios.daily_expenses(bench),
-            "at_once": lambda: scenarios.at_once(bench),
-            # One no-change run per tenant on the local three-tenant stack (bench/tenants.py).
-            "tenants": lambda: tenants.tenant_run_cost(workdir / "tenants"),
-        }
-        for name in SCENARIOS:
-            if name not in chosen:
-                continue
-            began = time.monotonic()
-            print(f"bench: {name} …", file=sys.stderr, flush=True)
-            if name == "memory":
-                found, customers = scenarios.tap_memory(bench)
-            elif name == "cpu":
+
+    def measure(name: str, work: Callable[[], list[Row]]) -> None:
+        began = time.monotonic()
+        print(f"bench: {name} …", file=sys.stderr, flush=True)
+        found = work()
+        rows.extend(found)
+        timings[name] = round(time.monotonic() - began, 1)
+        print(render(found).split("\n\nnotes:")[0], file=sys.stderr, flush=True)
+
+    if any(name not in OFFLINE for name in chosen):
+        with Bench(workdir, args.limit) as bench:
+            customers: list[dict[str, Any]] = []
+
+            def memory() -> list[Row]:
+                found, customers[:] = scenarios.tap_memory(bench)
+                return found
+
+            def cpu() -> list[Row]:
                 if not customers:
                     bench.seed_moment(customers=10_000)
-                    customers = scenarios.moment_customers(bench, 10_000)
-                found = scenarios.mapping_cpu(customers)
-            else:
-                found = steps[name]()
-            rows += found
-            timings[name] = round(time.monotonic() - began, 1)
-            print(render(found).split("\n\nnotes:")[0], file=sys.stderr, flush=True)
+                    customers[:] = scenarios.moment_customers(bench, 10_000)
+                return scenarios.mapping_cpu(customers)
+
+            steps: dict[str, Callable[[], list[Row]]] = {
+                "first_load": lambda: scenarios.first_load_and_push(bench),
+                "no_change": lambda: scenarios.no_change_10k(bench),
+                "expenses": lambda: scenarios.daily_expenses(bench),
+                "at_once": lambda: scenarios.at_once(bench),
+                "memory": memory,
+                "cpu": cpu,
+            }
+            for name in SCENARIOS:
+                if name in chosen and name in steps:
+                    measure(name, steps[name])
+    if "report" in chosen:
+        measure("report", lambda: history.report_rows(workdir / "report"))
+    if "tenants" in chosen:
+        # One no-change run per tenant on the local three-tenant stack (bench/tenants.py).
+        measure("tenants", lambda: tenants.tenant_run_cost(workdir / "tenants"))
     seconds = time.monotonic() - started
 
     info = machine()

@@ -1,5 +1,5 @@
-"""The bench's scenarios (DESIGN §7, issue 7): each one sets the sandboxes up, runs the real plugins
-for our settings and for the baseline, and returns table rows.
+"""The bench's scenarios (docs/ARCHITECTURE.md, issue 7): each one sets the sandboxes up, runs the
+real plugins for our settings and for the baseline, and returns table rows.
 
 Owns the work each goal is measured on (sizes, which records change, which invoices are new) and
 the arithmetic from request logs and run summaries to figures. A :class:`Row` holds one figure: its

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from moment_webhooks import meltano_files
 from sandbox.launcher import SandboxProcess
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +63,7 @@ def meltano_env(workdir: Path, fortnox: SandboxProcess, moment: SandboxProcess) 
     for plugin in ("TAP_MOMENT", "TARGET_MOMENT"):
         env[f"{plugin}_API_URL"] = f"{moment.url}/api/1.0"
     env["TARGET_MOMENT_RESULTS_DIR"] = results
+    env["TAP_MOMENT_RESULTS_DIR"] = results
     if not Path(token_store).exists():
         # Stands in for the one-time browser consent (`meltano invoke target-fortnox:authorize`):
         # the sandbox mints the first refresh token, the token store rotates it from then on.
@@ -72,9 +74,13 @@ def meltano_env(workdir: Path, fortnox: SandboxProcess, moment: SandboxProcess) 
 
 
 def meltano(*args: str, env: dict[str, str]) -> int:
+    """Run Meltano as the project's launchers do: umask 077 (the plugin config files it writes
+    hold the demo's secrets) and config files of runs that are over removed (README
+    "Hardening")."""
     exe = shutil.which("meltano", path=str(Path(sys.executable).parent)) or "meltano"
     print(f"\n$ meltano {' '.join(args)}", flush=True)
-    return subprocess.call([exe, *args], cwd=ROOT, env=env)
+    with meltano_files.launching(ROOT, env):
+        return subprocess.call([exe, *args], cwd=ROOT, env=env, umask=meltano_files.PRIVATE_UMASK)
 
 
 def show_results(workdir: Path, since: datetime) -> None:

@@ -67,6 +67,7 @@ class Tenant:
                 "MELTANO_STATE_BACKEND_URI": (self.workdir / "state").as_uri(),
                 "MELTANO_DATABASE_URI": f"sqlite:///{self.workdir / 'meltano.db'}",
                 "TAP_MOMENT_API_URL": f"{self.moment.url}/api/1.0",
+                "TAP_MOMENT_RESULTS_DIR": str(self.workdir / "results"),
                 "TARGET_FORTNOX_API_URL": f"{self.fortnox.url}/3",
                 "TARGET_FORTNOX_TOKEN_URL": f"{self.fortnox.url}/oauth-v1/token",
                 "TARGET_FORTNOX_TOKEN_STORE_PATH": str(self.workdir / "fortnox-token.json"),

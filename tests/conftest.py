@@ -100,6 +100,7 @@ class Pipelines:
         for plugin in ("TAP_MOMENT", "TARGET_MOMENT"):
             env[f"{plugin}_API_URL"] = f"{self.moment.url}/api/1.0"
         env["TARGET_MOMENT_RESULTS_DIR"] = str(self.results_dir)
+        env["TAP_MOMENT_RESULTS_DIR"] = str(self.results_dir)
         if not self.token_store.exists():
             minted = self.fortnox.admin("POST", "refresh-tokens", {})
             for plugin in ("TARGET_FORTNOX", "TAP_FORTNOX_EXPENSES"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,9 @@ def test_demo_moves_everything_once_and_leaves_no_process(
     assert created > 0
     assert failed == 0
     assert sandbox_processes(tmp_path) == []
+    # The demo launches Meltano as the project's launchers do (README "Hardening"): the run
+    # folder, where Meltano writes the plugins' config files with their secrets, is private.
+    assert stat.S_IMODE((ROOT / ".meltano" / "run").stat().st_mode) == 0o700
 
     second = run_demo(tmp_path)
     for plugin, stream in (

@@ -223,7 +223,7 @@ def expected_expenses(
     account_numbers: frozenset[int] | None = None,
     default_billable: bool = True,
 ) -> Expectation:
-    """DESIGN §5 applied to Fortnox's supplier invoices dated from ``from_date`` (all if None).
+    """The tap README's rules applied to Fortnox's supplier invoices dated from ``from_date``.
 
     A cost row (:func:`cost_row`) of a booked, not cancelled
     invoice that carries a project (row project, else header project) on a project Moment knows

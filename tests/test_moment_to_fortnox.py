@@ -43,7 +43,7 @@ pytestmark = pytest.mark.e2e
 JOB = "moment-to-fortnox"
 ROOT = Path(__file__).resolve().parents[1]
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
-# Moment projectState → Fortnox Status (DESIGN §5).
+# Moment projectState → Fortnox Status (target-fortnox/README.md, docs/MOMENT-API.md).
 STATUS = {"PLANNED": "NOTSTARTED", "ONGOING": "ONGOING", "FINISHED": "COMPLETED"}
 WRITE_METHODS = ("POST", "PUT", "DELETE")
 
@@ -106,7 +106,7 @@ def number(value: Any) -> float:
     return float(value)
 
 
-# -- expected Fortnox records from Moment records (DESIGN §5, target-fortnox README) ------------
+# -- expected Fortnox records from Moment records (target-fortnox/README.md) ---------------------
 
 
 def expected_customer(c: dict[str, Any]) -> dict[str, str]:
@@ -426,7 +426,7 @@ def test_project_without_start_date_gets_its_stockholm_create_date_and_long_name
     assert in_fortnox["Description"] == LONG_NAME[:50]
     assert len(in_fortnox["Description"]) == 50
     assert in_fortnox["StartDate"] == stockholm_date(created["createdDate"])
-    # The cut is announced, naming the project (DESIGN §5: truncate with a warning).
+    # The cut is announced, naming the project (target-fortnox/README.md: cut with a warning).
     assert f"projects {NEW_PROJECT}: name is 60 characters" in run4.result.stderr
 
     # The seed's projects without a start date got theirs the same way in run 1.

@@ -47,6 +47,15 @@ def test_every_package_has_the_release_version_and_pins_its_siblings_to_it() -> 
                 assert dependency == f"{name}=={release}", (folder, dependency)
 
 
+def test_every_package_declares_the_repository_licence() -> None:
+    # LICENSE at the root is the repository's licence; each package's metadata names it (SPDX).
+    words = (ROOT / "LICENSE").read_text(encoding="utf-8").split()
+    assert words[:4] == ["Apache", "License", "Version", "2.0,"]
+    projects = {folder: pyproject(folder)["project"] for folder in PACKAGES}
+    licences = {folder: project["license"] for folder, project in projects.items()}  # type: ignore[index]
+    assert licences == dict.fromkeys(PACKAGES, "Apache-2.0")
+
+
 @pytest.mark.parametrize("plugin", plugin_definitions.PLUGINS)
 def test_definition_is_what_meltano_add_from_ref_reads(plugin: str) -> None:
     path = plugin_definitions.path_of(plugin)

@@ -21,16 +21,18 @@ import json
 import logging
 import os
 import sys
+import threading
 import webbrowser
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from dotenv import dotenv_values, find_dotenv
 
 from fortnox_client.onboarding import (
     AuthorizationFlow,
     ConsentTimeout,
+    NotARedirect,
     OnboardingError,
     token_status,
     verify_service_account,
@@ -87,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="OAuth consent in the browser; writes the token store",
         description="Open Fortnox's consent page, receive the answer on a loopback redirect URI "
-        "(http://127.0.0.1:<port>/callback), and store the new token chain.",
+        "(http://127.0.0.1:<port>/callback) or as the redirect address pasted from a browser "
+        "on another machine (--paste), and store the new token chain.",
     )
     authorize.add_argument(
         "--port",
@@ -101,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     authorize.add_argument(
         "--no-browser", action="store_true", help="only print the consent URL, do not open it"
+    )
+    authorize.add_argument(
+        "--paste",
+        action="store_true",
+        help="for a machine without a browser: print the consent URL, open it on any other "
+        "machine, and paste here the address the browser lands on after approving (also the "
+        "default when no display is found); the callback port still listens, for an SSH tunnel",
     )
     authorize.add_argument(
         "--service-account",
@@ -241,11 +251,22 @@ def _fail(text: str) -> None:
 
 def run_authorize(args: argparse.Namespace, config: Mapping[str, Any]) -> int:
     settings = FortnoxSettings.from_config(config)
+    headless = not args.no_browser and not args.paste and not display_available()
     with AuthorizationFlow(settings, port=args.port, service_account=args.service_account) as flow:
         url = flow.start()
         _say("Open this URL in a browser, log in to Fortnox and approve the app:")
         _say(f"  {url}")
-        if not args.no_browser and not _open_browser(url):
+        if args.paste or headless:
+            if headless:
+                _say("(No display here, so no browser: open the URL on any computer.)")
+            _say(
+                f"After you approve, the browser goes to {flow.redirect_uri}?code=…&state=… "
+                "and, on another computer, shows that it cannot connect. Copy that whole address "
+                "from its address bar and paste it here, then press Enter (the code is valid for "
+                "10 minutes, once):"
+            )
+            _read_pasted_redirect(flow, sys.stdin)
+        elif not args.no_browser and not _open_browser(url):
             _say("(Could not open a browser here: open the URL yourself.)")
         _say(f"Waiting up to {args.timeout:g} s for Fortnox to redirect to {flow.redirect_uri} ...")
         try:
@@ -256,6 +277,36 @@ def run_authorize(args: argparse.Namespace, config: Mapping[str, Any]) -> int:
     for line in connection.lines():
         _say(line)
     return EXIT_OK
+
+
+def display_available(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether a browser could show a page here: always on macOS and Windows; elsewhere (a Linux
+    server, an SSH session) only with an X11 or Wayland display."""
+    if sys.platform == "darwin" or sys.platform.startswith("win"):
+        return True
+    env = os.environ if environ is None else environ
+    return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
+
+
+def _read_pasted_redirect(flow: AuthorizationFlow, stream: TextIO) -> None:
+    """Read lines from ``stream`` on a daemon thread until one is the redirect address; the
+    flow's :meth:`~AuthorizationFlow.wait` takes it (or the loopback callback, whichever first)."""
+
+    def read() -> None:
+        try:
+            for line in stream:
+                if not line.strip():
+                    continue
+                try:
+                    flow.submit_redirect(line)
+                except NotARedirect as exc:
+                    _fail(str(exc))
+                    continue
+                return
+        except (OSError, ValueError):
+            return  # no usable stdin (closed, or captured): the loopback callback still works
+
+    threading.Thread(target=read, name="fortnox-oauth-paste", daemon=True).start()
 
 
 def _open_browser(url: str) -> bool:

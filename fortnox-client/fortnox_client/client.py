@@ -38,7 +38,7 @@ from fortnox_client.token_store import TokenStore
 
 logger = logging.getLogger(__name__)
 
-PAGE_LIMIT = 500  # Fortnox's maximum page size (reference §3.2)
+PAGE_LIMIT = 500  # Fortnox's maximum page size (docs/FORTNOX-API.md, "Envelopes and paging")
 MAX_BACKOFF_WAIT = 15.0
 
 # resource path → (single envelope key, list envelope key)

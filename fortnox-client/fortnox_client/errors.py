@@ -9,10 +9,13 @@ message and the request path only.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from sync_common.meltano_command import ENVIRONMENT_VARIABLE, meltano_command
 
 
 class FortnoxError(Exception):
@@ -39,7 +42,10 @@ class FortnoxAuthError(FortnoxError):
 
 
 class FortnoxDataError(FortnoxError):
-    """Fortnox refused one record (validation, number taken, missing reference): fail only it."""
+    """Fortnox refused one record (validation, number taken, missing reference): fail only it.
+
+    ``fortnox_message`` is Fortnox's own text from its ``ErrorInformation`` (None without one).
+    """
 
     def __init__(
         self,
@@ -48,9 +54,11 @@ class FortnoxDataError(FortnoxError):
         code: int | None = None,
         status: int | None = None,
         field: str | None = None,
+        fortnox_message: str | None = None,
     ) -> None:
         super().__init__(message, code=code, status=status)
         self.field = field
+        self.fortnox_message = fortnox_message
 
 
 class FortnoxNotFound(FortnoxDataError):
@@ -75,7 +83,7 @@ class ErrorInformation:
 def parse_error_information(body: Any) -> ErrorInformation | None:
     """Read ``{"ErrorInformation": {"error", "message", "code"}}`` in either key casing.
 
-    Real responses have used both ``message/code`` and ``Message/Code`` (reference §3.3), so keys
+    Real answers have used both ``message/code`` and ``Message/Code`` (docs/FORTNOX-API.md), so keys
     are matched case-insensitively at both levels. ``None`` when the body is not an error body.
     """
     if not isinstance(body, Mapping):
@@ -101,7 +109,7 @@ def _get_ci(mapping: Mapping[str, Any], key: str) -> Any:
     return None
 
 
-# The scope each resource needs (reference §1.5); used to name the scope to add on 2000663.
+# The scope each resource needs (docs/FORTNOX-API.md, "Scopes"); named as the one to add on 2000663.
 RESOURCE_SCOPES: dict[str, str] = {
     "customers": "customer",
     "projects": "project",
@@ -234,13 +242,19 @@ def classify(
     if code in (2000310, 2000311) or status in (401, 403):
         return FortnoxAuthError(
             f"{label} on {where}: Fortnox refused the credentials ({text}). The access token is "
-            "invalid even after a refresh: re-authorise the app (run fortnox-auth authorize, "
+            f"invalid even after a refresh: re-authorise the app (run {authorize_command()}, "
             "which gives consent again and writes the new refresh token into the token store).",
             code=code,
             status=status,
         )
+    fortnox_message = info.message if info and info.message else None
     if status == 404 or code in NOT_FOUND_CODES:
-        return FortnoxNotFound(f"{label} on {where}: not found ({text}).", code=code, status=status)
+        return FortnoxNotFound(
+            f"{label} on {where}: not found ({text}).",
+            code=code,
+            status=status,
+            fortnox_message=fortnox_message,
+        )
     field, advice = _DATA_ADVICE.get(code, (None, "")) if code is not None else (None, "")
     field = field or _field_from_message(text, sent)
     detail = f"{advice} (Fortnox: {text})" if advice else f"{text}. Fix the record and run again"
@@ -250,4 +264,16 @@ def classify(
         code=code,
         status=status,
         field=field,
+        fortnox_message=fortnox_message,
     )
+
+
+def authorize_command() -> str:
+    """The command that gives Fortnox consent again, as the reader can run it where this process
+    runs: inside a Meltano run the project's ``meltano --environment <name> invoke
+    target-fortnox:authorize`` (both Fortnox plugins share its token store), else ``fortnox-auth
+    authorize``. Used in every message that asks for a new consent, since such a message reaches
+    the logs and the failure e-mail (README "Going live", steps 5 and 6)."""
+    if ENVIRONMENT_VARIABLE not in os.environ:
+        return "fortnox-auth authorize"
+    return meltano_command("invoke target-fortnox:authorize")

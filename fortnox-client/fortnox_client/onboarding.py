@@ -3,9 +3,11 @@
 Owns the three onboarding steps behind ``fortnox-auth`` (see :mod:`fortnox_client.cli`):
 
 * :class:`AuthorizationFlow` — OAuth2 authorisation-code consent with a loopback callback
-  (``http://127.0.0.1:<port>/callback`` served by a small ``http.server`` on its own thread): it
-  builds the consent URL, checks ``state``, exchanges the code at the token endpoint, writes the
-  chain through :meth:`TokenStore.store_authorization` and reads which company it connected to;
+  (``http://127.0.0.1:<port>/callback`` served by a small ``http.server`` on its own thread), or
+  the redirect address pasted from a browser on another machine (:meth:`~AuthorizationFlow.
+  submit_redirect`, for a server without a browser): it builds the consent URL, checks ``state``,
+  exchanges the code at the token endpoint, writes the chain through
+  :meth:`TokenStore.store_authorization` and reads which company it connected to;
 * :func:`verify_service_account` — a client-credentials token for ``tenant_id`` plus one read;
 * :func:`token_status` — what the token store holds and when the refresh chain lapses, read
   from the file without refreshing or printing a token.
@@ -34,11 +36,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import requests
 
 from fortnox_client.client import FortnoxClient
-from fortnox_client.errors import FortnoxError
+from fortnox_client.errors import FortnoxError, authorize_command
 from fortnox_client.settings import FortnoxSettings
 from fortnox_client.token_store import StoredToken, TokenStore
 
-# What the four plugins read and write (DESIGN §9; reference §1.5), space separated in the URL.
+# What the four plugins read and write (docs/FORTNOX-API.md, "Scopes"), space separated in the URL.
 REQUIRED_SCOPES: tuple[str, ...] = (
     "customer",
     "project",
@@ -51,7 +53,7 @@ REQUIRED_SCOPES: tuple[str, ...] = (
 )
 AUTH_PATH = "/oauth-v1/auth"
 CALLBACK_PATH = "/callback"
-# Fortnox refresh tokens live 45 days from their issue (reference §1.2); each refresh rotates.
+# Fortnox refresh tokens live 45 days from their issue; each refresh rotates (docs/FORTNOX-API.md).
 REFRESH_TOKEN_LIFETIME = timedelta(days=45)
 EXPIRY_WARNING = timedelta(days=7)
 # How long the browser's callback request waits for the exchange before it gets a generic page.
@@ -72,6 +74,10 @@ class ConsentDenied(OnboardingError):
 
 class StateMismatch(OnboardingError):
     """The callback's ``state`` is not the one this flow sent (a stale tab or a forged request)."""
+
+
+class NotARedirect(OnboardingError):
+    """Pasted text is not the address Fortnox redirected the browser to (no code/error + state)."""
 
 
 def auth_url_for(token_url: str) -> str:
@@ -145,7 +151,8 @@ class CallbackServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._callbacks: queue.Queue[Callback] = queue.Queue()
         self._handed_out: list[Callback] = []
-        self._claimed = threading.Event()
+        self._claimed = False
+        self._claim_lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -154,18 +161,14 @@ class CallbackServer:
                 if parts.path != CALLBACK_PATH:
                     self._send(404, _page("Not found", "This is the Fortnox onboarding callback."))
                     return
-                if server._claimed.is_set():
+                callback = server._claim({k: v[0] for k, v in parse_qs(parts.query).items()})
+                if callback is None:
                     # One consent per run: a reload or a second tab must not start another exchange.
                     self._send(
                         409,
                         _page("Already handled", "This authorisation was already received."),
                     )
                     return
-                server._claimed.set()
-                params = {k: v[0] for k, v in parse_qs(parts.query).items()}
-                callback = Callback(params)
-                server._handed_out.append(callback)
-                server._callbacks.put(callback)
                 try:
                     status, body = callback._page.result(timeout=_PAGE_WAIT_SECONDS)
                 except FutureTimeout:
@@ -210,6 +213,25 @@ class CallbackServer:
     def redirect_uri(self) -> str:
         return f"http://{self.host}:{self.port}{CALLBACK_PATH}"
 
+    def _claim(self, params: dict[str, str]) -> Callback | None:
+        """The callback for ``params`` handed to the flow, or None if one was handed already."""
+        with self._claim_lock:
+            if self._claimed:
+                return None
+            self._claimed = True
+        callback = Callback(params)
+        self._handed_out.append(callback)
+        self._callbacks.put(callback)
+        return callback
+
+    def offer(self, params: dict[str, str]) -> bool:
+        """Hand the flow a redirect the user pasted (no browser waits for a page); False when
+        the browser's own callback (e.g. through an SSH tunnel) came first."""
+        callback = self._claim(params)
+        if callback is not None:
+            callback.delivered.set()
+        return callback is not None
+
     def next_callback(self, timeout: float) -> Callback | None:
         try:
             return self._callbacks.get(timeout=timeout)
@@ -252,7 +274,7 @@ class Connection:
         if self.missing_scopes:
             lines.append(
                 f"WARNING: scopes not granted: {' '.join(self.missing_scopes)}. Add them to the "
-                "app in Fortnox's developer portal and run fortnox-auth authorize again; the "
+                f"app in Fortnox's developer portal and run {authorize_command()} again; the "
                 "pipelines fail on resources that need them."
             )
         if self.service_account:
@@ -311,6 +333,18 @@ class AuthorizationFlow:
         assert self.consent_url is not None
         return self.consent_url
 
+    def submit_redirect(self, text: str) -> bool:
+        """Take the address the browser was redirected to, pasted by the user (a server without a
+        browser: the consent ran on another machine, whose browser could not open the loopback
+        redirect URI). :meth:`wait` then checks its ``state`` and finishes as for a callback.
+
+        Raises :class:`NotARedirect` for text without ``code``/``error`` and ``state`` (the user
+        may paste again); False when a callback already arrived.
+        """
+        self.start()
+        assert self._server is not None
+        return self._server.offer(redirect_params(text, self.redirect_uri))
+
     def wait(self, timeout: float) -> Connection:
         """Block until the browser comes back (or ``timeout`` seconds pass) and finish the flow."""
         self.start()
@@ -319,7 +353,7 @@ class AuthorizationFlow:
         if callback is None:
             raise ConsentTimeout(
                 f"No answer from Fortnox within {timeout:g} s: the consent page was not completed "
-                f"(nothing reached {self.redirect_uri}). Run fortnox-auth authorize again and "
+                f"(nothing reached {self.redirect_uri}). Run {authorize_command()} again and "
                 "approve within the time (or give a longer --timeout). If the browser showed an "
                 "error about redirect_uri, register this redirect URI for the app in Fortnox's "
                 "developer portal and pass its port with --port."
@@ -345,15 +379,15 @@ class AuthorizationFlow:
             raise StateMismatch(
                 "Refused the OAuth callback: its state parameter does not match the one this "
                 "command sent (an old browser tab, or a request this command did not start). "
-                "Nothing was stored. Run fortnox-auth authorize again and use the new URL only."
+                f"Nothing was stored. Run {authorize_command()} again and use the new URL only."
             )
         if "error" in params:
             raise _consent_refusal(params["error"], params.get("error_description", ""))
         code = params.get("code", "")
         if not code:
             raise OnboardingError(
-                "The OAuth callback carried neither a code nor an error. Run fortnox-auth "
-                "authorize again."
+                "The OAuth callback carried neither a code nor an error. Run "
+                f"{authorize_command()} again."
             )
         reply = exchange_code(self.settings, code, self.redirect_uri, session=self._session)
         store = TokenStore(self.settings, session=self._session)
@@ -390,12 +424,26 @@ class AuthorizationFlow:
         self.close()
 
 
+def redirect_params(text: str, redirect_uri: str) -> dict[str, str]:
+    """The query parameters of a pasted redirect address (the whole URL, or just its query)."""
+    text = text.strip().strip("'\"<>")
+    query = urlsplit(text).query if "?" in text else text
+    params = {k: v[0] for k, v in parse_qs(query).items()}
+    if "state" not in params or not ({"code", "error"} & params.keys()):
+        raise NotARedirect(
+            "That is not the address Fortnox sent the browser to: it must hold code= (or "
+            "error=) and state=. After approving, copy the whole address from the browser's "
+            f"address bar (it starts with {redirect_uri}?) and paste it here."
+        )
+    return params
+
+
 def _consent_refusal(error: str, description: str) -> OnboardingError:
     detail = f" ({description})" if description else ""
     if error == "access_denied":
         return ConsentDenied(
             "The consent was denied in Fortnox (error=access_denied); nothing was stored. Run "
-            "fortnox-auth authorize again and press Approve; a service account must be approved "
+            f"{authorize_command()} again and press Approve; a service account must be approved "
             "by the company's system administrator."
         )
     advice = {
@@ -406,7 +454,7 @@ def _consent_refusal(error: str, description: str) -> OnboardingError:
     }.get(error, "check the app's settings in Fortnox's developer portal")
     return ConsentDenied(
         f"Fortnox refused the consent request: {error}{detail}. To fix: {advice}, then run "
-        "fortnox-auth authorize again."
+        f"{authorize_command()} again."
     )
 
 
@@ -430,8 +478,8 @@ def exchange_code(
     except requests.RequestException as exc:
         raise OnboardingError(
             f"Could not reach the Fortnox token endpoint {settings.token_url} "
-            f"({type(exc).__name__}). Check token_url and the network, then run fortnox-auth "
-            "authorize again (an authorisation code works only once)."
+            f"({type(exc).__name__}). Check token_url and the network, then run "
+            f"{authorize_command()} again (an authorisation code works only once)."
         ) from None
     try:
         body = response.json()
@@ -451,14 +499,14 @@ def exchange_code(
     if error == "invalid_grant":
         raise OnboardingError(
             f"Fortnox refused the authorisation code (invalid_grant: {description}). Codes live "
-            "10 minutes, work once and must come back to the same redirect URI. Run fortnox-auth "
-            "authorize again."
+            "10 minutes, work once and must come back to the same redirect URI. Run "
+            f"{authorize_command()} again."
         )
     detail = " ".join(part for part in (error, description) if part)
     raise OnboardingError(
         f"The Fortnox token endpoint answered HTTP {response.status_code}"
         + (f" ({detail})" if detail else "")
-        + " to the code exchange. Run fortnox-auth authorize again; if it persists, check "
+        + f" to the code exchange. Run {authorize_command()} again; if it persists, check "
         "token_url and the app's settings."
     )
 
@@ -650,7 +698,7 @@ def token_status(store: TokenStore, *, now: datetime | None = None) -> TokenStat
         return replace(
             blank,
             messages=(
-                f"ERROR: no token store at {store.location}. Run fortnox-auth authorize (or set "
+                f"ERROR: no token store at {store.location}. Run {authorize_command()} (or set "
                 "tenant_id and run fortnox-auth verify-service-account).",
             ),
         )
@@ -674,7 +722,7 @@ def token_status(store: TokenStore, *, now: datetime | None = None) -> TokenStat
             if service_accounts
             else (
                 f"ERROR: the token store {store.location} holds no refresh token. Run "
-                "fortnox-auth authorize.",
+                f"{authorize_command()}.",
             ),
         )
     return _chain_status(blank, chain, service_accounts)
@@ -705,12 +753,13 @@ def _chain_status(
     elif status.level == "expired":
         message = (
             f"ERROR: the refresh token expired {_span(-left)} ago (45 days after its last "
-            "rotation). Run fortnox-auth authorize to give consent again."
+            f"rotation). Run {authorize_command()} to give consent again."
         )
     elif status.level == "warning":
         message = (
             f"WARNING: the refresh token expires in {_span(left)} (45 days after its last "
-            "rotation). Run any Fortnox job (each run rotates it) or fortnox-auth authorize "
+            "rotation). Run any Fortnox job (each run rotates it) or "
+            f"{authorize_command()} "
             "before then, or the next run needs a new consent."
         )
     else:

@@ -1,4 +1,4 @@
-"""The Fortnox connection settings (DESIGN §4) as one typed, validated value.
+"""The Fortnox connection settings (docs/ARCHITECTURE.md, "Settings") as one typed, validated value.
 
 Owns the defaults, the validation and the only place a plugin's config mapping is read for
 Fortnox, and the settings' JSON-schema declaration the Fortnox plugins share
@@ -64,7 +64,7 @@ class FortnoxSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> FortnoxSettings:
-        """Build from a plugin config with DESIGN §4 keys; unknown keys are ignored.
+        """Build from a plugin config with the shared Fortnox keys; unknown keys are ignored.
 
         ``timeout`` may be one number (read timeout, seconds) or ``[connect, read]``.
         """
@@ -151,7 +151,7 @@ def _timeouts(raw: Any) -> tuple[float, float]:
 
 
 def plugin_settings_schema() -> dict[str, Any]:
-    """The shared Fortnox settings as a JSON-schema fragment, in DESIGN §4 order.
+    """The shared Fortnox settings as a JSON-schema fragment, in docs/ARCHITECTURE.md's order.
 
     Both Fortnox plugins merge it into their ``config_jsonschema`` (with
     ``sync_common.plugin_config_schema``), so names, types, defaults and which are secret are

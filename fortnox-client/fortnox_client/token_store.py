@@ -1,7 +1,7 @@
 """The Fortnox OAuth2 token store: one JSON file shared by every Fortnox plugin and process.
 
 Owns getting a valid access token and keeping the refresh-token chain alive. Fortnox refresh tokens
-are single use and rotate (reference §1.2): two processes refreshing with the same token, or one
+are single use and rotate (docs/FORTNOX-API.md): two processes refreshing with one token, or one
 POST retried after a lost answer, burn the chain and need a new consent. So a refresh happens only
 under an exclusive file lock beside the store, re-reads the store inside the lock (another process
 may have rotated it already: then its token is used), POSTs exactly once, and writes the new pair
@@ -41,7 +41,7 @@ import jwt
 import requests
 from filelock import FileLock, Timeout
 
-from fortnox_client.errors import FortnoxAuthError, FortnoxTokenUnavailable
+from fortnox_client.errors import FortnoxAuthError, FortnoxTokenUnavailable, authorize_command
 from fortnox_client.rate_limiter import SharedWindow, Window
 from fortnox_client.settings import FortnoxSettings
 
@@ -260,8 +260,8 @@ class TokenStore:
             if not refresh_token:
                 raise FortnoxAuthError(
                     f"No Fortnox refresh token: the token store {self.location} holds none and the "
-                    "refresh_token setting is empty. Run the authorise command (fortnox-auth "
-                    "authorize: OAuth consent in the browser, writes this store), or set "
+                    "refresh_token setting is empty. Run the authorise command "
+                    f"({authorize_command()}: OAuth consent in Fortnox, writes this store), or set "
                     "tenant_id to use a client-credentials service account."
                 )
             reply = self._post_token(
@@ -301,7 +301,7 @@ class TokenStore:
                 f"The Fortnox token request to {self._settings.token_url} got no answer "
                 f"({type(exc).__name__}). It is not retried: a refresh token works only once, so a "
                 "retry could burn the chain. Run again; if that fails with invalid_grant, "
-                "re-authorise (run fortnox-auth authorize / consent again)."
+                f"re-authorise (run {authorize_command()} / consent again)."
             ) from None
         body = _json_or_none(response)
         if response.status_code == 200 and isinstance(body, dict) and body.get("access_token"):
@@ -319,7 +319,7 @@ class TokenStore:
             raise FortnoxAuthError(
                 "Fortnox refused the refresh token (invalid_grant): it was already used or has "
                 f"expired (refresh tokens are single use and live 45 days). {description} "
-                "Re-authorise: run the authorise command (fortnox-auth authorize: consent again "
+                f"Re-authorise: run the authorise command ({authorize_command()}: consent again "
                 f"in Fortnox), which writes the new chain into {self.path}.",
                 status=response.status_code,
             )
@@ -339,7 +339,7 @@ class TokenStore:
             )
         raise FortnoxAuthError(
             f"Fortnox token endpoint answered HTTP {response.status_code} {error}: {description}. "
-            "Re-authorise the app (run fortnox-auth authorize) if this persists.",
+            f"Re-authorise the app (run {authorize_command()}) if this persists.",
             status=response.status_code,
         )
 
@@ -365,7 +365,7 @@ class TokenStore:
             # Fortnox always rotates; a reply without one would leave us with a dead chain.
             raise FortnoxAuthError(
                 "The Fortnox token reply carried no refresh_token, so the chain cannot continue. "
-                "Authorise with access_type=offline (run fortnox-auth authorize again)."
+                f"Authorise with access_type=offline (run {authorize_command()} again)."
             )
         return StoredToken(
             access_token=access_token,
@@ -402,7 +402,7 @@ class TokenStore:
             raise FortnoxAuthError(
                 f"The Fortnox token store {self.path} is not valid JSON (line {exc.lineno}, column "
                 f"{exc.colno}). Fix it, or delete it and seed a new refresh token (refresh_token "
-                "setting or fortnox-auth authorize)."
+                f"setting or {authorize_command()})."
             ) from None
         if not isinstance(document, dict):
             raise FortnoxAuthError(

@@ -121,3 +121,6 @@ def test_unknown_validation_code_keeps_fortnox_text() -> None:
     assert "Fortnox error 2999999" in str(error)
     assert "Något gick fel" in str(error)
     assert error.field is None
+    # Fortnox's own text, apart from the advice, for a record's history (sync-report --record).
+    assert error.fortnox_message == "Något gick fel"
+    assert classify(400, None, method="PUT", path="customers/1").fortnox_message is None

@@ -154,17 +154,28 @@ class Lines:
 
 @pytest.fixture
 def run_authorize(config_file: Path) -> Iterator[Any]:
-    """Start ``fortnox-auth authorize --no-browser`` as a child; killed if a test leaves it."""
+    """Start ``fortnox-auth authorize --no-browser`` as a child; killed if a test leaves it.
+
+    ``browser=True`` leaves out ``--no-browser``; ``env`` replaces the child's environment; its
+    stdin is a pipe (``process.stdin``) for the pasted redirect address.
+    """
     started: list[subprocess.Popen[str]] = []
 
-    def start(*extra: str, command: list[str] | None = None) -> tuple[subprocess.Popen[str], Lines]:
+    def start(
+        *extra: str,
+        command: list[str] | None = None,
+        browser: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> tuple[subprocess.Popen[str], Lines]:
         base = command or [str(SCRIPT)]
+        flags = [] if browser else ["--no-browser"]
         process = subprocess.Popen(
-            [*base, "authorize", "--no-browser", "--config", str(config_file), *extra],
+            [*base, "authorize", *flags, "--config", str(config_file), *extra],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
         )
         started.append(process)
         return process, Lines(process)
@@ -245,6 +256,7 @@ def test_authorize_opens_the_consent_url_in_the_browser(
         return True
 
     monkeypatch.setattr("fortnox_client.cli.webbrowser.open", browser)
+    monkeypatch.setenv("DISPLAY", ":0")  # a desktop: without a display the command asks to paste
     assert main(["authorize", "--timeout", "30", "--config", str(config_file)]) == 0
     out = capsys.readouterr().out
     assert len(opened) == 1
@@ -275,6 +287,86 @@ def test_service_account_consent_asks_for_account_type_service(config: dict[str,
     assert connection.service_account
     assert connection.database_number == TENANT
     assert f"set tenant_id={TENANT}" in "\n".join(connection.lines())
+
+
+# -- (1b) a server without a browser: the redirect address pasted --------------------------------
+def _redirect_address(url: str) -> str:
+    """Approve in "another computer's browser": the address it is sent to (which it could not
+    open, the command's loopback port being on the server)."""
+    redirect = submit_consent(url, "Approve", follow=False)
+    assert redirect.status_code in (302, 303), redirect.text
+    return str(redirect.headers["Location"])
+
+
+def test_authorize_paste_takes_the_redirect_address_from_stdin(
+    run_authorize: Any, config: dict[str, Any]
+) -> None:
+    process, lines = run_authorize("--paste", "--timeout", "60")
+    url = lines.wait_for(r"(http://\S+/oauth-v1/auth\?\S+)").group(1)
+    lines.wait_for(r"paste it here")
+    address = _redirect_address(url)
+    assert process.stdin is not None
+    # A wrong paste first (half an address): the command says so and waits for another.
+    process.stdin.write("http://127.0.0.1/callback?code=\n")
+    process.stdin.write(f"  {address}  \n")
+    process.stdin.flush()
+
+    assert process.wait(30) == 0, process.stderr.read() if process.stderr else ""
+    out, err = lines.rest(), process.stderr.read() if process.stderr else ""
+    assert "That is not the address Fortnox sent the browser to" in err
+    assert "Connected to Fortnox." in out
+    assert f"DatabaseNumber:   {TENANT}" in out
+    store = Path(config["token_store_path"])
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+    chain = json.loads(store.read_text())["refresh_token_grant"]
+    assert chain["tenant_id"] == TENANT
+    code = parse_qs(urlsplit(address).query)["code"][0]
+    for secret in (code, chain["refresh_token"], chain["access_token"]):
+        assert secret not in out + err
+
+
+def test_authorize_paste_with_a_foreign_state_stores_nothing(
+    run_authorize: Any, config: dict[str, Any]
+) -> None:
+    process, lines = run_authorize("--paste", "--timeout", "60")
+    url = lines.wait_for(r"(http://\S+/oauth-v1/auth\?\S+)").group(1)
+    location = urlsplit(_redirect_address(url))
+    params = {k: v[0] for k, v in parse_qs(location.query).items()}
+    params["state"] = "the-state-of-an-older-tab"
+    assert process.stdin is not None
+    process.stdin.write(urlunsplit(location._replace(query=urlencode(params))) + "\n")
+    process.stdin.flush()
+
+    assert process.wait(30) == 1
+    err = process.stderr.read() if process.stderr else ""
+    assert "state parameter does not match" in err
+    assert "Nothing was stored" in err
+    assert "Connected" not in lines.rest()
+    assert not Path(config["token_store_path"]).exists()
+
+
+def test_without_a_display_authorize_asks_for_the_address_and_opens_no_browser(
+    run_authorize: Any, config: dict[str, Any], tmp_path: Path
+) -> None:
+    if sys.platform == "darwin" or sys.platform.startswith("win"):
+        pytest.skip("macOS and Windows always have a display")
+    opened = tmp_path / "browser-was-started"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$@" > {opened}\n')
+    browser.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["BROWSER"] = str(browser)  # what webbrowser.open would start
+    process, lines = run_authorize("--timeout", "60", browser=True, env=env)
+    url = lines.wait_for(r"(http://\S+/oauth-v1/auth\?\S+)").group(1)
+    lines.wait_for(r"No display here")
+    assert process.stdin is not None
+    process.stdin.write(_redirect_address(url) + "\n")
+    process.stdin.flush()
+
+    assert process.wait(30) == 0, process.stderr.read() if process.stderr else ""
+    assert f"DatabaseNumber:   {TENANT}" in lines.rest()
+    assert not opened.exists()
+    assert Path(config["token_store_path"]).exists()
 
 
 # -- (2) state mismatch ----------------------------------------------------------------------------

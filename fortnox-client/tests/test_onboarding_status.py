@@ -105,8 +105,12 @@ def test_status_json_has_dates_and_no_tokens(
 
 
 def test_status_of_an_expired_chain_fails_with_what_to_do(
-    tmp_path: Path, jwt_factory: Any, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    jwt_factory: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv("MELTANO_ENVIRONMENT", raising=False)
     store = tmp_path / "token.json"
     _write_chain(store, jwt_factory, rotated_days_ago=50)
 
@@ -116,9 +120,27 @@ def test_status_of_an_expired_chain_fails_with_what_to_do(
     assert "Run fortnox-auth authorize" in err
 
 
-def test_status_without_a_store_says_how_to_create_one(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_status_of_an_expired_chain_under_meltano_names_the_meltano_command(
+    tmp_path: Path,
+    jwt_factory: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """`meltano --environment prod invoke target-fortnox:status` runs this with
+    MELTANO_ENVIRONMENT=prod: the fix it prints is the command that works there as written."""
+    monkeypatch.setenv("MELTANO_ENVIRONMENT", "prod")
+    store = tmp_path / "token.json"
+    _write_chain(store, jwt_factory, rotated_days_ago=50)
+
+    assert main(_status(store)) == 1
+    _, err = capsys.readouterr()
+    assert "Run meltano --environment prod invoke target-fortnox:authorize to give" in err
+
+
+def test_status_without_a_store_says_how_to_create_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MELTANO_ENVIRONMENT", raising=False)
     assert main(_status(tmp_path / "none" / "token.json")) == 1
     _, err = capsys.readouterr()
     assert "no token store at" in err

@@ -1,4 +1,4 @@
-"""FortnoxSettings.from_config: DESIGN §4 defaults, validation and secret-free repr."""
+"""FortnoxSettings.from_config: defaults (docs/ARCHITECTURE.md), validation, secret-free repr."""
 
 from __future__ import annotations
 

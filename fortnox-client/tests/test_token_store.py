@@ -361,3 +361,33 @@ def test_tokens_never_reach_repr_or_logs(
     for secret in (seed, token, rotated, "test-secret-value"):
         assert secret not in visible
     assert "Fortnox refresh_token token obtained" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("environment", "command"),
+    [
+        (None, "fortnox-auth authorize"),
+        ("prod", "meltano --environment prod invoke target-fortnox:authorize"),
+    ],
+)
+def test_a_new_consent_is_asked_for_with_a_command_that_runs_where_the_plugin_ran(
+    token_server: Any,
+    store_path: Path,
+    settings_factory: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    environment: str | None,
+    command: str,
+) -> None:
+    """Inside `meltano --environment prod run` the message (which reaches the log and the failure
+    e-mail) names the Meltano command of that environment, not `fortnox-auth`, which run bare
+    has none of the project's settings."""
+    if environment is None:
+        monkeypatch.delenv("MELTANO_ENVIRONMENT", raising=False)
+    else:
+        monkeypatch.setenv("MELTANO_ENVIRONMENT", environment)
+    store = TokenStore(settings_factory(store_path, token_server.url, refresh_token="RT-spent-1"))
+
+    with pytest.raises(FortnoxAuthError) as info:
+        store.access_token()
+
+    assert f"run the authorise command ({command}:" in str(info.value)

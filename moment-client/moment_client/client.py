@@ -36,7 +36,7 @@ from moment_client.filters import FilterCheck
 LOGGER = logging.getLogger("moment_client")
 
 DEFAULT_API_URL = "https://app.moment.team/api/1.0"
-MAX_PAGE_SIZE = 500  # observed ceiling in real clients (reference/moment-api.md §1.6)
+MAX_PAGE_SIZE = 500  # observed ceiling in real clients (docs/MOMENT-API.md, "Paging")
 DEFAULT_TIMEOUT_SECONDS = 60.0
 DEFAULT_MAX_TRIES = 5
 _IDEMPOTENT = frozenset({"GET", "PUT", "PATCH", "DELETE"})

@@ -1,7 +1,7 @@
 """The Moment error taxonomy, and how an HTTP error response maps onto it.
 
 Moment documents no error format; the inferred one is Spring Boot's default body
-``{"timestamp", "status", "error", "message", "path"}`` (reference/moment-api.md §1.8, §5.3).
+``{"timestamp", "status", "error", "message", "path"}`` (docs/MOMENT-API.md, "Errors and limits").
 Callers decide what to do by class, never by parsing text:
 
 - ``MomentAuthError``: fatal for the run (wrong key, expired key, wrong company code).

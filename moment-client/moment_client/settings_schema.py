@@ -1,7 +1,7 @@
 """The Moment settings the Moment plugins share, declared once as JSON-schema fragments.
 
 Owns the names, types, defaults and secrecy of the settings :meth:`MomentSettings.from_config`
-reads (DESIGN §4): tap-moment and target-moment merge these fragments into their
+reads (docs/ARCHITECTURE.md): tap-moment and target-moment merge these fragments into their
 ``config_jsonschema`` (with ``sync_common.plugin_config_schema``), each between its own settings.
 Two fragments, the connection and the retry budget, because tap-moment lists its paging settings
 between them. Plain JSON schema (singer-sdk's shape of it): this library does not use singer-sdk.

@@ -2,7 +2,8 @@
 
 ``serve`` receives Moment webhooks and triggers the job; ``run`` is for the scheduler (cron,
 ``meltano schedule``, Airflow): it runs the job once under the same per-tenant lock, so that a
-scheduled run and a webhook run never overlap. Every option falls back to an environment variable
+scheduled run and a webhook run never overlap, retries it if asked and e-mails when it fails
+(:mod:`moment_webhooks.scheduled`). Every option falls back to an environment variable
 ``MOMENT_WEBHOOKS_<OPTION>`` (e.g. ``MOMENT_WEBHOOKS_PATH_TOKEN``), then to its default.
 """
 
@@ -13,14 +14,14 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
-
-import filelock
 
 from moment_webhooks import settings as s
 from moment_webhooks.app import create_app
 from moment_webhooks.runner import CommandRunner
+from moment_webhooks.scheduled import DEFAULT_ALERT_EVERY_HOURS, NOTIFY_PREFIXES, ScheduledRun
 from moment_webhooks.server import serve
 from moment_webhooks.trigger import JobTrigger
 
@@ -48,6 +49,27 @@ def _entity_types(raw: str) -> frozenset[str]:
 def _timeout(raw: str) -> float | None:
     value = float(raw)
     return None if value == 0 else value
+
+
+def _count(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError(raw)
+    return value
+
+
+def _non_negative(raw: str) -> float:
+    value = float(raw)
+    if value < 0:
+        raise ValueError(raw)
+    return value
+
+
+def _positive(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError(raw)
+    return value
 
 
 def _add_job_options(parser: argparse.ArgumentParser) -> None:
@@ -137,6 +159,34 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 0 at once when another run holds the lock, instead of waiting for it",
     )
+    run_p.add_argument(
+        "--retries",
+        type=_count,
+        default=_env("RETRIES", 0, _count),
+        help="when the job fails, run it again up to this many times (default %(default)s)",
+    )
+    run_p.add_argument(
+        "--retry-delay",
+        type=_non_negative,
+        default=_env("RETRY_DELAY", 600.0, _non_negative),
+        help="seconds between a failed try and the next, the lock released meanwhile "
+        "(default %(default)g)",
+    )
+    run_p.add_argument(
+        "--notify-settings",
+        metavar="PREFIX",
+        default=_env("NOTIFY_SETTINGS", None, str),
+        help="e-mail the failure with <PREFIX>_NOTIFY_EMAIL, <PREFIX>_SMTP_HOST, ... from the "
+        "environment or .env (default: the first of "
+        f"{', '.join(NOTIFY_PREFIXES)} whose _NOTIFY_EMAIL is set)",
+    )
+    run_p.add_argument(
+        "--alert-every-hours",
+        type=_positive,
+        default=_env("ALERT_EVERY_HOURS", DEFAULT_ALERT_EVERY_HOURS, _positive),
+        help="while the job keeps failing, a reminder e-mail at most this often "
+        "(default %(default)g)",
+    )
     _add_job_options(run_p)
     return parser
 
@@ -186,27 +236,17 @@ def _run_once(args: argparse.Namespace) -> int:
         raise s.SettingsError(f"--command ({s.ENV_PREFIX}COMMAND) is empty")
     lock_path = s.tenant_lock_path(args.lock_dir, args.tenant)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    lock = filelock.FileLock(str(lock_path))
-    try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
-        if args.skip_if_busy:
-            logger.info(
-                "tenant %s: another run holds %s; skipping this one (--skip-if-busy)",
-                args.tenant,
-                lock_path,
-            )
-            return 0
-        logger.info("tenant %s: another run holds %s; waiting for it", args.tenant, lock_path)
-        lock.acquire()
-    try:
-        runner = CommandRunner(args.command, timeout_seconds=args.run_timeout_seconds)
-        exit_code = runner.run()
-    finally:
-        lock.release()
-    log = logger.info if exit_code == 0 else logger.error
-    log("tenant %s: run finished with exit_code=%s", args.tenant, exit_code)
-    return exit_code
+    return ScheduledRun(
+        command=args.command,
+        tenant=args.tenant,
+        lock_path=lock_path,
+        retries=args.retries,
+        retry_delay=args.retry_delay,
+        timeout_seconds=args.run_timeout_seconds,
+        skip_if_busy=args.skip_if_busy,
+        notify_prefix=args.notify_settings,
+        alert_every=timedelta(hours=args.alert_every_hours),
+    ).run()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

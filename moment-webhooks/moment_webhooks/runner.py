@@ -1,8 +1,11 @@
 """CommandRunner: runs the job command (``meltano run moment-to-fortnox``) once, to its exit code.
 
 Owns the child process: no shell (the command is split with :mod:`shlex`), output inherited so
-Meltano's own logs reach the receiver's log, a timeout so a hung run cannot hold the tenant
-lock for ever, and an environment without the receiver's path token.
+Meltano's own logs reach the receiver's log (or, with ``tail_lines``, copied line by line to
+stderr keeping the last lines for an alert), a timeout so a hung run cannot hold the tenant
+lock for ever, an environment without the receiver's path token, and umask 077, so the config
+files Meltano writes with the plugins' secrets are readable by this user only; before and after
+each run, config files of Meltano runs that are over are removed (:mod:`.meltano_files`).
 """
 
 from __future__ import annotations
@@ -11,8 +14,13 @@ import logging
 import os
 import shlex
 import subprocess
+import sys
 import threading
+from collections import deque
 from collections.abc import Mapping, Sequence
+from typing import IO
+
+from moment_webhooks import meltano_files
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +42,7 @@ class CommandRunner:
         env: Mapping[str, str] | None = None,
         timeout_seconds: float | None = None,
         cwd: str | None = None,
+        tail_lines: int = 0,
     ) -> None:
         self.argv = shlex.split(command) if isinstance(command, str) else list(command)
         if not self.argv:
@@ -44,6 +53,9 @@ class CommandRunner:
         self.env = base
         self.timeout_seconds = timeout_seconds
         self.cwd = cwd
+        # The last lines of the command's output (stdout and stderr merged), kept when
+        # tail_lines > 0: what an alert about a failed run shows.
+        self.tail: deque[str] = deque(maxlen=max(tail_lines, 0))
         self._process: subprocess.Popen[bytes] | None = None
         self._guard = threading.Lock()
 
@@ -52,8 +64,21 @@ class CommandRunner:
 
     def run(self) -> int:
         """Start the command, wait for it (up to the timeout) and return its exit code."""
+        with meltano_files.launching(self.cwd or os.getcwd(), self.env):
+            return self._run()
+
+    def _run(self) -> int:
+        capture = self.tail.maxlen != 0
+        self.tail.clear()
         try:
-            process = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd)
+            process = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                cwd=self.cwd,
+                stdout=subprocess.PIPE if capture else None,
+                stderr=subprocess.STDOUT if capture else None,
+                umask=meltano_files.PRIVATE_UMASK,
+            )
         except FileNotFoundError:
             logger.error(
                 "job command not found: %r; check --command and that it is on PATH "
@@ -66,6 +91,10 @@ class CommandRunner:
             return EXIT_NOT_EXECUTABLE
         with self._guard:
             self._process = process
+        copier = None
+        if process.stdout is not None:
+            copier = threading.Thread(target=self._copy_output, args=(process.stdout,), daemon=True)
+            copier.start()
         try:
             return process.wait(timeout=self.timeout_seconds)
         except subprocess.TimeoutExpired:
@@ -79,6 +108,15 @@ class CommandRunner:
         finally:
             with self._guard:
                 self._process = None
+            if copier is not None:
+                copier.join(timeout=_TERMINATE_GRACE_SECONDS)
+
+    def _copy_output(self, stream: IO[bytes]) -> None:
+        for raw in stream:
+            line = raw.decode("utf-8", errors="replace")
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            self.tail.append(line.rstrip("\r\n"))
 
     def terminate(self) -> None:
         """Stop a running command (used on receiver shutdown); no-op when nothing runs."""

@@ -1,7 +1,7 @@
 """Local stand-ins for the Fortnox and Moment APIs.
 
 Two separate Flask applications (``sandbox.fortnox`` and ``sandbox.moment``) that reproduce the
-behaviour described in DESIGN.md section 9, persisted in SQLite, with an admin API under
+behaviour of docs/FORTNOX-API.md and docs/MOMENT-API.md, kept in SQLite, with an admin API under
 ``/_sandbox/`` to seed data, change it as a user would, inject faults and read the request log.
 The sandbox knows nothing of the plugins that talk to it.
 """

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Protocol
 
+from sync_common.meltano_command import meltano_command
 from sync_common.preflight import CheckResult, PreflightReport, run_check
 
 FORTNOX_MISSING_SCOPE = 2000663
@@ -95,6 +96,19 @@ def check_connections(
     return Connections(fortnox=fortnox_ok, moment=moment_ok, project_module=module_ok)
 
 
+def moment_integration_off(job: str, doubled: str) -> CheckResult:
+    """The switch-over's manual check: Moment's own Fortnox integration is off (no API shows
+    it); ``doubled`` says what both would do twice (docs/SWITCH-OVER.md)."""
+    return CheckResult(
+        "moment-integration-off",
+        "manual",
+        "Moment's own Fortnox integration must be off before the first run (the API does not "
+        f"show it): both would {doubled}",
+        "In Moment switch off the Fortnox integration (Setup > Settings > Integrations > "
+        f"Fortnox) before the first {job} run. See docs/SWITCH-OVER.md.",
+    )
+
+
 def check_fortnox_token(
     client: FortnoxReader, required_scopes: Collection[str], authorize_command: str
 ) -> list[CheckResult]:
@@ -104,13 +118,14 @@ def check_fortnox_token(
         client.tokens.access_token()
         company = _company(client)
     except Exception as exc:  # any failure here means "not connected"
+        verify = meltano_command("invoke target-fortnox:verify-service-account")
         return [
             CheckResult(
                 "fortnox-token",
                 "fail",
                 f"no usable Fortnox access token: {exc}",
                 f"Run `{authorize_command}` (consent in Fortnox) or, for a service account, set "
-                "tenant_id and run `meltano invoke target-fortnox:verify-service-account`; check "
+                f"tenant_id and run `{verify}`; check "
                 "client_id/client_secret against the Fortnox developer portal.",
             )
         ]

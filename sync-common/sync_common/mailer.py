@@ -1,10 +1,12 @@
-"""Failure e-mail: one plain-text message per run that had failed records.
+"""Failure e-mail: plain-text messages about runs that had failed records.
 
 Owns the SMTP settings (``notify_email``, ``smtp_host``, ``smtp_port``, ``smtp_username``,
-``smtp_password``, ``smtp_from``, ``smtp_starttls``; DESIGN §4), composing the message from a
-``RunSummary`` (failures per stream with keys and messages, where the run JSON and the dead-letter
-file are, how to replay) and sending it. Sending never raises: an e-mail that cannot be delivered
-must not fail a sync whose data already went through; the error is logged, password masked.
+``smtp_password``, ``smtp_from``, ``smtp_starttls``; the digest's ``notify_digest_time`` and
+``notify_digest_timezone`` are read by :mod:`sync_common.alerts`, which decides when to mail),
+composing the message from a ``RunSummary`` (failures per stream with keys and messages, where
+the run JSON and the dead-letter file are, how to replay) and sending it. Sending never raises:
+an e-mail that cannot be delivered must not fail a sync whose data already went through; the
+error is logged, password masked.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -21,8 +23,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from sync_common.dead_letters import dead_letters_path
+from sync_common.meltano_command import meltano_command
 from sync_common.redaction import redact
-from sync_common.run_summary import OUTCOMES, RunSummary
+from sync_common.run_summary import OUTCOMES, RecordIssue, RunSummary
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +33,8 @@ PORT_WITH_STARTTLS: Final = 587
 PORT_WITHOUT_STARTTLS: Final = 25
 DEFAULT_SENDER: Final = "moment-fortnox-sync@localhost"
 DEFAULT_TIMEOUT_SECONDS: Final = 30.0
+DEFAULT_DIGEST_TIME: Final = "07:00"
+DEFAULT_DIGEST_TIMEZONE: Final = "Europe/Stockholm"
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})
 
@@ -124,7 +129,14 @@ class FailureMailer:
         """Send one e-mail if the run had failures (or, with ``conflicts``, conflicts) and
         ``notify_email`` is set; True if sent."""
         has_conflicts = conflicts and summary.conflict_count > 0
-        if not (summary.has_failures or has_conflicts) or not self.enabled:
+        if not (summary.has_failures or has_conflicts) or not self.ready(summary):
+            return False
+        return self.send(self.compose(summary))
+
+    def ready(self, summary: RunSummary) -> bool:
+        """Whether e-mail can go out: ``notify_email`` set and, if so, ``smtp_host`` too (its
+        absence is logged with what to set)."""
+        if not self.enabled:
             return False
         if not self.settings.host:
             logger.error(
@@ -136,21 +148,30 @@ class FailureMailer:
                 summary.conflict_count,
             )
             return False
-        return self.send(self.compose(summary))
+        return True
 
-    def compose(self, summary: RunSummary) -> EmailMessage:
-        """The failure e-mail for ``summary`` (plain text)."""
-        message = EmailMessage()
-        if summary.failure_count or not summary.conflict_count:
-            what = f"{summary.failure_count} failed record(s)"
+    def compose(self, summary: RunSummary, body: str | None = None) -> EmailMessage:
+        """The failure e-mail for ``summary`` (plain text; ``body``: instead of
+        ``failure_report(summary)``)."""
+        if summary.stopped:
+            what = f"run {summary.run_id} stopped: {_first_line(summary.stopped)}"
         else:
-            what = f"{summary.conflict_count} conflict(s)"
-        message["Subject"] = f"[{summary.plugin}] {what} in run {summary.run_id}"
+            if summary.failure_count or not summary.conflict_count:
+                what = f"{summary.failure_count} failed record(s)"
+            else:
+                what = f"{summary.conflict_count} conflict(s)"
+            what += f" in run {summary.run_id}"
+        return self.message(f"[{summary.plugin}] {what}", body or failure_report(summary))
+
+    def message(self, subject: str, body: str) -> EmailMessage:
+        """A plain-text e-mail from ``smtp_from`` to ``notify_email``."""
+        message = EmailMessage()
+        message["Subject"] = subject
         message["From"] = self.settings.sender
         message["To"] = ", ".join(self.settings.recipients)
         message["Date"] = formatdate(localtime=False)
         message["Message-ID"] = make_msgid(domain="moment-fortnox-sync")
-        message.set_content(failure_report(summary))
+        message.set_content(body)
         return message
 
     def send(self, message: EmailMessage) -> bool:
@@ -182,23 +203,50 @@ class FailureMailer:
         return True
 
 
-def failure_report(summary: RunSummary) -> str:
-    """The body of the failure e-mail: what failed, where the files are, how to replay."""
+def failure_report(
+    summary: RunSummary,
+    *,
+    new: Collection[RecordIssue] | None = None,
+    reported_before: int = 0,
+    digest: str = "",
+) -> str:
+    """The body of the failure e-mail: what failed, where the files are, how to replay.
+
+    With ``new`` (``sync_common.alerts``): the issues not e-mailed before are marked NEW, and a
+    line says how many others were reported before and go to the daily ``digest`` instead.
+    """
     data = summary.to_dict()
     plugin = summary.plugin
+    # The stop's own failure (key none, the stop's message) is told first, not listed again.
+    failures = [i for i in summary.failures if i.key is not None or i.message != summary.stopped]
+    counted = summary.failure_count - (len(summary.failures) - len(failures))
+    conflicts = f", {summary.conflict_count} conflict(s)" if summary.conflict_count else ""
+    if summary.stopped:
+        first = f"{plugin}: the run {summary.run_id} STOPPED before its end"
+        first += f"; {counted} record(s) failed{conflicts}." if counted or conflicts else "."
+    else:
+        first = f"{plugin}: {summary.failure_count} record(s) failed{conflicts}"
+        first += f" in run {summary.run_id}."
     lines = [
-        f"{plugin}: {summary.failure_count} record(s) failed"
-        + (f", {summary.conflict_count} conflict(s)" if summary.conflict_count else "")
-        + f" in run {summary.run_id}.",
+        first,
         f"Started {data['started_at']}, ended {data['ended_at'] or '(not finished)'}, "
         f"{data['duration_seconds']:.1f} s.",
-        "",
-        "Per stream:",
     ]
+    if summary.stopped:
+        lines += ["", f"Why it stopped, and what to do: {summary.stopped}"]
+    if new is not None:
+        lines += ["", f"New since the last e-mail: {len(new)} (marked NEW below)."]
+        if reported_before:
+            lines.append(f"Reported before and still failing: {reported_before}.")
+        lines += [
+            "A failure that persists is not e-mailed again on every run: the daily digest",
+            f"{f'({digest}) ' if digest else ''}lists it until it is fixed.",
+        ]
+    lines += ["", "Per stream:"]
     for name, counts in data["streams"].items():
         lines.append(f"  {name}: " + " ".join(f"{o}={counts[o]}" for o in OUTCOMES))
     for title, issues, not_kept in (
-        ("Failed records", summary.failures, summary.failures_not_kept),
+        ("Failed records", failures, summary.failures_not_kept),
         ("Conflicts (not overwritten)", summary.conflicts, summary.conflicts_not_kept),
     ):
         if not issues:
@@ -208,7 +256,11 @@ def failure_report(summary: RunSummary) -> str:
             sorted(issues, key=lambda i: i.stream), key=lambda i: i.stream
         ):
             lines.append(f"  {stream}:")
-            lines += [f"    - key {i.key or '(none)'}: {i.message}" for i in group]
+            lines += [
+                f"    - {'NEW ' if new is not None and i in new else ''}key {i.key or '(none)'}: "
+                f"{i.message}"
+                for i in group
+            ]
         if not_kept:
             lines.append(f"  ... and {not_kept} more (counted, not listed)")
     where = summary.dead_letters_at
@@ -229,7 +281,7 @@ def failure_report(summary: RunSummary) -> str:
                 "(the messages above say what to do), then pipe the file into the target:",
                 f"  cat {dead_path} | {plugin} --config <config.json>",
                 "or, in the Meltano project:",
-                f"  meltano invoke {plugin} < {dead_path}",
+                f"  {meltano_command(f'invoke {plugin}')} < {dead_path}",
             ]
     elif summary.failures:
         lines += [
@@ -241,8 +293,14 @@ def failure_report(summary: RunSummary) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _first_line(text: str, limit: int = 100) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 def notify_settings_schema() -> dict[str, Any]:
-    """The notify/SMTP settings (``notify_email`` ... ``smtp_starttls``) as a JSON-schema fragment.
+    """The notify/SMTP settings (``notify_email`` ... ``smtp_starttls``, the digest's time and
+    time zone) as a JSON-schema fragment.
 
     Every plugin that e-mails failures merges it into its ``config_jsonschema`` with
     :func:`sync_common.plugin_config_schema`, so the settings :meth:`SmtpSettings.from_config`
@@ -267,6 +325,18 @@ def notify_settings_schema() -> dict[str, Any]:
             },
             "smtp_from": {"type": text, "description": "Sender address of the e-mail."},
             "smtp_starttls": {"type": ["boolean", "null"], "description": "Use STARTTLS for SMTP."},
+            "notify_digest_time": {
+                "type": text,
+                "default": DEFAULT_DIGEST_TIME,
+                "description": "Time of day (HH:MM) from which the next run mails the daily "
+                "digest: failures still open, conflicts, skipped records. A failure is mailed "
+                "once when new, then only in the digest.",
+            },
+            "notify_digest_timezone": {
+                "type": text,
+                "default": DEFAULT_DIGEST_TIMEZONE,
+                "description": "Time zone (IANA name) of notify_digest_time.",
+            },
         },
         "required": [],
     }

@@ -48,9 +48,13 @@ class CheckResult:
 class PreflightReport:
     """The results of one pre-flight run, in the order the checks ran."""
 
-    def __init__(self, pipeline: str) -> None:
+    def __init__(self, pipeline: str, *, title: str = "Pre-flight check") -> None:
         self.pipeline = pipeline
+        # "Pre-flight check", or another command's name (the switch-over report).
+        self.title = title
         self.results: list[CheckResult] = []
+        # Further figures for automation (--json), e.g. the switch-over's counts per register.
+        self.details: dict[str, Any] = {}
 
     def add(self, result: CheckResult) -> CheckResult:
         self.results.append(result)
@@ -74,6 +78,7 @@ class PreflightReport:
             "ready": self.ready,
             "counts": self.counts(),
             "checks": [{**asdict(result), "blocking": result.blocking} for result in self.results],
+            **self.details,
         }
 
     def to_json(self) -> str:
@@ -81,7 +86,7 @@ class PreflightReport:
 
     def render(self, width: int = 100) -> str:
         """``[PASS] name: detail`` per check, the fix indented under it, a verdict at the end."""
-        lines = [f"Pre-flight check: {self.pipeline}"]
+        lines = [f"{self.title}: {self.pipeline}"]
         for result in self.results:
             lines.append(f"[{result.status.upper():6}] {result.name}: {result.detail}")
             for item in result.items[:20]:

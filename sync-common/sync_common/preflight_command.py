@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -48,6 +48,9 @@ class PreflightCommand:
     env_prefix: str
     # Moment's settings belong to the other plugin of the pipeline: its variables are read.
     moment_env_prefix: str
+    # A command's own arguments (the switch-over's --apply, --start); ``connect`` then also
+    # receives the parsed arguments.
+    options: Callable[[argparse.ArgumentParser], None] | None = None
 
     def parser(self) -> argparse.ArgumentParser:
         parser = argparse.ArgumentParser(prog=self.prog, description=self.description)
@@ -72,6 +75,8 @@ class PreflightCommand:
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
         # singer-sdk style flag, so `args: --config ENV --preflight` also reads naturally.
         parser.add_argument("--preflight", action="store_true", help=argparse.SUPPRESS)
+        if self.options is not None:
+            self.options(parser)
         return parser
 
     def main(
@@ -80,9 +85,10 @@ class PreflightCommand:
         *,
         load_config: ConfigLoader,
         config_error: type[Exception],
-        connect: Callable[[Mapping[str, Any], Mapping[str, Any]], Preflight],
+        connect: Callable[..., Preflight],
     ) -> int:
-        """Parse ``argv``, read both settings, ``connect(plugin_config, moment_config)``, run.
+        """Parse ``argv``, read both settings, ``connect(plugin_config, moment_config)`` (plus
+        the parsed arguments when the command has ``options``), run.
 
         ``config_error`` is what ``load_config`` raises when there are no settings; it, and a
         ``ValueError`` from building the clients, end the command with ``EXIT_UNUSABLE``.
@@ -105,7 +111,8 @@ class PreflightCommand:
                 for key in SECRET_KEYS
                 if config.get(key)
             )
-            preflight = connect(plugin_config, moment_config)
+            extra = (args,) if self.options is not None else ()
+            preflight = connect(plugin_config, moment_config, *extra)
         except (config_error, ValueError) as exc:
             print(f"{self.prog}: {exc}", file=sys.stderr)
             return EXIT_UNUSABLE

@@ -1,8 +1,10 @@
 """``sync-report``: the last runs of the plugins as a table, from the run summaries on disk.
 
 Owns the command line around ``load_runs`` and ``render_runs_table``: which results folders to
-read (several plugins may write to different ones), how many runs, which plugin, text or JSON, and
-a failures list so an operator sees what went wrong without opening the JSON files.
+read (several plugins may write to different ones), how many runs, which plugin, text or JSON, a
+failures list so an operator sees what went wrong without opening the JSON files, and one
+record's history (``--record invoices 7012``: when it was sent, with what outcome and what the
+API answered), over the run files and their monthly archives (``sync_common.run_history``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from sync_common.run_summary import load_runs, render_runs_table
+from sync_common.run_history import RecordHistory, load_runs, record_history
+from sync_common.run_summary import format_started, render_runs_table
 
 DEFAULT_LIMIT = 10
 
@@ -44,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also list the failed and conflicting records of the runs shown",
     )
+    parser.add_argument(
+        "--record",
+        nargs=2,
+        metavar=("STREAM", "KEY"),
+        help="the history of one record over every run kept, e.g. --record invoices 7012: "
+        "when it was sent, the outcome and what the API answered (exit 1 when no run has it)",
+    )
     return parser
 
 
@@ -54,7 +64,7 @@ def collect_runs(
     seen: set[tuple[str, str]] = set()
     runs: list[dict[str, Any]] = []
     for folder in results_dirs:
-        for run in load_runs(folder, plugin=plugin):
+        for run in load_runs(folder, limit=limit, plugin=plugin):
             identity = (str(run.get("plugin")), str(run.get("run_id")))
             if identity not in seen:
                 seen.add(identity)
@@ -76,12 +86,49 @@ def render_failures(runs: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) if lines else "no failed or conflicting records in these runs"
 
 
+def render_history(history: RecordHistory) -> str:
+    """One block per event: when, which plugin and run, the outcome, the detail, the answer."""
+    lines = [f"{history.stream} {history.key}: {len(history.events)} event(s)"]
+    for event in history.events:
+        lines.append(
+            f"{format_started(event.get('time'))}  {event.get('plugin')}  "
+            f"{event.get('outcome')}  (run {event.get('run_id')})"
+        )
+        if event.get("detail"):
+            lines.append(f"    {event['detail']}")
+        if event.get("answer"):
+            lines.append(f"    answer: {event['answer']}")
+    if history.partial_runs:
+        lines.append(
+            f"{len(history.partial_runs)} run(s) listed only part of their {history.stream} "
+            f"records (too many in one run), so this history may miss an event in: "
+            + ", ".join(history.partial_runs)
+        )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.limit < 0:
         print("sync-report: --limit must be 0 or more", file=sys.stderr)
         return 64
-    runs = collect_runs(args.results_dir or ["output/"], limit=args.limit, plugin=args.plugin)
+    folders = args.results_dir or ["output/"]
+    if args.record:
+        stream, key = args.record
+        history = record_history(folders, stream, key)
+        if args.plugin:
+            history.events = [e for e in history.events if e.get("plugin") == args.plugin]
+        if args.json:
+            print(json.dumps(history.events, indent=2, ensure_ascii=False))
+        elif history.events:
+            print(render_history(history))
+        else:
+            print(
+                f"no run in {', '.join(folders)} mentions {stream} {key} (unchanged records "
+                "are counted, not listed: nothing was sent for them)"
+            )
+        return 0 if history.events else 1
+    runs = collect_runs(folders, limit=args.limit, plugin=args.plugin)
     if args.json:
         print(json.dumps(runs, indent=2, ensure_ascii=False))
         return 0

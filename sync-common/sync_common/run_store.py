@@ -51,7 +51,7 @@ from urllib.parse import urlsplit
 from filelock import FileLock, Timeout
 
 from sync_common import postgres
-from sync_common.run_summary import write_text_atomically
+from sync_common.atomic_files import write_text_atomically
 
 if TYPE_CHECKING:
     import psycopg

@@ -1,17 +1,18 @@
 """Run summaries: what one plugin run did, per stream, written as JSON under ``results_dir``.
 
 Owns the counting of outcomes (created, updated, unchanged, skipped per reason, failed, conflict),
-the bounded list of failures and conflicts (key and message, for the failure e-mail), the request
-figures the API clients report, the file ``results_dir/runs/<UTC timestamp>-<plugin>.json``, the
-one-line log summary and the readable tables (one run; the last N runs for a ``report`` command).
+the bounded list of failures and conflicts (key and message, for the failure e-mail), the bounded
+list of what the run did to each record (outcome, detail, the API's answer: a record's history,
+``sync-report --record``), the request figures the API clients report, the file
+``results_dir/runs/<UTC timestamp>-<plugin>.json`` (compacted later, ``sync_common.run_history``),
+the one-line log summary and the readable tables (one run; the last N runs for a ``report``
+command).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -19,13 +20,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from sync_common.atomic_files import write_json_atomically
+from sync_common.run_history import DEFAULT_KEEP_DAYS, FILE_TIMESTAMP, RUNS_DIRNAME, compact_runs
+
 OUTCOMES: Final = ("created", "updated", "unchanged", "skipped", "failed", "conflict")
 # Enough to act on; a run with more failures than this has one cause worth fixing first, and an
 # unbounded list would make the JSON and the e-mail grow with the size of the data.
 MAX_KEPT_ISSUES: Final = 1000
-RUNS_DIRNAME: Final = "runs"
-# Sortable, filesystem-safe on every OS (no colons), microseconds so two runs never collide.
-_FILE_TIMESTAMP: Final = "%Y%m%dT%H%M%S%fZ"
+# A record's history: what a run did to each record it sent or decided on. "unchanged" is only
+# counted (nothing was sent). Bounded, so a first load of 100,000 records writes a summary of a
+# few MB at most; ``records_not_kept`` says how many more there were.
+MAX_KEPT_RECORDS: Final = 5000
+LISTED_OUTCOMES: Final = ("created", "updated", "skipped", "failed", "conflict")
+# A message or an API answer longer than this is cut in the record list (the failure list keeps
+# the whole message): the list stays bounded in bytes, not only in entries.
+MAX_EVENT_TEXT: Final = 1000
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +53,19 @@ class RecordIssue:
     key: str | None
     message: str
     time: str
+
+
+@dataclass(frozen=True)
+class RecordEvent:
+    """What a run did to one record: outcome, detail (reason, changed fields, error) and what
+    the API answered (e.g. the fields Fortnox saved, or its error code and message)."""
+
+    stream: str
+    key: str
+    outcome: str
+    time: str
+    detail: str | None = None
+    answer: str | None = None
 
 
 @dataclass
@@ -88,6 +110,8 @@ class RunSummary:
         *,
         clock: Clock = _utc_now,
         max_kept_issues: int = MAX_KEPT_ISSUES,
+        max_kept_records: int = MAX_KEPT_RECORDS,
+        keep_days: int = DEFAULT_KEEP_DAYS,
         log: logging.Logger | None = None,
     ) -> None:
         if not plugin or "/" in plugin or "\\" in plugin:
@@ -96,6 +120,9 @@ class RunSummary:
         self.results_dir = Path(results_dir)
         self._clock = clock
         self._max_kept = max_kept_issues
+        self._max_kept_records = max_kept_records
+        # runs_keep_days: older run files are compacted when this run ends (0: never).
+        self.keep_days = keep_days
         self._log = log or logger
         self._lock = threading.Lock()
         self.started_at = clock()
@@ -107,15 +134,19 @@ class RunSummary:
         # How many issues were counted but not kept because the lists were full.
         self.failures_not_kept = 0
         self.conflicts_not_kept = 0
+        self.records: list[RecordEvent] = []
+        self.records_not_kept = 0
         self.path: Path | None = None
         # Where the plugin keeps its dead letters (a file, or a run-store row described in
         # words), for the failure e-mail; None: results_dir/dead-letters/<plugin>.singer.
         self.dead_letters_at: Path | str | None = None
+        # Why the run ended before its end (``stop``); None for a run that went to its end.
+        self.stopped: str | None = None
 
     @property
     def run_id(self) -> str:
         """The run's identity: its UTC start time, as used in the file name."""
-        return self.started_at.astimezone(UTC).strftime(_FILE_TIMESTAMP)
+        return self.started_at.astimezone(UTC).strftime(FILE_TIMESTAMP)
 
     @property
     def has_failures(self) -> bool:
@@ -140,8 +171,11 @@ class RunSummary:
         outcome: str,
         key: str | int | None = None,
         detail: str | None = None,
+        *,
+        answer: str | None = None,
     ) -> None:
-        """Count one outcome; ``detail``: the reason (skipped) or message (failed, conflict)."""
+        """Count one outcome; ``detail``: the reason (skipped), message (failed, conflict) or
+        what changed (updated); ``answer``: what the API answered, for the record's history."""
         if outcome not in OUTCOMES:
             raise ValueError(
                 f"unknown outcome {outcome!r} for stream {stream!r}: "
@@ -150,12 +184,13 @@ class RunSummary:
         if outcome == "skipped":
             self.skip(stream, detail or "unspecified", key)
         elif outcome == "failed":
-            self.fail(stream, key, detail or "failed without a message")
+            self.fail(stream, key, detail or "failed without a message", answer=answer)
         elif outcome == "conflict":
-            self._add_issue(stream, "conflict", key, detail or "conflict without a message")
+            self._add_issue(stream, "conflict", key, detail or "conflict without a message", answer)
         else:
             with self._lock:
                 self._stream(stream).add(outcome)
+                self._list(stream, key, outcome, detail, answer)
 
     def skip(self, stream: str, reason: str, key: str | int | None = None) -> None:
         """Count a skipped record under ``reason`` (e.g. ``unknown project``)."""
@@ -163,10 +198,32 @@ class RunSummary:
             counts = self._stream(stream)
             counts.add("skipped")
             counts.skipped_reasons[reason] = counts.skipped_reasons.get(reason, 0) + 1
+            self._list(stream, key, "skipped", reason, None)
 
-    def fail(self, stream: str, key: str | int | None, error_message: str) -> None:
+    def fail(
+        self,
+        stream: str,
+        key: str | int | None,
+        error_message: str,
+        *,
+        answer: str | None = None,
+    ) -> None:
         """Count a failed record and keep its key and message for the summary and the e-mail."""
-        self._add_issue(stream, "failed", key, error_message)
+        self._add_issue(stream, "failed", key, error_message, answer)
+
+    def stop(self, message: str, *, stream: str = "run", count: bool = True) -> RecordIssue | None:
+        """The run ended before its end: a run-level error, or input that ended early.
+
+        ``message`` says why and what to do; it is counted as a failure of ``stream`` (key none)
+        unless ``count`` is false (the error is already counted on the record it concerns). A
+        stopped run's summary never reads as a success, and its absent failures are not taken
+        as fixed (``sync_common.alerts``): the run did not get to them. Returns the issue counted.
+        """
+        issue = self._add_issue(stream, "failed", None, message) if count else None
+        with self._lock:
+            if self.stopped is None:
+                self.stopped = message
+        return issue
 
     def add_requests(self, *, requests: int = 0, rate_limited: int = 0, retries: int = 0) -> None:
         """Add HTTP figures (call once per client at the end, or as they happen)."""
@@ -197,6 +254,9 @@ class RunSummary:
                 "failures_not_kept": self.failures_not_kept,
                 "conflicts": [asdict(issue) for issue in self.conflicts],
                 "conflicts_not_kept": self.conflicts_not_kept,
+                "records": [asdict(event) for event in self.records],
+                "records_not_kept": self.records_not_kept,
+                "stopped": self.stopped,
             }
 
     def summary_line(self) -> str:
@@ -207,9 +267,10 @@ class RunSummary:
                 for name, c in self.streams.items()
             ] or ["no records"]
             r = self.requests
+            stopped = f" STOPPED: {self.stopped};" if self.stopped else ""
         return (
-            f"{self.plugin} run: {'; '.join(parts)}; requests={r.requests} 429s={r.rate_limited} "
-            f"retries={r.retries} duration={self.duration_seconds():.1f}s"
+            f"{self.plugin} run:{stopped} {'; '.join(parts)}; requests={r.requests} "
+            f"429s={r.rate_limited} retries={r.retries} duration={self.duration_seconds():.1f}s"
         )
 
     def table(self) -> str:
@@ -223,6 +284,8 @@ class RunSummary:
         for name, counts in data["streams"].items():
             for reason, n in sorted(counts["skipped_reasons"].items()):
                 lines.append(f"  {name} skipped {n}: {reason}")
+        if data["stopped"]:
+            lines.append(f"STOPPED before its end: {data['stopped']}")
         r = data["requests"]
         lines.append(
             f"requests={r['requests']} 429s={r['rate_limited']} retries={r['retries']} "
@@ -231,13 +294,21 @@ class RunSummary:
         return "\n".join(lines)
 
     def finish(self) -> Path:
-        """End the run: write the JSON atomically, log the summary line and the table."""
+        """End the run: write the JSON atomically, log the summary line and the table, then
+        compact run files older than ``keep_days`` (``sync_common.run_history``)."""
         self.ended_at = self._clock()
         if self.path is None:
             self.path = self.results_dir / RUNS_DIRNAME / f"{self.run_id}-{self.plugin}.json"
         write_json_atomically(self.path, self.to_dict())
         self._log.info("%s", self.summary_line())
         self._log.info("%s run summary (%s):\n%s", self.plugin, self.path, self.table())
+        try:
+            compact_runs(self.results_dir, self.keep_days, now=self.ended_at, log=self._log)
+        except (OSError, ValueError) as exc:
+            # Only tidying: the run's own summary is written; the next run tries again.
+            self._log.warning(
+                "could not compact the run summaries in %s: %s", self.results_dir, exc
+            )
         return self.path
 
     def _stream(self, stream: str) -> StreamCounts:
@@ -246,7 +317,40 @@ class RunSummary:
             counts = self.streams[stream] = StreamCounts()
         return counts
 
-    def _add_issue(self, stream: str, outcome: str, key: str | int | None, message: str) -> None:
+    def _list(
+        self,
+        stream: str,
+        key: str | int | None,
+        outcome: str,
+        detail: str | None,
+        answer: str | None,
+        time: str | None = None,
+    ) -> None:
+        """Add a record's event to the bounded list (under the lock)."""
+        if key is None or outcome not in LISTED_OUTCOMES:
+            return
+        if len(self.records) >= self._max_kept_records:
+            self.records_not_kept += 1
+            return
+        self.records.append(
+            RecordEvent(
+                stream=stream,
+                key=str(key),
+                outcome=outcome,
+                time=time or self._clock().isoformat(),
+                detail=_cut(detail),
+                answer=_cut(answer),
+            )
+        )
+
+    def _add_issue(
+        self,
+        stream: str,
+        outcome: str,
+        key: str | int | None,
+        message: str,
+        answer: str | None = None,
+    ) -> RecordIssue:
         issue = RecordIssue(
             stream=stream,
             key=None if key is None else str(key),
@@ -255,6 +359,7 @@ class RunSummary:
         )
         with self._lock:
             self._stream(stream).add(outcome)
+            self._list(stream, key, outcome, message, answer, issue.time)
             kept = self.failures if outcome == "failed" else self.conflicts
             if len(kept) < self._max_kept:
                 kept.append(issue)
@@ -262,57 +367,13 @@ class RunSummary:
                 self.failures_not_kept += 1
             else:
                 self.conflicts_not_kept += 1
+        return issue
 
 
-def write_json_atomically(path: Path, data: Mapping[str, Any]) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
-    write_text_atomically(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as tmp:
-            tmp.write(text)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
-def load_runs(
-    results_dir: str | os.PathLike[str],
-    *,
-    limit: int | None = None,
-    plugin: str | None = None,
-) -> list[dict[str, Any]]:
-    """Read run summaries from ``results_dir/runs``, oldest first; the last ``limit`` if given.
-
-    Unreadable files (e.g. hand-edited) are skipped with a warning rather than failing a report.
-    """
-    runs_dir = Path(results_dir) / RUNS_DIRNAME
-    if not runs_dir.is_dir():
-        return []
-    runs: list[dict[str, Any]] = []
-    # File names start with the UTC start time, so name order is time order.
-    for path in sorted(runs_dir.glob("*.json")):
-        try:
-            run = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            logger.warning("skipping unreadable run summary %s: %s", path, exc)
-            continue
-        if not isinstance(run, dict) or "streams" not in run:
-            logger.warning("skipping %s: not a run summary (no 'streams' member)", path)
-            continue
-        if plugin is None or run.get("plugin") == plugin:
-            runs.append(run)
-    if limit is not None:
-        runs = runs[-limit:] if limit > 0 else []
-    return runs
+def _cut(text: str | None) -> str | None:
+    if text is None or len(text) <= MAX_EVENT_TEXT:
+        return text
+    return text[: MAX_EVENT_TEXT - 1] + "…"
 
 
 RUNS_TABLE_COLUMNS: Final = (
@@ -336,7 +397,7 @@ def render_runs_table(runs: Iterable[Mapping[str, Any]]) -> str:
     for run in runs:
         streams: Mapping[str, Mapping[str, Any]] = run.get("streams") or {}
         run_cells = [
-            _format_started(run.get("started_at")),
+            format_started(run.get("started_at")),
             str(run.get("plugin", "?")),
         ]
         run_figures = [
@@ -361,7 +422,7 @@ def render_runs_table(runs: Iterable[Mapping[str, Any]]) -> str:
     return _format_table(list(RUNS_TABLE_COLUMNS), rows)
 
 
-def _format_started(value: Any) -> str:
+def format_started(value: Any) -> str:
     if not isinstance(value, str):
         return "?"
     try:

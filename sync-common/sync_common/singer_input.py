@@ -14,6 +14,9 @@ what to do, and the rest of the run goes on. So:
   handed to ``count_record_without_schema`` (counted failed; there is no schema to write a
   replayable dead letter with).
 
+It also reads the marks our taps put on STATE messages (``tap_marks``, see
+:mod:`sync_common.tap_run`), so a target can tell a failed tap from a short run.
+
 Everything else goes to the SDK unchanged. Duck-typed against the SDK's ``Target`` (``mapper``,
 ``logger``) so that sync-common stays standard library only.
 """
@@ -24,6 +27,8 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from sync_common.tap_run import TapMarks
 
 KEYLESS_PREFIX = "(no "
 
@@ -112,6 +117,19 @@ class RecordGuard:
             )
             return
         super()._process_record_message(message_dict)  # type: ignore[misc]
+
+    def _process_state_message(self, message_dict: dict[str, Any]) -> None:
+        self.tap_marks.read(message_dict)
+        super()._process_state_message(message_dict)  # type: ignore[misc]
+
+    @property
+    def tap_marks(self) -> TapMarks:
+        """What the tap said of its run in its STATE messages (``sync_common.tap_run``): call
+        ``tap_marks.stop()`` at the end of input to learn whether the input ended early."""
+        marks = self.__dict__.get("_tap_marks")
+        if marks is None:
+            marks = self.__dict__["_tap_marks"] = TapMarks()
+        return marks
 
     def expected_key_properties(self, stream: str) -> Sequence[str]:
         """The key fields this target expects on ``stream``, to name them in messages."""

@@ -23,6 +23,8 @@ def test_fragments_keep_their_order_required_list_and_dialect() -> None:
         "smtp_password",
         "smtp_from",
         "smtp_starttls",
+        "notify_digest_time",
+        "notify_digest_timezone",
         "results_dir",
     ]
     assert schema["required"] == ["results_dir"]

@@ -40,7 +40,12 @@ def _failing_run(results_dir: Path) -> RunSummary:
     return summary
 
 
-def test_one_mail_lists_failures_files_and_replay(smtp_server, tmp_path: Path) -> None:
+def test_one_mail_lists_failures_files_and_replay(
+    smtp_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The target ran in Meltano's environment prod: the replay command goes there too, not to
+    # the project's default_environment.
+    monkeypatch.setenv("MELTANO_ENVIRONMENT", "prod")
     summary = _failing_run(tmp_path)
     assert FailureMailer.from_config(_config(smtp_server)).send_if_failed(summary)
 
@@ -59,7 +64,7 @@ def test_one_mail_lists_failures_files_and_replay(smtp_server, tmp_path: Path) -
     assert str(summary.path.absolute()) in body
     dead = (tmp_path / "dead-letters" / "target-fortnox.singer").absolute()
     assert f"cat {dead} | target-fortnox --config" in body
-    assert f"meltano invoke target-fortnox < {dead}" in body
+    assert f"  meltano --environment prod invoke target-fortnox < {dead}\n" in body
 
 
 def test_the_mail_names_where_the_letters_are_kept(tmp_path: Path) -> None:

@@ -184,7 +184,10 @@ def decimal_or_none(value: Any, field: str = "amount") -> Decimal | None:
 
 
 def parse_fortnox_timestamp(value: Any) -> datetime | None:
-    """A zone-less Fortnox time stamp (``2024-05-01 13:45[:00]``) as Stockholm time (DESIGN §9)."""
+    """A zone-less Fortnox time stamp (``2024-05-01 13:45[:00]``) as Stockholm time.
+
+    Fortnox gives no zone; Stockholm is inferred (docs/FORTNOX-API.md, "Dates and times").
+    """
     if not value or not isinstance(value, str):
         return None
     try:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from itertools import islice
@@ -31,8 +31,13 @@ from typing import Any
 from fortnox_client import FortnoxClient, FortnoxSettings
 from fortnox_client.cli import ConfigError, load_config
 from moment_client import ExpenseApi, MomentClient, MomentSettings
-from sync_common import CheckResult, PreflightReport, run_check
-from sync_common.connection_checks import FORTNOX_MISSING_SCOPE, check_connections, error_code
+from sync_common import CheckResult, PreflightReport, meltano_command, run_check
+from sync_common.connection_checks import (
+    FORTNOX_MISSING_SCOPE,
+    Connections,
+    check_connections,
+    error_code,
+)
 from sync_common.moment_checks import check_moment_expenses
 from sync_common.preflight_command import PreflightCommand
 
@@ -40,7 +45,8 @@ from tap_fortnox_expenses.expenses import ExpenseFilters, invoice_skip_reason, p
 from tap_fortnox_expenses.window import SyncWindow
 
 PIPELINE = "fortnox-expenses-to-moment (tap-fortnox-expenses → target-moment)"
-AUTHORIZE = "meltano invoke tap-fortnox-expenses:authorize"
+# The authorise command's arguments; printed with the environment the check runs in.
+AUTHORIZE = "invoke tap-fortnox-expenses:authorize"
 REQUIRED_SCOPES = ("supplierinvoice", "project", "companyinformation")
 MOMENT_ENV_PREFIX = "TARGET_MOMENT"
 # Each qualifying invoice costs one GET for its rows; enough to see the accounts in use without
@@ -107,46 +113,62 @@ class ExpensesPreflight:
         return self._expenses
 
     def read_window(self) -> WindowExpenses:
-        """The tap's own rules over the window: list, skip what never qualifies, GET the rest."""
+        """Accounts and projects of the window's expense rows (at most MAX_INVOICES_READ
+        supplier invoices read)."""
+        found = WindowExpenses()
+        candidates = self.window_list()
+        for invoice in self.with_rows(islice(candidates, MAX_INVOICES_READ)):
+            found.invoices_read += 1
+            for record in self.expense_records(invoice):
+                found.add(
+                    str(record["account_number"]),
+                    str(record["project_number"]),
+                    str(record["given_number"]),
+                )
+        found.invoices_not_read = sum(1 for _ in candidates)
+        return found
+
+    def window_list(self) -> Iterator[dict[str, Any]]:
+        """The tap's own rules over the window's list: what never qualifies is left out."""
+        window = self.window()
+        listed = self.fortnox.list("supplierinvoices", window.window_params())
+        # By InvoiceDate too: a supplier-invoice list may ignore fromdate/todate.
+        return (item for item in listed if window.dates(item) and invoice_skip_reason(item) is None)
+
+    def with_rows(self, items: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
+        """Each listed supplier invoice read with its rows (one GET each)."""
+        for item in items:
+            invoice = self.fortnox.get("supplierinvoices", item["GivenNumber"])
+            if invoice is not None:
+                yield invoice
+
+    def expense_records(self, invoice: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        """The ``project_expenses`` records the tap emits for one supplier invoice."""
         filters = ExpenseFilters.from_config(
             {
                 "account_numbers": _setting_list(self.tap_config.get("account_numbers")),
                 "include_projects": _setting_list(self.tap_config.get("include_projects")),
             }
         )
-        found = WindowExpenses()
-        window = self.window()
-        listed = self.fortnox.list("supplierinvoices", window.window_params())
-        # By InvoiceDate too: a supplier-invoice list may ignore fromdate/todate.
-        candidates = (
-            item for item in listed if window.dates(item) and invoice_skip_reason(item) is None
-        )
-        for item in islice(candidates, MAX_INVOICES_READ):
-            invoice = self.fortnox.get("supplierinvoices", item["GivenNumber"])
-            if invoice is None:
-                continue
-            found.invoices_read += 1
-            for outcome in project_expense_rows(invoice, filters):
-                if outcome.record is not None:
-                    found.add(
-                        str(outcome.record["account_number"]),
-                        str(outcome.record["project_number"]),
-                        str(outcome.given_number),
-                    )
-        found.invoices_not_read = sum(1 for _ in candidates)
-        return found
+        for outcome in project_expense_rows(invoice, filters):
+            if outcome.record is not None:
+                yield outcome.record
 
-    def run(self) -> PreflightReport:
-        report = PreflightReport(PIPELINE)
-        connected = check_connections(
+    def connections(self, report: PreflightReport) -> Connections:
+        """The connection checks this pipeline starts with (pre-flight and switch-over)."""
+        return check_connections(
             report,
             self.fortnox,
             self.moment,
             self.company_code,
             required_scopes=REQUIRED_SCOPES,
-            authorize_command=AUTHORIZE,
+            authorize_command=meltano_command(AUTHORIZE),
             moment_env_prefix=MOMENT_ENV_PREFIX,
         )
+
+    def run(self) -> PreflightReport:
+        report = PreflightReport(PIPELINE)
+        connected = self.connections(report)
         if connected.moment:
             # Read-only probes of the inferred expense path, names, filters (docs/MOMENT-API.md).
             check_moment_expenses(
@@ -295,8 +317,14 @@ COMMAND = PreflightCommand(
 )
 
 
-def connect(tap_config: Mapping[str, Any], moment_config: Mapping[str, Any]) -> ExpensesPreflight:
-    return ExpensesPreflight(
+def connect(
+    tap_config: Mapping[str, Any],
+    moment_config: Mapping[str, Any],
+    *,
+    kind: type[ExpensesPreflight] = ExpensesPreflight,
+) -> ExpensesPreflight:
+    """The checks (or ``kind``, the switch-over report) over clients built from the settings."""
+    return kind(
         FortnoxClient(FortnoxSettings.from_config(tap_config)),
         MomentClient(MomentSettings.from_config(moment_config)),
         str(moment_config.get("company_code")),

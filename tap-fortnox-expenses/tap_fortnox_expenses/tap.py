@@ -1,8 +1,9 @@
 """The ``tap-fortnox-expenses`` Singer tap: settings, streams, and the run around them.
 
-Owns the settings contract (DESIGN §4: the shared Fortnox settings plus ``lookback_days``,
+Owns the settings contract (docs/ARCHITECTURE.md: the Fortnox settings plus ``lookback_days``,
 ``start_date``, ``account_numbers``, ``include_projects``), the one ``FortnoxClient`` a run uses,
-secret redaction, and the run summary (skips per reason, requests) with the failure e-mail.
+secret redaction, and the run summary (skips per reason, requests) with the failure e-mail, whose
+memory of what was e-mailed is in the run store beside the token store.
 """
 
 from __future__ import annotations
@@ -10,15 +11,17 @@ from __future__ import annotations
 from functools import cached_property
 
 from fortnox_client import FortnoxClient, FortnoxSettings, plugin_settings_schema
+from fortnox_client.run_store import run_store_settings
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from sync_common import (
-    FailureMailer,
     RunSummary,
-    install_secret_redaction,
+    keep_days_setting,
     notify_settings_schema,
     plugin_config_schema,
-    secret_setting_values,
+    reported_tap_run,
+    run_settings_schema,
+    run_store_settings_schema,
 )
 
 from tap_fortnox_expenses.streams import ProjectExpensesStream, ProjectsStream
@@ -34,7 +37,7 @@ class TapFortnoxExpenses(Tap):
 
     name = PLUGIN_NAME
 
-    # The shared Fortnox and e-mail settings first (DESIGN §4); the e-mail ones in this tap's words.
+    # Shared Fortnox and e-mail settings first (docs/ARCHITECTURE.md); e-mail in this tap's words.
     config_jsonschema = plugin_config_schema(
         plugin_settings_schema(),
         notify_settings_schema(),
@@ -68,9 +71,12 @@ class TapFortnoxExpenses(Tap):
                 description="Only expenses on these project numbers (default: all projects)",
             ),
         ).to_dict(),
+        run_settings_schema(),
+        run_store_settings_schema(),
         overrides={
             "notify_email": {
-                "description": "Address (or comma list) that gets one e-mail per run with failures"
+                "description": "Address (or comma list) for the failure e-mail: a new failure at "
+                "once, failures that persist in a daily digest"
             },
             "smtp_host": {"description": "SMTP server for the failure e-mail"},
             "smtp_port": {"description": "SMTP port (587 with STARTTLS, 25 without)"},
@@ -78,6 +84,14 @@ class TapFortnoxExpenses(Tap):
             "smtp_password": {"description": "SMTP password"},
             "smtp_from": {"description": "Sender address of the failure e-mail"},
             "smtp_starttls": {"description": "Use STARTTLS"},
+            "run_store_path": {
+                "description": "Folder of the run store: the memory of e-mailed failures, used "
+                "when notify_email is set (default: run-store/ beside token_store_path)"
+            },
+            "run_store_url": {
+                "description": "PostgreSQL URL of the run store (default: token_store_url, "
+                "table <token table>_run_store); wins over run_store_path"
+            },
         },
     )
 
@@ -99,7 +113,11 @@ class TapFortnoxExpenses(Tap):
 
     @cached_property
     def run_summary(self) -> RunSummary:
-        return RunSummary(plugin=PLUGIN_NAME, results_dir=self.config.get("results_dir", "output/"))
+        return RunSummary(
+            plugin=PLUGIN_NAME,
+            results_dir=self.config.get("results_dir", "output/"),
+            keep_days=keep_days_setting(self.config),
+        )
 
     # singer-sdk marks sync_all final, but it is the one place that sees the whole run (both
     # streams, and an error in either), which the run summary and the failure e-mail need. The
@@ -108,24 +126,17 @@ class TapFortnoxExpenses(Tap):
         """Sync both streams; whatever happens, write the run summary and mail it on failure.
 
         An exception (auth error, retries exhausted, unreadable invoice) propagates, so the tap
-        exits non-zero without the final STATE: the bookmark never passes work not done.
+        exits non-zero without the final STATE: the bookmark never passes work not done. The
+        tap's output says how it ended (``sync_common.tap_run``), so target-moment can tell.
         """
-        install_secret_redaction(secret_setting_values(self.config_jsonschema, self.config))
-        summary = self.run_summary
-        try:
+        # The memory of e-mailed failures is in the run store beside the token store.
+        with reported_tap_run(
+            self,
+            self.run_summary,
+            run_store_settings(self.config),
+            request_stats=lambda: self.fortnox.stats if "fortnox" in self.__dict__ else None,
+        ):
             super().sync_all()
-        except Exception as exc:
-            if not summary.has_failures:
-                summary.fail("run", None, f"{type(exc).__name__}: {exc}")
-            raise
-        finally:
-            if "fortnox" in self.__dict__:
-                stats = self.fortnox.stats
-                summary.add_requests(
-                    requests=stats.requests, rate_limited=stats.rate_limited, retries=stats.retries
-                )
-            summary.finish()
-            FailureMailer.from_config(dict(self.config)).send_if_failed(summary)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def cost(row: dict[str, Any]) -> bool:
 
 
 def oracle(invoices: list[dict[str, Any]]) -> tuple[dict[str, Any], Counter[str]]:
-    """Expected records by source key and skipped rows by reason, straight from DESIGN §5."""
+    """Expected records by source key and skipped rows by reason, straight from the README."""
     expected: dict[str, Any] = {}
     skipped: Counter[str] = Counter()
     for invoice in invoices:
@@ -363,7 +363,10 @@ def test_auth_error_fails_the_run_and_is_summarised(
 
     assert isinstance(run.error, FortnoxAuthError)
     assert run.records == {}
-    assert not any(m["type"] == "STATE" for m in run.messages)
+    # No bookmark: the only STATE messages are the run's marks (sync_common.tap_run), carrying
+    # the state it started from.
+    marks = [(m["value"], m["tap_run"]["event"]) for m in run.messages if m["type"] == "STATE"]
+    assert marks == [({}, "started"), ({}, "failed")]
     summary = run_summary(tap_config)
     assert summary["failures"]
     assert "wrong-secret" not in json.dumps(summary)

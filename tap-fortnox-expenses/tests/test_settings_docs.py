@@ -9,7 +9,7 @@ import yaml
 from tap_fortnox_expenses.tap import TapFortnoxExpenses
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-# DESIGN §4: the shared Fortnox settings, then this tap's own; the names are fixed.
+# docs/ARCHITECTURE.md: the shared Fortnox settings, then this tap's own; the names are fixed.
 SETTINGS = (
     "api_url",
     "token_url",
@@ -30,11 +30,17 @@ SETTINGS = (
     "smtp_password",
     "smtp_from",
     "smtp_starttls",
+    "notify_digest_time",
+    "notify_digest_timezone",
     "results_dir",
     "lookback_days",
     "start_date",
     "account_numbers",
     "include_projects",
+    "runs_keep_days",
+    "run_store_path",
+    "run_store_url",
+    "run_store_path_persists",
 )
 
 

@@ -1,10 +1,10 @@
 """MomentStream: the base of every tap-moment stream (Singer semantics over ``moment_client``).
 
-Why ``Stream`` and not ``RESTStream``: DESIGN §2 gives HTTP, auth, paging, retries and the error
-taxonomy to ``moment_client`` (target-moment uses the same client). A ``RESTStream`` would own all
-of that a second time (its own session, paginator, backoff and ``FatalAPIError``), so the streams
-subclass the plain ``Stream`` and implement ``get_records`` from ``MomentClient.list``, a generator
-that holds one page at a time.
+Why ``Stream`` and not ``RESTStream``: the layers (docs/ARCHITECTURE.md) give HTTP, auth, paging,
+retries and the error taxonomy to ``moment_client`` (target-moment uses the same client). A
+``RESTStream`` would own all of that a second time (its own session, paginator, backoff and
+``FatalAPIError``), so the streams subclass the plain ``Stream`` and implement ``get_records`` from
+``MomentClient.list``, a generator that holds one page at a time.
 
 Incremental reads: ``lastModifiedDate`` is the replication key. A run starts at the bookmark
 minus ``lookback_minutes`` (rows written while the last run was reading are not missed; the

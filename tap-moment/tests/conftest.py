@@ -57,6 +57,13 @@ def catalog_selecting(config: dict[str, Any], streams: set[str]) -> dict[str, An
 RunTap = Callable[..., TapRun]
 
 
+@pytest.fixture(autouse=True)
+def _results_in_tmp_path(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tap writes its run summary to results_dir (default output/, relative): keep the
+    summaries of configs that do not set it in the test's own folder, not the repository's."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def run_tap() -> RunTap:
     """``run_tap(config, state=None, streams=None)``: sync in-process and parse the output."""

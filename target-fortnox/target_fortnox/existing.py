@@ -6,7 +6,7 @@ whichever costs fewer requests for the batch at hand; and ``FingerprintLedger``,
 fields a Fortnox list does not carry (a customer's CountryCode, an invoice's rows).
 
 Why both: a no-change run over 10,000 customers must cost list pages plus a handful of requests
-(DESIGN §7), so unchanged records are recognised from the list alone. Fields missing from the list
+(docs/ARCHITECTURE.md), so unchanged records are known from the list alone. Fields the list lacks
 are compared through the ledger: when the fingerprint of what we would send equals the one stored
 after the last successful write or check, the record is unchanged; otherwise one single GET reads
 the full record before deciding. The ledger is only a cache: Fortnox stays the truth for every field
@@ -15,13 +15,13 @@ the list carries, and a lost ledger costs one GET per record once.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from sync_common.run_store import RunStore, json_document
+from sync_common.ledger import RunStoreLedger
+from sync_common.run_store import RunStore
 
 logger = logging.getLogger(__name__)
 
@@ -133,49 +133,15 @@ class ExistingRecords:
         return count
 
 
-class FingerprintLedger:
+class FingerprintLedger(RunStoreLedger):
     """Fingerprints of what was last written to (or verified in) Fortnox, per stream and key.
 
     Kept as one JSON document ``fingerprints/<plugin>.json`` in the plugin's run store
     (``sync_common.run_store``, beside the token store by default), so a worker without a lasting
-    disk does not pay a GET per record every run. Read at the start of the run; ``save`` merges
-    this run's fingerprints into what is stored then (another run may have saved) under the
-    store's lock.
+    disk does not pay a GET per record every run. ``target-fortnox-cutover --apply`` writes the
+    fingerprints of the records Moment's own integration left identical in Fortnox
+    (docs/SWITCH-OVER.md).
     """
 
     def __init__(self, store: RunStore, plugin: str) -> None:
-        self.store = store
-        self.name = f"fingerprints/{plugin}.json"
-        self._prints: dict[str, dict[str, str]] = self._read()
-        self._changed: dict[str, dict[str, str]] = {}
-
-    def matches(self, stream: str, key: str, fingerprint: str) -> bool:
-        return self._prints.get(stream, {}).get(key) == fingerprint
-
-    def put(self, stream: str, key: str, fingerprint: str) -> None:
-        if self._prints.setdefault(stream, {}).get(key) != fingerprint:
-            self._prints[stream][key] = fingerprint
-            self._changed.setdefault(stream, {})[key] = fingerprint
-
-    def save(self) -> None:
-        if not self._changed:
-            return
-        with self.store.rewrite(self.name) as document:
-            stored = self._parse(document.text)
-            for stream, prints in self._changed.items():
-                stored.setdefault(stream, {}).update(prints)
-            document.text = json.dumps(stored, sort_keys=True)
-        self._prints, self._changed = stored, {}
-
-    def _read(self) -> dict[str, dict[str, str]]:
-        return self._parse(self.store.read(self.name))
-
-    def _parse(self, text: str) -> dict[str, dict[str, str]]:
-        try:
-            return json_document(text)
-        except ValueError:
-            # A damaged ledger only costs single GETs: start afresh rather than fail the run.
-            logger.warning(
-                "fingerprint ledger %s unreadable; starting a new one", self.store.where(self.name)
-            )
-            return {}
+        super().__init__(store, f"fingerprints/{plugin}.json")

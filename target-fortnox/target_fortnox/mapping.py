@@ -1,6 +1,6 @@
 """Moment record → Fortnox payload mapping, and the field comparison that decides what to write.
 
-Owns: the field mapping of DESIGN §5 (customers, projects, invoices), Fortnox's text rules (valid
+Owns: the field mapping of the README (customers, projects, invoices), Fortnox's text rules (valid
 characters, lengths), normalisation so that a value read back from Fortnox compares equal to the
 value we would send, and the fingerprint of a payload. Pure functions: no I/O, no client.
 """
@@ -197,7 +197,7 @@ def _check_organisation_number(key: str, number: str | None, country: str | None
 def map_project(record: Mapping[str, Any]) -> MappedRecord:
     """Moment project → Fortnox Project body keyed by ProjectNumber.
 
-    Fortnox projects have no customer field (reference/fortnox-api.md §4.2), so the Moment
+    Fortnox projects have no customer field (docs/FORTNOX-API.md, "Resources"), so the Moment
     project's customer is not sent.
     """
     key = str(record["projectNumber"])

@@ -1,6 +1,6 @@
 """``target-fortnox-preflight``: is Fortnox ready for Moment's customers, projects and invoices?
 
-Owns the checks of the moment-to-fortnox pipeline before its first real run (DESIGN §8): Fortnox
+Owns the checks of the moment-to-fortnox pipeline before its first real run (README): Fortnox
 token and scopes, project module, a financial year covering today, the Moment API key, every
 account number and VAT rate Moment's invoice lines use, those accounts' project and cost-centre
 rules and the project periods of the invoices still to push, Fortnox's OCR setting, number-series
@@ -27,8 +27,8 @@ from typing import Any
 from fortnox_client import FortnoxClient, FortnoxSettings
 from fortnox_client.cli import ConfigError, load_config
 from moment_client import MomentClient, MomentSettings, known_project_state
-from sync_common import CheckResult, PreflightReport, run_check
-from sync_common.connection_checks import check_connections
+from sync_common import CheckResult, PreflightReport, meltano_command, run_check
+from sync_common.connection_checks import Connections, check_connections
 from sync_common.moment_checks import check_moment_reads
 from sync_common.preflight_command import PreflightCommand
 
@@ -36,11 +36,12 @@ from target_fortnox.account_rules import CHART_OF_ACCOUNTS, account_breaches, ou
 from target_fortnox.mapping import PROJECT_DESCRIPTION_MAX
 
 PIPELINE = "moment-to-fortnox (tap-moment → target-fortnox)"
-AUTHORIZE = "meltano invoke target-fortnox:authorize"
+# The authorise command's arguments; printed with the environment the check runs in.
+AUTHORIZE = "invoke target-fortnox:authorize"
 # customers/projects/invoices are written; bookkeeping reads accounts and financial years;
 # companyinformation names the company.
 REQUIRED_SCOPES = ("customer", "project", "invoice", "bookkeeping", "companyinformation")
-# Fortnox invoice rows take Sweden's VAT rates only (reference/fortnox-api.md §4.3).
+# Fortnox invoice rows take Sweden's VAT rates only (docs/FORTNOX-API.md, "Resources").
 FORTNOX_VAT_RATES = (25.0, 12.0, 6.0, 0.0)
 PROJECT_NUMBER_MAX = 20
 MOMENT_ENV_PREFIX = "TAP_MOMENT"
@@ -93,6 +94,21 @@ class MomentData:
         return data
 
 
+def connections(
+    report: PreflightReport, fortnox: FortnoxClient, moment: MomentClient, company_code: str
+) -> Connections:
+    """The connection checks this pipeline starts with (pre-flight and switch-over)."""
+    return check_connections(
+        report,
+        fortnox,
+        moment,
+        company_code,
+        required_scopes=REQUIRED_SCOPES,
+        authorize_command=meltano_command(AUTHORIZE),
+        moment_env_prefix=MOMENT_ENV_PREFIX,
+    )
+
+
 def _numeric(value: str) -> int | None:
     return int(value) if value.isdigit() else None
 
@@ -123,15 +139,7 @@ class MomentToFortnoxPreflight:
 
     def run(self, today: date | None = None) -> PreflightReport:
         report = PreflightReport(PIPELINE)
-        connected = check_connections(
-            report,
-            self.fortnox,
-            self.moment,
-            self.company_code,
-            required_scopes=REQUIRED_SCOPES,
-            authorize_command=AUTHORIZE,
-            moment_env_prefix=MOMENT_ENV_PREFIX,
-        )
+        connected = connections(report, self.fortnox, self.moment, self.company_code)
         fortnox_ok, moment_ok = connected.fortnox, connected.moment
         self.project_module_on = connected.project_module
         if fortnox_ok:

@@ -36,6 +36,7 @@ from sync_common import ProgressReporter, RecordsAsSent
 from target_fortnox.account_rules import refusal_breach
 from target_fortnox.existing import ExistingRecords
 from target_fortnox.mapping import (
+    CREDIT_LINK,
     CUSTOMER_FIELDS,
     PROJECT_FIELDS,
     MappedRecord,
@@ -121,6 +122,9 @@ class FortnoxSink(RecordsAsSent, BatchSink):
     resource: ClassVar[str]
     fortnox_key: ClassVar[str]
     moment_key: ClassVar[str]
+    # Fields of Fortnox's answer kept in the record's history (``sync-report --record``): enough
+    # to see what Fortnox holds, few enough to keep every run summary small.
+    answer_fields: ClassVar[Sequence[str]]
 
     def __init__(
         self,
@@ -134,6 +138,8 @@ class FortnoxSink(RecordsAsSent, BatchSink):
         self.progress = ProgressReporter(
             stream_name, interval_seconds=self.progress_interval_seconds, log=self.logger
         )
+        # What Fortnox answered about the record being upserted (its saved or stored fields).
+        self.answer: str | None = None
 
     def setup(self) -> None:
         """Queue this stream's dead letters first: they are retried before any new record."""
@@ -178,13 +184,14 @@ class FortnoxSink(RecordsAsSent, BatchSink):
         for record, item in mapped:
             for warning in item.warnings:
                 self.logger.warning(warning)
+            self.answer = None
             try:
                 outcome, detail = self.upsert(item)
             except RecordRejected as exc:
                 self.fail(record, item.key, str(exc))
                 continue
             except FortnoxDataError as exc:
-                self.fail(record, item.key, self.describe_refusal(item, exc))
+                self.fail(record, item.key, self.describe_refusal(item, exc), refused_answer(exc))
                 continue
             self.succeed(item.key, outcome, detail)
         self.progress.tick(len(latest))
@@ -232,11 +239,13 @@ class FortnoxSink(RecordsAsSent, BatchSink):
             return
         if outcome == "conflict":
             self.logger.warning("%s %s: conflict: %s", self.stream_name, key, detail)
-        target.summary.record(self.stream_name, outcome, key, detail)
+        target.summary.record(self.stream_name, outcome, key, detail, answer=self.answer)
         # A conflict is reported, not retried: re-sending cannot resolve it.
         target.dead_letters.resolve(self.stream_name, key)
 
-    def fail(self, record: dict[str, Any], key: str, message: str) -> None:
+    def fail(
+        self, record: dict[str, Any], key: str, message: str, answer: str | None = None
+    ) -> None:
         target = self.fortnox_target
         self.logger.error(message)
         target.failed_keys.setdefault(self.stream_name, set()).add(key)
@@ -244,7 +253,7 @@ class FortnoxSink(RecordsAsSent, BatchSink):
             target.plan.add(self.stream_name, key, "failed", detail=message)
             target.summary.skip(self.stream_name, "dry run: would fail", key)
             return
-        target.summary.fail(self.stream_name, key, message)
+        target.summary.fail(self.stream_name, key, message, answer=answer)
         target.dead_letters.add(
             self.stream_name,
             self.schema,
@@ -293,6 +302,7 @@ class FortnoxSink(RecordsAsSent, BatchSink):
                 "(check status.fortnox.se if it keeps failing)."
             )
         self.existing.remember(item.key, created)
+        self.answer = self.saved_answer("created", created)
         target.ledger.put(self.stream_name, item.key, fingerprint(item.payload))
         return "created", None
 
@@ -317,7 +327,7 @@ class FortnoxSink(RecordsAsSent, BatchSink):
         if unlisted and not target.ledger.matches(self.stream_name, item.key, print_):
             if changes and not target.dry_run:
                 # Written anyway: send the fields the list lacks too, rather than GET to diff them
-                # (one request per changed record, DESIGN §7); a PUT of an equal value is a no-op.
+                # (one request per changed record: docs/ARCHITECTURE.md); an equal PUT is a no-op.
                 changes.update({name: write_value(item.payload.get(name)) for name in unlisted})
             else:
                 # Only an unlisted field can differ (or this is a dry run, whose plan must name
@@ -339,8 +349,18 @@ class FortnoxSink(RecordsAsSent, BatchSink):
             self.resource, item.key, to_json_body(changes, drop_empty=False)
         )
         self.existing.remember(item.key, updated)
+        self.answer = self.saved_answer("updated", updated)
         target.ledger.put(self.stream_name, item.key, print_)
         return "updated", ", ".join(sorted(changes))
+
+    def saved_answer(self, what: str, record: dict[str, Any] | None) -> str:
+        """Fortnox's answer in a line: ``created: DocumentNumber 7012, Total 1250, OCR ...``."""
+        fields = [
+            f"{name} {_answer_value(record[name])}"
+            for name in self.answer_fields
+            if record and _given(name, record.get(name))
+        ]
+        return f"{what}: {', '.join(fields) or 'no fields in the answer'}"
 
 
 class RegisterSink(FortnoxSink):
@@ -363,6 +383,7 @@ class CustomerSink(RegisterSink):
     fortnox_key = "CustomerNumber"
     moment_key = "customerNumber"
     fields = CUSTOMER_FIELDS
+    answer_fields = ("CustomerNumber", "Name")  # no e-mail or organisation number kept a year
 
     def to_fortnox(self, record: dict[str, Any]) -> MappedRecord:
         return map_customer(record)
@@ -386,6 +407,7 @@ class ProjectSink(RegisterSink):
     fortnox_key = "ProjectNumber"
     moment_key = "projectNumber"
     fields = PROJECT_FIELDS
+    answer_fields = ("ProjectNumber", "Description", "Status", "StartDate", "EndDate")
 
     @cached_property
     def unknown_states(self) -> set[str]:
@@ -416,6 +438,17 @@ class InvoiceSink(FortnoxSink):
     resource = "invoices"
     fortnox_key = "DocumentNumber"
     moment_key = "invoiceNumber"
+    answer_fields = (
+        "DocumentNumber",
+        "CustomerNumber",
+        "InvoiceDate",
+        "Total",
+        "OCR",
+        CREDIT_LINK,  # a credit note: the invoice it credits
+        "CreditInvoiceReference",  # an invoice: the credit invoice Fortnox made of it
+        "Booked",
+        "Cancelled",
+    )
 
     def to_fortnox(self, record: dict[str, Any]) -> MappedRecord:
         return map_invoice(record)
@@ -473,6 +506,7 @@ class InvoiceSink(FortnoxSink):
             full = self.existing.full(item.key) or existing
             differences = invoice_differences(item.payload, full)
         if differences:
+            self.answer = self.saved_answer("Fortnox holds", existing)
             detail = (
                 f"invoice {item.key} already exists in Fortnox with different content and is "
                 f"never overwritten: {'; '.join(differences)}. Correct it with a credit note in "
@@ -513,6 +547,22 @@ class SkippedStreamSink(RecordsAsSent, BatchSink):
         reason = self.fortnox_target.skip_reason(self.stream_name)
         for _ in context.get("records", []):
             self.fortnox_target.summary.skip(self.stream_name, reason)
+
+
+def _given(name: str, value: Any) -> bool:
+    # Fortnox answers 0 for "no reference" (CreditInvoiceReference of an invoice that credits none).
+    return value not in (None, "") and not (name.endswith("Reference") and str(value) == "0")
+
+
+def _answer_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def refused_answer(exc: FortnoxDataError) -> str:
+    """Fortnox's refusal in a line: HTTP status, Fortnox's error code and its own message."""
+    code = f" error {exc.code}" if exc.code is not None else ""
+    status = f"HTTP {exc.status}" if exc.status is not None else "refused"
+    return f"{status}{code}: {exc.fortnox_message or exc.message}"
 
 
 def _customer_error(item: MappedRecord, customer: str, why: str) -> RecordRejected:

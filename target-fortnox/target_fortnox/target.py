@@ -1,11 +1,13 @@
 """target-fortnox: settings, sinks per stream, and what happens around a run.
 
-Owns: the settings contract (DESIGN §4), which sink handles which stream, the per-run objects the
+Owns: the settings (docs/ARCHITECTURE.md), which sink handles which stream, the per-run objects the
 sinks share (Fortnox client, existing-record indexes, fingerprint ledger, run summary, dead letters,
-dry-run plan), where the run store is (beside the token store unless set; see
-``sync_common.run_store``, which also refuses a store that would not outlive the run), replaying
+dry-run plan), where the run store is (beside the token store unless set:
+``fortnox_client.run_store``; ``sync_common.run_store`` refuses one that would not outlive the run),
+replaying
 dead letters before new input, draining streams in dependency order, and the end of a run
-(summary, failure e-mail, plan). Fatal errors (auth, transient errors after retries) propagate out
+(summary, failure e-mail and digest, plan), and an input that ended early because the tap failed
+(``sync_common.tap_run``). Fatal errors (auth, transient errors after retries) propagate out
 of the drain, which is before the SDK writes STATE, so the bookmark never passes a record that was
 not written.
 """
@@ -13,42 +15,41 @@ not written.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import click
 from fortnox_client import FortnoxClient, FortnoxSettings, plugin_settings_schema
-from fortnox_client.settings import DEFAULT_TOKEN_STORE_PATH
-from fortnox_client.token_store_postgres import DEFAULT_TABLE as TOKEN_TABLE
+from fortnox_client.run_store import run_store_settings
 from singer_sdk import typing as th
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 from sync_common import (
+    Alerts,
     DeadLetter,
     DeadLetters,
-    FailureMailer,
     RecordGuard,
+    RecordIssue,
     RunStore,
     RunStoreNotPersistent,
-    RunStoreSettings,
     RunSummary,
+    describe_error,
     install_secret_redaction,
     is_keyless_letter_key,
+    keep_days_setting,
     notify_settings_schema,
     plugin_config_schema,
+    run_settings_schema,
     run_store_settings_schema,
     secret_setting_values,
 )
-from sync_common.postgres import parse_url
 
 from target_fortnox.existing import ExistingRecords, FingerprintLedger
 from target_fortnox.plan import Plan
 from target_fortnox.sinks import CustomerSink, InvoiceSink, ProjectSink, SkippedStreamSink
 
 PLUGIN = "target-fortnox"
-RUN_STORE_DIRNAME = "run-store"
 # Fortnox references run one way: invoices need customers (and projects), so drain in this order.
 STREAM_ORDER = ("customers", "projects", "invoices")
 SINKS: dict[str, type[Sink]] = {
@@ -64,7 +65,7 @@ class TargetFortnox(RecordGuard, Target):
     name = PLUGIN
     default_sink_class = SkippedStreamSink
 
-    # The shared Fortnox and e-mail settings first (DESIGN §4), in this target's words.
+    # The shared Fortnox and e-mail settings first (docs/ARCHITECTURE.md), in this target's words.
     config_jsonschema = plugin_config_schema(
         plugin_settings_schema(),
         notify_settings_schema(),
@@ -90,6 +91,7 @@ class TargetFortnox(RecordGuard, Target):
                 "skipped).",
             ),
         ).to_dict(),
+        run_settings_schema(),
         run_store_settings_schema(),
         overrides={
             "run_store_path": {
@@ -162,7 +164,9 @@ class TargetFortnox(RecordGuard, Target):
 
     @cached_property
     def summary(self) -> RunSummary:
-        summary = RunSummary(plugin=PLUGIN, results_dir=self.results_dir)
+        summary = RunSummary(
+            plugin=PLUGIN, results_dir=self.results_dir, keep_days=keep_days_setting(self.config)
+        )
         for stream in STREAM_ORDER:
             summary.add_stream(stream)
         return summary
@@ -302,8 +306,14 @@ class TargetFortnox(RecordGuard, Target):
         if self._finished:
             return
         self._finished = True
+        reported_elsewhere: list[RecordIssue] = []
         if error is not None:
-            self.summary.fail("run", None, f"the run stopped: {error}")
+            self.summary.stop(f"{describe_error(error)} (no state emitted)")
+        elif (tap_stop := self.tap_marks.stop()) is not None:
+            # The tap failed or was killed: this input ended early (sync_common.tap_run).
+            issue = self.summary.stop(tap_stop.message)
+            if tap_stop.alerted and issue is not None:
+                reported_elsewhere.append(issue)
         if "client" in self.__dict__:
             stats = self.client.stats
             self.summary.add_requests(
@@ -317,30 +327,11 @@ class TargetFortnox(RecordGuard, Target):
             self.dead_letters.save()
             self.ledger.save()
         self.summary.finish()
-        FailureMailer.from_config(self.config).send_if_failed(self.summary)
+        secrets = secret_setting_values(self.config_jsonschema, self.config)
+        Alerts.from_config(self.config, self.run_store, secrets=secrets).after_run(
+            self.summary, reported_elsewhere=reported_elsewhere
+        )
         self.run_store.close()
-
-
-def run_store_settings(config: Mapping[str, Any]) -> RunStoreSettings:
-    """The run store beside the Fortnox token store unless run_store_url/run_store_path say
-    otherwise: the folder ``run-store/`` next to ``token_store_path``, or, with
-    ``token_store_url``, the table ``<token table>_run_store`` of the same database and tenant."""
-    token_url = str(config.get("token_store_url") or "").strip() or None
-    token_path = Path(
-        str(config.get("token_store_path") or "").strip() or DEFAULT_TOKEN_STORE_PATH
-    ).expanduser()
-    token_table = None
-    if token_url:
-        token_table = parse_url(token_url, setting="token_store_url", default_table=TOKEN_TABLE)[1]
-    return RunStoreSettings.from_config(
-        config,
-        default_path=token_path.parent / RUN_STORE_DIRNAME,
-        inherited_url=token_url,
-        inherited_setting="token_store_url",
-        inherited_table=f"{token_table}_run_store" if token_table else None,
-        tenant=str(config.get("tenant_id") or "").strip() or None,
-        extra="fortnox-client[postgres]",
-    )
 
 
 if __name__ == "__main__":

@@ -227,8 +227,13 @@ def test_account_rules_of_invoice_line_accounts(
 
 
 def test_missing_scopes_are_named_with_the_fix(
-    fortnox: SandboxProcess, moment: SandboxProcess, tmp_path: Path
+    fortnox: SandboxProcess,
+    moment: SandboxProcess,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Meltano runs the check with the environment it activated: the fix names that one.
+    monkeypatch.setenv("MELTANO_ENVIRONMENT", "prod")
     minted = fortnox.admin("POST", "refresh-tokens", {"scope": "customer companyinformation"})
     report = preflight(
         fortnox,
@@ -239,7 +244,7 @@ def test_missing_scopes_are_named_with_the_fix(
     scopes = result(report, "fortnox-scopes")
     assert scopes.status == "fail"
     assert scopes.items == ["project", "invoice", "bookkeeping"]
-    assert "meltano invoke target-fortnox:authorize" in scopes.fix
+    assert "`meltano --environment prod invoke target-fortnox:authorize`" in scopes.fix
     assert not report.ready
 
 

@@ -14,7 +14,7 @@ def test_readme_holds_the_generated_input_contract() -> None:
     assert contract_markdown().strip() in README
 
 
-# DESIGN §4: the names are fixed (docs, meltano.yml and users rely on them).
+# docs/ARCHITECTURE.md, Settings: the names are fixed (docs, meltano.yml and users rely on them).
 DESIGN_SETTINGS = [
     "api_url",
     "token_url",

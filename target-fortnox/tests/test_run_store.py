@@ -8,9 +8,10 @@ from typing import Any
 
 import click
 import pytest
+from fortnox_client.run_store import run_store_settings
 from sync_common import FileRunStore, PostgresRunStore
 from target_fortnox.existing import FingerprintLedger
-from target_fortnox.target import TargetFortnox, run_store_settings
+from target_fortnox.target import TargetFortnox
 
 REMOTE_STATE = "postgresql+psycopg://meltano:pw@db.internal/meltano"
 

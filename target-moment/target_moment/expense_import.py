@@ -5,7 +5,7 @@ projects by number, the Fortnox projects seen without a start date, the run summ
 letters and (in dry run) the plan. The sinks hand it records; it decides with ``expense_plan``
 and writes through ``moment_client`` — never HTTP directly.
 
-Error policy (DESIGN §6): a record's data problem (contract, Moment 4xx, no start date) is a
+Error policy (docs/ARCHITECTURE.md): a data problem (contract, Moment 4xx, no start date) is a
 failure in the summary plus a dead letter, and the run goes on; ``MomentAuthError`` and
 ``MomentTransientError`` propagate and fail the run before the target emits state.
 """
@@ -26,7 +26,9 @@ from moment_client import (
     MomentTransientError,
 )
 from moment_client.expense_api import ExpenseApi
+from moment_client.native_expenses import CostRow, NativeExpenses
 from sync_common import DeadLetters, ProgressReporter, RunSummary, is_keyless_letter_key
+from sync_common.ledger import RunStoreLedger
 
 from target_moment.contract import (
     PROJECT_EXPENSES,
@@ -35,7 +37,7 @@ from target_moment.contract import (
     check_record,
     json_ready,
 )
-from target_moment.dry_run import DryRunPlan
+from target_moment.dry_run import PLUGIN, DryRunPlan
 from target_moment.expense_plan import (
     ExpenseAction,
     ExpenseDecision,
@@ -52,6 +54,9 @@ WAITING = "waiting: "
 MAX_CREATE_ATTEMPTS = 3
 
 logger = logging.getLogger("target_moment")
+
+# Run-store document: source key -> id of the Moment expense adopted for it (stream key).
+ADOPTED_DOCUMENT = f"adopted/{PLUGIN}.json"
 
 # What each decision counts as in the run summary (RunSummary outcome names).
 _OUTCOMES = {
@@ -128,6 +133,11 @@ class ExpenseImport:
         self.fortnox_projects = FortnoxProjects()
         self.moment_projects = MomentProjects(client)
         self.expenses = MomentExpenses(client, settings.expense_api)
+        # Expenses Moment's own Fortnox integration imported (no reference), adopted instead of
+        # imported again; which one each source key adopted is kept in the run store, since an
+        # invoiced expense cannot take our reference (docs/SWITCH-OVER.md).
+        self.natives = NativeExpenses(self.expenses.of_project)
+        self.adopted = RunStoreLedger(dead_letters.store, ADOPTED_DOCUMENT)
         # Expenses this run wrote or read, by source key: a key repeated in one batch (or in a
         # retried dead letter and the fresh input) is compared against it without another lookup.
         self._known: dict[str, dict[str, Any]] = {}
@@ -252,8 +262,14 @@ class ExpenseImport:
             self.plan.add_skip(key, number, UNKNOWN_PROJECT)
             return None, "skipped", UNKNOWN_PROJECT
         desired = desired_expense(record, project, self.settings.default_billable)
-        existing = self._existing(key) or self._legacy(record, key)
-        decision = decide(desired, existing)
+        existing = self._existing(key) or self._legacy(record, key) or self._adopted(key)
+        adopting = None if existing is not None else self._native(desired, key)
+        decision = decide(desired, existing or adopting)
+        if adopting is not None and adopting.get("invoiced"):
+            # The same cost, already invoiced: Moment locks it, so it is adopted as it is (no
+            # reference; the run store remembers it) rather than reported as a conflict.
+            decision = ExpenseDecision(ExpenseAction.UNCHANGED)
+        existing = existing or adopting
         if self.settings.dry_run:
             self.plan.add(key, number, decision)
             return decision, _OUTCOMES[decision.action], _conflict_detail(key, decision)
@@ -304,6 +320,29 @@ class ExpenseImport:
             logger.info("Expense %s was imported as %s; adopting it", key, legacy)
             return found
         return None
+
+    def _adopted(self, key: str) -> dict[str, Any] | None:
+        """The expense an earlier run adopted for ``key`` but could not give our reference
+        (Moment had invoiced it): found by its Moment id, so a later change is compared against
+        it (a conflict, being invoiced) and never imported beside it."""
+        expense_id = self.adopted.get(PROJECT_EXPENSES, key)
+        return None if expense_id is None else self.expenses.get(expense_id)
+
+    def _native(self, desired: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+        """An expense Moment's own integration imported for this cost row (no reference; same
+        project, date, account, amount and text: ``moment_client.native_expenses``), adopted:
+        the decision then sets our reference on it (or, when it is invoiced, leaves it be)."""
+        found = self.natives.take(CostRow.of(desired))
+        if found is None:
+            return None
+        logger.info(
+            "Expense %s was imported by Moment's own integration as Moment expense %s; adopting it",
+            key,
+            found.get("id"),
+        )
+        if not self.settings.dry_run:
+            self.adopted.put(PROJECT_EXPENSES, key, str(found["id"]))
+        return found
 
     def _existing(self, key: str) -> dict[str, Any] | None:
         if key not in self._known:

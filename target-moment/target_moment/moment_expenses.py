@@ -17,6 +17,7 @@ from typing import Any
 
 from moment_client import MomentClient, MomentNotFound
 from moment_client.expense_api import DOC, REFERENCE, ExpenseApi
+from moment_client.native_expenses import project_expenses
 
 
 class ExpensePathNotFound(MomentNotFound):
@@ -40,6 +41,20 @@ class MomentExpenses:
         except MomentNotFound as exc:
             raise self.path_not_found(exc) from exc
         return None if found is None else self.api.from_moment(found)
+
+    def get(self, expense_id: Any) -> dict[str, Any] | None:
+        """The expense with Moment id ``expense_id``, or None when Moment has none."""
+        try:
+            return self.api.from_moment(self.client.get(self.api.path, expense_id))
+        except MomentNotFound:
+            return None
+
+    def of_project(self, project_id: str) -> list[dict[str, Any]]:
+        """Every expense of one Moment project (``moment_client.native_expenses``)."""
+        try:
+            return list(project_expenses(self.client, self.api, project_id))
+        except MomentNotFound as exc:
+            raise self.path_not_found(exc) from exc
 
     def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
         try:

@@ -1,10 +1,12 @@
 """target-moment: the Singer target's settings, stream-to-sink routing and run lifecycle.
 
-Settings are DESIGN §4's (names fixed). A run: secrets are redacted from logging at start; records
+Settings: docs/ARCHITECTURE.md. A run: secrets are redacted from logging at start; records
 flow through the sinks into one ``ExpenseImport``; at end of input the dead letters are retried
 (if no expense arrived to trigger that earlier), the sinks drain and the SDK emits state; then the
-run summary is written, the dead letters saved, the failure e-mail sent, and in dry run the plan
-written and printed. A run-level error (auth, retries exhausted) writes the summary and e-mail
+run summary is written, the dead letters saved, the failure e-mail sent (new failures and
+conflicts at once, the rest in the daily digest: ``sync_common.alerts``), and in dry run the plan
+written and printed. An input that ended early because the tap failed is a stopped run
+(``sync_common.tap_run``). A run-level error (auth, retries exhausted) writes the summary and e-mail
 too, then fails the run before any state is emitted.
 """
 
@@ -28,16 +30,20 @@ from singer_sdk import typing as th
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 from sync_common import (
+    Alerts,
     DeadLetters,
-    FailureMailer,
     RecordGuard,
+    RecordIssue,
     RunStore,
     RunStoreNotPersistent,
     RunStoreSettings,
     RunSummary,
+    describe_error,
     install_secret_redaction,
+    keep_days_setting,
     notify_settings_schema,
     plugin_config_schema,
+    run_settings_schema,
     run_store_settings_schema,
     secret_setting_values,
 )
@@ -54,7 +60,7 @@ class TargetMoment(RecordGuard, Target):
     name = PLUGIN
     default_sink_class = IgnoredStreamSink
 
-    # target-moment's own settings (DESIGN §4): the shared Moment and e-mail ones (in this
+    # target-moment's settings (docs/ARCHITECTURE.md): the shared Moment and e-mail ones (in this
     # target's words) around its own. The SDK adds its built-ins to config_jsonschema, in place.
     own_settings = plugin_config_schema(
         connection_settings_schema(),
@@ -107,6 +113,7 @@ class TargetMoment(RecordGuard, Target):
                 ),
             ),
         ).to_dict(),
+        run_settings_schema(),
         notify_settings_schema(),
         run_store_settings_schema(),
         overrides={
@@ -128,8 +135,8 @@ class TargetMoment(RecordGuard, Target):
                 "is looked up by its Fortnox source key before it is sent again)"
             },
             "notify_email": {
-                "description": "E-mail address(es), comma separated, for one message per "
-                "failing run."
+                "description": "E-mail address(es), comma separated, for the failure e-mail: new "
+                "failures and conflicts at once, those that persist in a daily digest."
             },
             "smtp_starttls": {"description": "Use STARTTLS on the SMTP connection."},
         },
@@ -160,7 +167,9 @@ class TargetMoment(RecordGuard, Target):
     def expense_import(self) -> ExpenseImport:
         """The run's importer; created on first use so ``--about`` needs no results dir."""
         results_dir = self.config.get("results_dir") or "output/"
-        summary = RunSummary(plugin=PLUGIN, results_dir=results_dir)
+        summary = RunSummary(
+            plugin=PLUGIN, results_dir=results_dir, keep_days=keep_days_setting(self.config)
+        )
         dead_letters = DeadLetters(results_dir, PLUGIN, store=self.run_store)
         summary.dead_letters_at = dead_letters.path or dead_letters.location
         return ExpenseImport(
@@ -225,9 +234,17 @@ class TargetMoment(RecordGuard, Target):
             return
         self._run_ended = True
         run = self.expense_import
+        reported_elsewhere: list[RecordIssue] = []
         try:
             if fatal is not None:
-                run.summary.fail(PROJECT_EXPENSES, None, f"run stopped, no state emitted: {fatal}")
+                run.summary.stop(
+                    f"{describe_error(fatal)} (no state emitted)", stream=PROJECT_EXPENSES
+                )
+            elif (tap_stop := self.tap_marks.stop()) is not None:
+                # The tap failed or was killed: this input ended early (sync_common.tap_run).
+                issue = run.summary.stop(tap_stop.message)
+                if tap_stop.alerted and issue is not None:
+                    reported_elsewhere.append(issue)
             stats = run.client.stats
             run.summary.add_requests(requests=stats.requests, retries=stats.retries)
             if run.settings.dry_run:
@@ -236,10 +253,15 @@ class TargetMoment(RecordGuard, Target):
                 self.logger.info("Dry-run plan written to %s", path)
             else:
                 run.dead_letters.save()
+                run.adopted.save()
             run.summary.finish()
         finally:
-            # Conflicts too: an invoiced expense Fortnox changed is reported once, when the tap
-            # sends the change, and someone must correct it in Moment.
-            FailureMailer.from_config(self.config).send_if_failed(run.summary, conflicts=True)
+            # Conflicts too: an invoiced expense Fortnox changed must be corrected in Moment by
+            # someone; mailed when new, then in the daily digest while it persists.
+            Alerts.from_config(
+                self.config,
+                self.run_store,
+                secrets=secret_setting_values(self.own_settings, self.config),
+            ).after_run(run.summary, mail_conflicts=True, reported_elsewhere=reported_elsewhere)
             run.client.close()
             self.run_store.close()

@@ -91,6 +91,23 @@ def test_report_shows_the_runs(pipelines: Any) -> None:
     assert len(rows) == 3
     assert rows[1][2:5] == ["target-fortnox", "customers", "30"]
 
+    # One record's history through the same command: planned by the first dry run, created by
+    # the real run with Fortnox's answer, then planned as an update by the dry run after it.
+    history = pipelines.meltano("invoke", "target-fortnox:report", "--record", "customers", "1005")
+    lines = history.stdout.splitlines()
+    assert lines[0] == "customers 1005: 3 event(s)"
+    assert [line.split()[2:4] for line in lines[1::2]] == [
+        ["target-fortnox", "skipped"],
+        ["target-fortnox", "created"],
+        ["target-fortnox", "skipped"],
+    ]
+    assert lines[2::2] == [
+        "    dry run: would be created",
+        lines[4],
+        "    dry run: would be updated",
+    ]
+    assert lines[4].startswith("    answer: created: CustomerNumber 1005, Name ")
+
 
 def test_expenses_dry_run_keeps_the_state_so_the_real_run_creates(pipelines: Any) -> None:
     since = int(pipelines.moment.admin("GET", "requests?since=0")["last"])

@@ -1,5 +1,5 @@
 """Reliability fixtures: the oracle that says what must be in each destination, background runs
-that can be killed, a local SMTP inbox, and the figures file the reliability report is built from.
+that can be killed, and the figures file the reliability report is built from.
 
 The lead's `tests/conftest.py` gives each module its `pipelines` (fresh sandboxes, own state
 backend, token store and results dir). This file adds what the "nothing lost, nothing duplicated"
@@ -22,7 +22,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,14 +30,10 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from email import message_from_bytes
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import Envelope, Session
 from filelock import FileLock
 from fortnox_client import FortnoxClient, FortnoxSettings
 from tap_fortnox_expenses.expenses import project_expense_rows
@@ -77,11 +72,32 @@ class Figures:
             self.last_row_at = time.monotonic()
             self._write(current)
 
-    def stamp_run(self, **run: Any) -> None:
-        """Mark the file as one complete, green run of the whole suite (read by the report)."""
+    def start_session(self, session_id: str) -> None:
+        """Start the file afresh unless another worker of this same session already did (the
+        xdist workers of one `make test` share ``session_id``, xdist's test-run id)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.path) + ".lock"):
             current = json.loads(self.path.read_text()) if self.path.exists() else {}
-            current["run"] = {**run, "modules": sorted(RELIABILITY_MODULES)}
+            if current.get("session") != session_id:
+                self._write({"session": session_id, "sections": {}})
+
+    def stamp_run(self, *, failed: bool, **run: Any) -> None:
+        """Mark the file as one complete, green run of the whole suite (read by the report).
+
+        Each worker that ran reliability tests stamps its part: the earliest start, the longest
+        span; a worker with a failed test removes the stamp for good (``failed``)."""
+        with FileLock(str(self.path) + ".lock"):
+            current = json.loads(self.path.read_text()) if self.path.exists() else {}
+            if failed or current.get("failed"):
+                current.pop("run", None)
+                current["failed"] = True
+            else:
+                earlier = current.get("run") or {}
+                current["run"] = {
+                    "started_at": min(run["started_at"], earlier.get("started_at", "9999")),
+                    "seconds": max(run["seconds"], earlier.get("seconds", 0)),
+                    "modules": sorted(RELIABILITY_MODULES),
+                }
             self._write(current)
 
     def _write(self, current: dict[str, Any]) -> None:
@@ -97,17 +113,24 @@ RELIABILITY_MODULES = frozenset(p.name for p in Path(__file__).parent.glob("test
 def figures(request: pytest.FixtureRequest) -> Iterator[Figures]:
     """The figures file; a session that runs every reliability module starts it afresh and
     stamps it with the run's duration, so the report always comes from one full run (autouse:
-    the clock starts before the first module's fixtures)."""
+    the clock starts before the first module's fixtures). Under pytest-xdist the modules run on
+    several workers of one session: they share the file through xdist's test-run id."""
     collected = {Path(str(item.path)).name for item in request.session.items}
     full_run = RELIABILITY_MODULES.issubset(collected)
-    if full_run:
-        FIGURES.unlink(missing_ok=True)
-    started, wall = time.monotonic(), datetime.now().isoformat(timespec="seconds")
+    worker = getattr(request.config, "workerinput", None)
+    session_id = worker["testrunuid"] if worker else f"pid-{os.getpid()}-{time.time()}"
     fig = Figures()
+    if full_run:
+        fig.start_session(session_id)
+    started, wall = time.monotonic(), datetime.now().isoformat(timespec="seconds")
     yield fig
-    if full_run and not request.session.testsfailed and fig.last_row_at is not None:
+    if full_run and fig.last_row_at is not None:
         # Up to the last reliability row: in `make test` other folders' tests run in the session.
-        fig.stamp_run(started_at=wall, seconds=round(fig.last_row_at - started, 1))
+        fig.stamp_run(
+            failed=bool(request.session.testsfailed),
+            started_at=wall,
+            seconds=round(fig.last_row_at - started, 1),
+        )
 
 
 # --- the oracle ------------------------------------------------------------------------------
@@ -382,68 +405,6 @@ class BackgroundRun:
     def stderr(self) -> str:
         assert self.log_dir is not None
         return (self.log_dir / Path(self._err.name).name).read_text(errors="replace")
-
-
-# --- SMTP ------------------------------------------------------------------------------------
-@dataclass
-class Inbox:
-    messages: list[Message] = field(default_factory=list)
-    raw: list[bytes] = field(default_factory=list)
-    recipients: list[list[str]] = field(default_factory=list)
-
-    def clear(self) -> None:
-        self.messages.clear()
-        self.raw.clear()
-        self.recipients.clear()
-
-
-class _StoringHandler:
-    def __init__(self, inbox: Inbox) -> None:
-        self.inbox = inbox
-
-    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
-        assert isinstance(envelope.content, bytes)
-        self.inbox.raw.append(envelope.content)
-        self.inbox.messages.append(message_from_bytes(envelope.content))
-        self.inbox.recipients.append(list(envelope.rcpt_tos))
-        return "250 Message accepted"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class SmtpServer:
-    port: int
-    inbox: Inbox
-
-
-@pytest.fixture(scope="module")
-def smtp_server() -> Iterator[SmtpServer]:
-    """A local SMTP server (aiosmtpd, no TLS, any login accepted) that keeps what it receives."""
-    inbox = Inbox()
-    port = free_port()
-
-    def accept_any(*_: Any) -> Any:
-        from aiosmtpd.smtp import AuthResult
-
-        return AuthResult(success=True, handled=False)
-
-    controller = Controller(
-        _StoringHandler(inbox),
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=accept_any,
-        auth_require_tls=False,
-    )
-    controller.start()
-    try:
-        yield SmtpServer(port, inbox)
-    finally:
-        controller.stop()
 
 
 def wait_for(predicate: Any, timeout: float, interval: float = 0.1) -> bool:

@@ -171,6 +171,8 @@ def test_spent_refresh_token_fails_clearly_without_a_bookmark(kit: Any) -> None:
         -2000:
     ]
     assert "authori" in result.stderr.lower(), result.stderr[-2000:]
+    # ... naming the consent command as it runs in this project and environment.
+    assert "meltano --environment dev invoke target-fortnox:authorize" in result.stderr
     assert kit.state("dev:tap-moment-to-target-fortnox") == state_before
 
     # Re-authorised: a new refresh token seeds a new store (pipelines.env mints it).

@@ -1,6 +1,6 @@
 """Fortnox's API error answers: ``{"ErrorInformation": {"error": 1, "message": ..., "code": N}}``.
 
-Codes are the documented ones (reference §3.3); where Fortnox documents no code for a refusal the
+Codes are the documented ones (docs/FORTNOX-API.md); where Fortnox documents none for a refusal the
 sandbox uses the closest documented one and says so ("inferred") next to the constant.
 """
 

@@ -1,4 +1,4 @@
-"""Switches for the Moment behaviour no public source settles (docs/MOMENT-API.md, "inferred").
+"""Switches for the Moment behaviour no public source settles (docs/MOMENT-API.md: "inferred").
 
 The sandbox answers one way by default and the other way when switched, so tests can run the
 plugins against both (``GET|PATCH /_sandbox/settings``; kept in the store, so a restart or a

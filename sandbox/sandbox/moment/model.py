@@ -1,6 +1,6 @@
 """Moment's entities as the sandbox serves them: field names, types and write rules.
 
-Field names are fixed by DESIGN.md section 9 (the plugins use exactly these). What a client may
+Field names are those of docs/MOMENT-API.md (the plugins use exactly these). What a client may
 write is declared per entity; read-only fields (``id``, ``createdDate``, ``lastModifiedDate``,
 ``invoiceNumber``, ``invoiceState``, ``invoiced``) and unknown fields in a request body are
 ignored, as Jackson does by default in a Spring application (inferred).
