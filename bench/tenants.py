@@ -69,7 +69,9 @@ def plugins_alone(settings: OrchestratorSettings, tenant: Any) -> tuple[float, f
         flags = ("--environment", tenant.environment)
         paths = {}
         for plugin in ("tap-moment", "target-fortnox"):
-            config = _meltano(env, settings, *flags, "invoke", "--no-install", "--dump=config", plugin)
+            config = _meltano(
+                env, settings, *flags, "invoke", "--no-install", "--dump=config", plugin
+            )
             paths[plugin] = work / f"{plugin}.json"
             paths[plugin].write_text(config)
         state_id = f"{tenant.environment}:tap-moment-to-target-fortnox"
