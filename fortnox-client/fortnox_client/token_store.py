@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -40,6 +38,7 @@ from typing import Any, ClassVar, TypedDict
 import jwt
 import requests
 from filelock import FileLock, Timeout
+from sync_common.atomic_files import write_bytes_atomically
 
 from fortnox_client.errors import FortnoxAuthError, FortnoxTokenUnavailable, authorize_command
 from fortnox_client.rate_limiter import SharedWindow, Window
@@ -438,29 +437,12 @@ class TokenStore:
 
 
 def write_private_json_atomically(path: Path, document: Mapping[str, Any]) -> None:
-    """Write ``document`` so that readers see the old or the new file, never a torn one.
-
-    Temp file in the same directory (so ``os.replace`` is atomic), mode 0600 from creation,
-    fsync of the file before the rename and of the directory after it (the rename survives a crash).
-    """
+    """Write ``document`` so that readers see the old or the new file, never a torn one: mode
+    0600 from creation, in a 0700 folder, the file and the rename fsynced
+    (``sync_common.atomic_files``)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    write_bytes_atomically(path, text.encode("utf-8"), mode=0o600, sync_directory=True)
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import stat
 import subprocess
 import sys
@@ -310,7 +311,8 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(
     def explode(*args: Any, **kwargs: Any) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(json, "dump", explode)
+    # The temporary file is written, then its flush to disk fails (a full disk shows there).
+    monkeypatch.setattr(os, "fsync", explode)
     with pytest.raises(OSError, match="disk full"):
         write_private_json_atomically(path, {"generation": 2})
 

@@ -24,11 +24,19 @@ def write_text_atomically(path: Path, text: str) -> None:
     write_bytes_atomically(path, text.encode("utf-8"))
 
 
-def write_bytes_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename over ``path``."""
+def write_bytes_atomically(
+    path: Path, data: bytes, *, mode: int | None = None, sync_directory: bool = False
+) -> None:
+    """Write to a temporary file in the same directory, fsync, then rename over ``path``.
+
+    ``mode``: the file's permissions from its creation on (e.g. 0o600 for secrets), else
+    ``mkstemp``'s; ``sync_directory``: fsync the directory after the rename too, so the rename
+    itself survives a crash (the token store, whose refresh token works only once)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if mode is not None:
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as tmp:
             tmp.write(data)
             tmp.flush()
@@ -37,3 +45,9 @@ def write_bytes_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+    if sync_directory:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
