@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -153,33 +152,42 @@ def up(
         _start_sandboxes(stack, tenants, fortnox_limit)
         _write_project(stack, tenants)
         write_instance(root / "dagster", root / "project", max_concurrent_runs)
-        if not orchestrator:
-            stack.save()
-            return stack
-        env = stack.env()
-        # The instance's tables first: the daemon and a client creating them at once race
-        # ("type secondary_indexes already exists").
-        subprocess.run(
-            [str(BIN / "dagster"), "instance", "migrate"], env=env, check=True, capture_output=True
-        )
-        workspace = str(root / "dagster" / "workspace.yaml")
-        stack.process_groups["dagster-daemon"] = _spawn(
-            [str(BIN / "dagster-daemon"), "run", "-w", workspace], root, "dagster-daemon", env
-        )
-        if webserver and (BIN / "dagster-webserver").exists():
-            stack.process_groups["dagster-webserver"] = _spawn(
-                [str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", "3000"],
-                root,
-                "dagster-webserver",
-                env,
-            )
-        for tenant in tenants:
-            _start_receiver(stack, tenant, env)
         stack.save()
+        if orchestrator:
+            start_orchestrator(stack, tenants, webserver=webserver)
     except BaseException:
         down(root)
         raise
     return stack
+
+
+def start_orchestrator(
+    stack: Stack, tenants: tuple[TenantSpec, ...] = DEFAULT_TENANTS, *, webserver: bool = True
+) -> None:
+    """Start ``dagster-daemon`` (and the web UI) and the tenants' webhook receivers on a stack
+    that ``up(..., orchestrator=False)`` started; ``down`` stops them with the rest."""
+    root = Path(stack.root)
+    env = stack.env()
+    # The instance's tables first: the daemon and a client creating them at once race
+    # ("type secondary_indexes already exists").
+    subprocess.run(
+        [str(BIN / "dagster"), "instance", "migrate"], env=env, check=True, capture_output=True
+    )
+    workspace = str(root / "dagster" / "workspace.yaml")
+    stack.process_groups["dagster-daemon"] = _spawn(
+        [str(BIN / "dagster-daemon"), "run", "-w", workspace], root, "dagster-daemon", env
+    )
+    if webserver and (BIN / "dagster-webserver").exists():
+        stack.process_groups["dagster-webserver"] = _spawn(
+            [str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", "3000"],
+            root,
+            "dagster-webserver",
+            env,
+        )
+    stack.save()
+    for tenant in tenants:
+        _start_receiver(stack, tenant, env)
+    stack.save()
 
 
 def down(root: Path) -> None:
@@ -285,8 +293,26 @@ def add_tenant(stack: Stack, tenant: TenantSpec) -> None:
     secrets.chmod(0o600)
 
 
+def write_project(project_dir: Path, repo: Path = REPO) -> Path:
+    """The project's ``meltano.yml``: the repo's, its plugins' ``pip_url`` pinned to the repo.
+
+    The plugins are the repo's installed ones, linked into every run of every tenant. Meltano
+    fingerprints an installed plugin by its expanded ``pip_url``; here ``${MELTANO_PROJECT_ROOT}``
+    would expand to this folder, not the repo, so any Meltano command without ``--no-install``
+    would find the shared plugins stale and rebuild their venvs under the running plugins (an
+    empty venv when the install fails). Pinned, the project names the plugins as installed."""
+    document = yaml.safe_load((repo / "meltano.yml").read_text())
+    for plugins in (document.get("plugins") or {}).values():
+        for plugin in plugins:
+            if "pip_url" in plugin:
+                plugin["pip_url"] = plugin["pip_url"].replace("${MELTANO_PROJECT_ROOT}", str(repo))
+    path = project_dir / "meltano.yml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+    return path
+
+
 def _write_project(stack: Stack, tenants: tuple[TenantSpec, ...]) -> None:
-    shutil.copy(REPO / "meltano.yml", Path(stack.root) / "project" / "meltano.yml")
+    write_project(Path(stack.root) / "project")
     for tenant in tenants:
         add_tenant(stack, tenant)
 
