@@ -76,7 +76,7 @@ def tenant_secrets(settings: OrchestratorSettings, tenant: Tenant) -> dict[str, 
             f"tenant {tenant.name}: no secrets file {path}; create it with the tenant's "
             "TAP_MOMENT_API_KEY, TARGET_MOMENT_API_KEY, TARGET_FORTNOX_CLIENT_SECRET, "
             "TAP_FORTNOX_EXPENSES_CLIENT_SECRET (and TARGET_FORTNOX_REFRESH_TOKEN for the first "
-            "run); docs/SCALING.md 'Adding a tenant'"
+            "run); orchestrator/README.md, 'Adding a tenant'"
         )
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
