@@ -157,8 +157,10 @@ def fortnox_writes(stack: local.Stack, tenant_id: int, since: int = 0) -> list[d
     return [r for r in log["requests"] if r["method"] == "POST" and r["path"].startswith("/3/")]
 
 
-def meltano_process(tenant: str) -> tuple[int, str] | None:
-    """The process group and Dagster run id of the tenant's running `meltano run`."""
+def meltano_process(stack: local.Stack, tenant: str) -> tuple[int, str] | None:
+    """The process group and Dagster run id of the tenant's running `meltano run` (of this
+    stack: its work dir is under the stack's, whatever other sessions run on the machine)."""
+    workers = f"MELTANO_SYS_DIR_ROOT={Path(stack.root) / 'workers'}/".encode()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -168,8 +170,10 @@ def meltano_process(tenant: str) -> tuple[int, str] | None:
         except OSError:
             continue
         # `meltano` is a Python script: [python, .../meltano, --environment, …]
-        if f"MOMENT_FORTNOX_TENANT={tenant}".encode() in environ and any(
-            part.endswith(b"/meltano") for part in cmdline[:2]
+        if (
+            f"MOMENT_FORTNOX_TENANT={tenant}".encode() in environ
+            and any(v.startswith(workers) for v in environ)
+            and any(part.endswith(b"/meltano") for part in cmdline[:2])
         ):
             run_id = next(
                 (v.split(b"=", 1)[1] for v in environ if v.startswith(b"MOMENT_FORTNOX_RUN_ID=")),
@@ -205,7 +209,9 @@ def test_three_tenants_on_dagster(stack: tuple[local.Stack, datetime], instance:
         lambda: len(fortnox_writes(started, acme.fortnox_tenant_id)) >= 8,
         started,
     )
-    group, run_id = wait_for("acme's meltano process", lambda: meltano_process("acme"), started)
+    group, run_id = wait_for(
+        "acme's meltano process", lambda: meltano_process(started, "acme"), started
+    )
     os.killpg(group, signal.SIGKILL)
     killed = instance.get_run_by_id(run_id)
     assert killed.job_name == "moment_to_fortnox", killed.tags
