@@ -9,7 +9,7 @@ PKG_FILES := $(wildcard */pyproject.toml)
 # from the repo, not PyPI.
 PKG_DIRS  := $(patsubst %/pyproject.toml,%,$(PKG_FILES))
 
-.PHONY: install test test-packages lint demo bench clean dist
+.PHONY: install test test-packages lint demo bench clean dist tenants-up tenants-down
 
 install: $(STAMP)
 
@@ -37,13 +37,24 @@ test-packages: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy sandbox/sandbox $(wildcard fortnox-client/fortnox_client moment-client/moment_client sync-common/sync_common sync-operator/sync_operator moment-webhooks/moment_webhooks) bench
+	$(BIN)/mypy sandbox/sandbox $(wildcard fortnox-client/fortnox_client moment-client/moment_client sync-common/sync_common sync-operator/sync_operator moment-webhooks/moment_webhooks orchestrator/moment_fortnox_orchestrator) bench
 
 demo: install
 	$(BIN)/python scripts/demo.py
 
 bench: install
 	$(BIN)/python bench/run.py
+
+# Three tenants on Dagster on this machine: PostgreSQL, the sandboxes (one Fortnox host with three
+# companies, one Moment with three), a webhook receiver per tenant and dagster-daemon, under
+# output/tenants (orchestrator/README.md). `make tenants-down` stops them.
+TENANTS_ROOT ?= output/tenants
+tenants-up: install
+	MELTANO_SEND_ANONYMOUS_USAGE_STATS=false $(BIN)/meltano install
+	$(BIN)/moment-fortnox-orchestrator local up --root $(TENANTS_ROOT)
+
+tenants-down:
+	$(BIN)/moment-fortnox-orchestrator local down --root $(TENANTS_ROOT)
 
 # An sdist and a wheel of every package (the wheel built from the sdist, as `python -m build`
 # does), with uv's PEP 517 frontend and hatchling in an isolated build environment. README "Add to

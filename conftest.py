@@ -21,6 +21,7 @@ ROOT = Path(__file__).parent
 SLOW_FIRST = (
     "tests/reliability/test_kill9.py",
     "tests/test_expenses_to_moment.py",
+    "tests/test_orchestrator_tenants.py",
     "tests/test_add_to_meltano_project.py",
     "tests/reliability/test_bad_input.py",
     "tests/reliability/test_faults_moment_to_fortnox.py",

@@ -7,6 +7,7 @@ and writes it as JSON to ``output/bench/bench-<UTC time>.json`` and ``output/ben
 
     python bench/run.py [--limit 250]
                         [--only first_load,no_change,expenses,at_once,memory,cpu,report]
+    python bench/run.py --only tenants   # bench/tenants.py: cost of a tenant's run
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script (bench/run.py) as well as python -m bench
     sys.path.insert(0, str(ROOT))
 
-from bench import history, scenarios  # noqa: E402
+from bench import history, scenarios, tenants  # noqa: E402
 from bench.harness import Bench  # noqa: E402
 from bench.scenarios import Row  # noqa: E402
 
@@ -37,9 +38,19 @@ from bench.scenarios import Row  # noqa: E402
 # At 10x (250) the invoice phase is partly CPU-bound on 2 cores (tap, target and sandbox share
 # them): the figure would measure the machine, not the limiter.
 DEFAULT_LIMIT = 200
-SCENARIOS = ("first_load", "no_change", "expenses", "at_once", "memory", "cpu", "report")
-# Scenarios on files only: they run after the sandboxes are stopped (or without them).
-OFFLINE = ("report",)
+SCENARIOS = (
+    "first_load",
+    "no_change",
+    "expenses",
+    "at_once",
+    "memory",
+    "cpu",
+    "report",
+    "tenants",
+)
+# Scenarios without the bench's own sandboxes: they run after those are stopped (or without them);
+# "tenants" brings up its own three-tenant stack (bench/tenants.py).
+OFFLINE = ("report", "tenants")
 
 
 def machine() -> dict[str, Any]:
@@ -147,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
                     measure(name, steps[name])
     if "report" in chosen:
         measure("report", lambda: history.report_rows(workdir / "report"))
+    if "tenants" in chosen:
+        # One no-change run per tenant on the local three-tenant stack (bench/tenants.py).
+        measure("tenants", lambda: tenants.tenant_run_cost(workdir / "tenants"))
     seconds = time.monotonic() - started
 
     info = machine()

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 from sandbox.server import serve
 
@@ -50,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
         help="whether supplier-invoice lists apply fromdate/todate (off by default: Fortnox "
         "documents them only for invoices, orders, offers and vouchers)",
     )
+    fortnox.add_argument(
+        "--tenant-ids",
+        default="",
+        metavar="ID,ID,...",
+        help="serve several companies from this one host, each with its own TenantId, database "
+        "(--db for the first, <db>-<TenantId>.db for the others), tokens and rate-limit window "
+        "(default: one company, TenantId 1234567; sandbox/fortnox/tenants.py)",
+    )
     moment = kinds.add_parser("moment", help="the Moment public API 1.0")
     common(moment, 8082)
     return parser
@@ -57,18 +69,25 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    app: WSGIApplication
     if args.kind == "fortnox":
         from sandbox.fortnox.app import create_app as create_fortnox
+        from sandbox.fortnox.tenants import create_multi_tenant_app
 
-        app = create_fortnox(
-            args.db,
-            seed=args.seed,
-            max_requests_per_5s=args.max_requests_per_5s,
-            token_lifetime=args.token_lifetime,
-            supplier_invoice_date_filter=None
+        options = {
+            "max_requests_per_5s": args.max_requests_per_5s,
+            "token_lifetime": args.token_lifetime,
+            "supplier_invoice_date_filter": None
             if args.supplier_invoice_date_filter is None
             else args.supplier_invoice_date_filter == "on",
-        )
+        }
+        tenant_ids = [int(t) for t in args.tenant_ids.replace(" ", "").split(",") if t]
+        if len(tenant_ids) > 1:
+            app = create_multi_tenant_app(args.db, tenant_ids, seed=args.seed, **options)
+        else:
+            app = create_fortnox(
+                args.db, seed=args.seed, tenant_id=tenant_ids[0] if tenant_ids else None, **options
+            )
     else:
         from sandbox.moment.app import create_app as create_moment
 

@@ -59,6 +59,16 @@ class PostgresServer(ManagedServer):
         self.root: Path | None = None
         self._run_as: pwd.struct_passwd | None = None
 
+    @classmethod
+    def attach(cls, root: Path, port: int) -> PostgresServer:
+        """A cluster another process started (``make tenants-up``), to stop it."""
+        server = cls()
+        server.root, server.port = root, port
+        owner = root.stat().st_uid if root.exists() else os.geteuid()
+        if os.geteuid() == 0 and owner != 0:
+            server._run_as = pwd.getpwuid(owner)
+        return server
+
     @property
     def data_dir(self) -> Path:
         assert self.root is not None

@@ -7,9 +7,12 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from flask import Flask
 from werkzeug.serving import WSGIRequestHandler, make_server
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 READY = "SANDBOX READY"
 
@@ -21,7 +24,7 @@ class _QuietHandler(WSGIRequestHandler):
         return None
 
 
-def serve(app: Flask, host: str, port: int, name: str) -> None:
+def serve(app: WSGIApplication, host: str, port: int, name: str) -> None:
     """Serve ``app``; print one ready line with the real URL (port 0 picks a free port)."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)

@@ -191,3 +191,29 @@ def test_refused_seed_leaves_data_untouched(moment: SandboxProcess) -> None:
     assert response.status_code == 400
     assert "'customers'" in response.json()["message"]
     assert moment.admin("GET", "counts")["customers"] == 30
+
+
+def test_a_new_company_is_seeded_as_its_own_database(moment: SandboxProcess) -> None:
+    """Several tenants in one sandbox: each company its own key, numbers and demo data."""
+    sizes = {"customers": 4, "projects": 2, "invoices": 3, "expenses": 0}
+    made = moment.admin(
+        "POST", "companies", {"code": "bravo", "apiKey": "bravo-key", "seed": 2, **sizes}
+    )
+    assert made["counts"]["customers"] == 4
+    with requests.Session() as bravo:
+        bravo.auth = ("apikey", "bravo-key")
+        url = f"{moment.url}/api/1.0/companies/bravo/customers"
+        names = {
+            c["customerNumber"]: c["name"] for c in bravo.get(url, timeout=30).json()["content"]
+        }
+        # Another company's key gets no further than its own company.
+        assert bravo.get(api_url(moment, "customers"), timeout=30).status_code == 403
+    demo = {
+        c["customerNumber"]: c["name"] for c in moment.admin("GET", "customers?size=500")["content"]
+    }
+    assert sorted(names) == ["1001", "1002", "1003", "1004"]  # its own number series
+    assert names != {n: demo[n] for n in names}  # seed 2, not demo's seed 1
+    # Seeding is for a new company only: data already there is never mixed with a seed.
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        moment.admin("POST", "companies", {"code": "bravo", "apiKey": "bravo-key", "seed": 3})
+    assert refused.value.code == 400

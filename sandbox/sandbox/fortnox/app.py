@@ -19,7 +19,13 @@ from sandbox.fortnox.admin import fortnox_admin_blueprint
 from sandbox.fortnox.api import api_blueprint
 from sandbox.fortnox.books import Books
 from sandbox.fortnox.errors import FortnoxError
-from sandbox.fortnox.oauth import OAuthError, TokenService, oauth_blueprint
+from sandbox.fortnox.oauth import (
+    TENANT_ID_KEY,
+    OAuthError,
+    TokenService,
+    oauth_blueprint,
+    tenant_id_of,
+)
 from sandbox.fortnox.ratelimit import SlidingWindowLimiter
 from sandbox.fortnox.settings import SandboxSettings
 from sandbox.store import Store
@@ -48,13 +54,26 @@ def create_app(
     max_requests_per_5s: int | None = None,
     token_lifetime: int | None = None,
     supplier_invoice_date_filter: bool | None = None,
+    tenant_id: int | None = None,
 ) -> Flask:
-    """The Fortnox sandbox over ``db_path``; ``seed`` fills the database only when it is empty."""
+    """The Fortnox sandbox over ``db_path``; ``seed`` fills the database only when it is empty.
+
+    ``tenant_id`` makes the database a company with that TenantId (DatabaseNumber; default
+    1234567); a database keeps the TenantId it was made with.
+    """
     app = Flask("sandbox.fortnox")
     app.json.sort_keys = False  # type: ignore[attr-defined]  # MetaInformation must come first
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     store = Store(db_path)
     empty = store.is_empty()
+    if tenant_id is not None:
+        if empty:
+            store.set_value(TENANT_ID_KEY, int(tenant_id))
+        elif tenant_id_of(store) != tenant_id:
+            raise ValueError(
+                f"{db_path} holds the company with TenantId {tenant_id_of(store)}, not {tenant_id}"
+            )
+    app.extensions["fortnox_store"] = store
     settings = SandboxSettings(
         store,
         max_requests_per_5s=max_requests_per_5s,
@@ -70,6 +89,7 @@ def create_app(
         return counts
 
     books = Books(store, settings)
+    app.extensions["fortnox_books"] = books
     app.register_blueprint(oauth_blueprint(tokens, lambda: str(books.company()["CompanyName"])))
     limiter = SlidingWindowLimiter()
     app.register_blueprint(api_blueprint(store, settings, tokens, limiter))

@@ -34,7 +34,7 @@ from sandbox.fortnox.formats import (
     today_local,
 )
 from sandbox.fortnox.listing import ListSpec, list_response, present, sort_key
-from sandbox.fortnox.oauth import TENANT_ID
+from sandbox.fortnox.oauth import TENANT_ID, tenant_id_of
 from sandbox.fortnox.settings import SandboxSettings
 from sandbox.store import Filter, Store
 
@@ -978,7 +978,7 @@ class Books:
         return present(doc, "financialyears", str(year_id))
 
     def company(self) -> dict[str, Any]:
-        return self.store.get(COMPANY, "information") or default_company()
+        return self.store.get(COMPANY, "information") or default_company(tenant_id_of(self.store))
 
     def company_information(self) -> dict[str, Any]:
         company = self.company()
@@ -1011,7 +1011,8 @@ class Books:
             "ContactLastName": company["ContactLastName"],
             "Country": "Sverige",
             "CountryCode": "SE",
-            "DatabaseNumber": str(TENANT_ID),  # a string here, an integer in companyinformation
+            # a string here, an integer in companyinformation
+            "DatabaseNumber": str(company["DatabaseNumber"]),
             "Domicile": company["City"],
             "Email": company["Email"],
             "Fax": "",
@@ -1034,7 +1035,7 @@ class Books:
         }
 
 
-def default_company() -> dict[str, Any]:
+def default_company(tenant_id: int = TENANT_ID) -> dict[str, Any]:
     """The company of an unseeded database (the tenant always exists)."""
     return {
         "CompanyName": "Sandlådan Konsult AB",
@@ -1047,7 +1048,7 @@ def default_company() -> dict[str, Any]:
         "VisitZipCode": "111 22",
         "VisitCity": "Stockholm",
         "VisitCountryCode": "SE",
-        "DatabaseNumber": TENANT_ID,
+        "DatabaseNumber": tenant_id,
         "Email": "info@sandladan.se",
         "Phone": "08-123 456 78",
         "BG": "123-4567",

@@ -28,6 +28,9 @@ from sandbox.store import Store
 CLIENT_ID = "sandbox-client"
 CLIENT_SECRET = "sandbox-secret"
 TENANT_ID = 1234567  # the company's DatabaseNumber; fixed so that configs can name it
+# A database is one company (tenant); a sandbox serving several (sandbox.fortnox.tenants) gives
+# each database its own TenantId, kept under this key. Unset means TENANT_ID.
+TENANT_ID_KEY = "fortnox:tenant_id"
 SCOPES = (
     "customer",
     "project",
@@ -53,6 +56,18 @@ KEEP_ON_RESEED = (CODES, REFRESH_TOKENS, CONSENTS)
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def tenant_id_of(store: Store) -> int:
+    """The TenantId (DatabaseNumber) of the company this database holds."""
+    return int(store.get_value(TENANT_ID_KEY, TENANT_ID))
+
+
+def holds_token(store: Store, kind: str, token: str) -> bool:
+    """Whether this database issued ``token`` (a refresh token or an authorisation code; a
+    consent id for CONSENTS), so a sandbox of several tenants can tell whose it is."""
+    key = token if kind == CONSENTS else _digest(token)
+    return bool(token) and store.get(kind, key) is not None
 
 
 @dataclass(frozen=True)
@@ -94,6 +109,7 @@ class TokenService:
                 store.set_value("oauth:jwt_secret", secrets.token_hex(32))
             if store.get_value("oauth:generation") is None:
                 store.set_value("oauth:generation", 0)
+        self.tenant_id = tenant_id_of(store)
 
     @property
     def _secret(self) -> str:
@@ -108,7 +124,7 @@ class TokenService:
             "iat": now,
             "exp": now + lifetime,
             "jti": str(uuid.uuid4()),
-            "tenantId": TENANT_ID,
+            "tenantId": self.tenant_id,
             "clientId": client_id,
             "scope": " ".join(scopes),
             # Tokens from before the last POST /_sandbox/tokens/expire are expired (sandbox claim).
@@ -318,7 +334,7 @@ def oauth_blueprint(tokens: TokenService, company_name: Callable[[], str]) -> Bl
             _CONSENT_PAGE,
             client_id=client_id,
             company=company_name(),
-            tenant=TENANT_ID,
+            tenant=tokens.tenant_id,
             service=account_type == "service",
             scopes=scopes,
             consent=consent_id,
@@ -355,7 +371,7 @@ def oauth_blueprint(tokens: TokenService, company_name: Callable[[], str]) -> Bl
                 reply = tokens.refresh(request.form.get("refresh_token", ""), client_id)
             elif grant == "client_credentials":
                 tenant = request.headers.get("TenantId", "")
-                if tenant != str(TENANT_ID):
+                if tenant != str(tokens.tenant_id):
                     raise OAuthError(
                         "invalid_request",
                         f"TenantId {tenant!r} has no service-account consent for this client",

@@ -20,12 +20,18 @@ from sandbox.fortnox import books as B
 from sandbox.fortnox import fields as F
 from sandbox.fortnox.formats import _VALID_TEXT, STOCKHOLM, luhn_check_digit, money, now_local
 from sandbox.fortnox.listing import sort_key
-from sandbox.fortnox.oauth import KEEP_ON_RESEED, TENANT_ID
+from sandbox.fortnox.oauth import KEEP_ON_RESEED, TENANT_ID_KEY, tenant_id_of
 from sandbox.store import Store
 
 DEFAULT_SIZES = {"suppliers": 6, "supplierinvoices": 60, "moment_projects": 20, "customers": 0}
 # Values of the key-value table a reseed keeps: the OAuth client's secrets and state, settings.
-KEEP_VALUES = ("oauth:jwt_secret", "oauth:generation", "fortnox:settings", "fortnox:redirect_uris")
+KEEP_VALUES = (
+    "oauth:jwt_secret",
+    "oauth:generation",
+    "fortnox:settings",
+    "fortnox:redirect_uris",
+    TENANT_ID_KEY,
+)
 REFERENCE = datetime(2025, 1, 1, 8, 0, 0)  # the fixed origin of every non-relative time stamp
 
 ACCOUNTS: list[tuple[int, str, str]] = [
@@ -158,7 +164,8 @@ def _company(store: Store, rnd: random.Random, fake: Faker) -> None:
     name = _clean(f"{fake.last_name()} {rnd.choice(['Konsult', 'Projekt', 'Bygg'])} AB")
     org = organisation_number(rnd)
     street, postcode, city = _clean(fake.street_address()), fake.postcode(), _clean(fake.city())
-    doc = B.default_company() | {
+    tenant_id = tenant_id_of(store)
+    doc = B.default_company(tenant_id) | {
         "CompanyName": name,
         "OrganizationNumber": org,
         "Address": street,
@@ -167,7 +174,7 @@ def _company(store: Store, rnd: random.Random, fake: Faker) -> None:
         "VisitAddress": street,
         "VisitZipCode": postcode,
         "VisitCity": city,
-        "DatabaseNumber": TENANT_ID,
+        "DatabaseNumber": tenant_id,
         "Email": f"ekonomi@{name.split()[0].lower().translate(_ASCII)}.se",
         "Phone": fake.phone_number(),
         "VATNumber": f"SE{org.replace('-', '')}01",

@@ -5,7 +5,9 @@ picks the company (default ``demo``). Records are addressed by their user-facing
 they have one (customers, projects, financialAccounts, vatCodes), else by id.
 
 - ``GET|PATCH /_sandbox/settings``                  switches (``sandbox.moment.behaviour``)
-- ``GET  /_sandbox/companies`` · ``POST /_sandbox/companies`` ``{"code", "apiKey", "name"}``
+- ``GET  /_sandbox/companies`` · ``POST /_sandbox/companies`` ``{"code", "apiKey", "name"}``;
+  with ``"seed": N`` (and seed sizes such as ``"customers": 20``) a new company is filled with
+  the demo data of seed N, as ``POST /_sandbox/seed`` fills ``demo`` (another Moment database)
 - ``GET  /_sandbox/counts``                         records per entity
 - ``GET  /_sandbox/{entity}``                       list, same parameters as the API
 - ``GET|PATCH|DELETE /_sandbox/{entity}/{number}``  read / edit (lastModifiedDate moves) / delete
@@ -25,8 +27,9 @@ from flask import Blueprint, Response, jsonify, request
 from sandbox.moment.api import entity_type, list_query, page_document
 from sandbox.moment.behaviour import MomentBehaviour
 from sandbox.moment.errors import MomentError
-from sandbox.moment.model import ENTITY_TYPES, INVOICES, PROJECTS, EntityType
+from sandbox.moment.model import CUSTOMERS, ENTITY_TYPES, INVOICES, PROJECTS, EntityType
 from sandbox.moment.repository import DEMO_COMPANY, Company, MomentData
+from sandbox.moment.seed import seed_company
 from sandbox.store import Document
 
 
@@ -66,8 +69,15 @@ def moment_admin_blueprint(data: MomentData, behaviour: MomentBehaviour) -> Blue
         code, api_key = body.get("code"), body.get("apiKey")
         if not isinstance(code, str) or not code or not isinstance(api_key, str) or not api_key:
             raise MomentError(400, 'A company needs "code" and "apiKey" (non-empty strings)')
+        seed = body.pop("seed", None)
+        sizes = {k: int(v) for k, v in body.items() if k not in ("code", "apiKey", "name")}
+        if seed is not None and code in data.companies() and data.company(code).count(CUSTOMERS):
+            raise MomentError(400, f"Company '{code}' already has data; seed a new company")
         data.ensure_company(code, api_key, str(body.get("name") or code))
-        return jsonify({"code": code}), 201
+        if seed is None:
+            return jsonify({"code": code}), 201
+        counts = seed_company(data.company(code), int(seed), sizes)
+        return jsonify({"code": code, "seed": int(seed), "counts": counts}), 201
 
     @admin.get("/counts")
     def counts() -> Response:
