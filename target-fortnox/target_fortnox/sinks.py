@@ -15,12 +15,8 @@ the customer it needs; see ``FortnoxSink.process_batch``.
 from __future__ import annotations
 
 import abc
-import json
 from collections.abc import Sequence
-from datetime import date, datetime
-from decimal import Decimal
-from functools import cache, cached_property
-from importlib import resources
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import jsonschema
@@ -32,6 +28,7 @@ from fortnox_client import (
 from moment_client import known_project_state
 from singer_sdk.sinks import BatchSink
 from sync_common import ProgressReporter, RecordsAsSent
+from sync_common import contract as shared_contract
 
 from target_fortnox.account_rules import refusal_breach
 from target_fortnox.existing import ExistingRecords
@@ -54,6 +51,7 @@ from target_fortnox.mapping import (
 if TYPE_CHECKING:
     from target_fortnox.target import TargetFortnox
 
+PACKAGE = "target_fortnox"
 RESERVED_CUSTOMER_NUMBER = 2000637
 BATCH_SIZE = 500
 # Rounds of POST → unanswered (5xx, timeout, reset) → look-up → absent, before the record fails
@@ -65,25 +63,14 @@ class RecordRejected(Exception):
     """The target itself refuses a record (e.g. its customer is missing); the message says why."""
 
 
-@cache
 def contract_schema(stream: str) -> dict[str, Any]:
     """The input contract (JSON Schema) the target validates ``stream``'s records against."""
-    text = resources.files("target_fortnox").joinpath("schemas", f"{stream}.json").read_text()
-    schema: dict[str, Any] = json.loads(text)
-    return schema
+    return shared_contract.contract_schema(PACKAGE, stream)
 
 
-@cache
 def contract_validator(stream: str) -> Any:
-    """A validator for ``stream``'s contract, built (and its schema checked) once per process.
-
-    ``jsonschema.validate`` re-checks the schema against the meta-schema on every call, which
-    cost ~4.5 ms per record (97 % of the target's CPU per record; see bench/README.md).
-    """
-    schema = contract_schema(stream)
-    validator_class = jsonschema.validators.validator_for(schema)
-    validator_class.check_schema(schema)
-    return validator_class(schema)
+    """A validator for ``stream``'s contract, built (and its schema checked) once per process."""
+    return shared_contract.contract_validator(PACKAGE, stream)
 
 
 def validate_contract(stream: str, record: dict[str, Any]) -> None:
@@ -93,18 +80,8 @@ def validate_contract(stream: str, record: dict[str, Any]) -> None:
         raise error
 
 
-def jsonable_record(record: dict[str, Any]) -> dict[str, Any]:
-    """The record as plain JSON (the SDK parsed date-times into datetime objects)."""
-
-    def default(value: Any) -> Any:
-        if isinstance(value, datetime | date):
-            return value.isoformat()
-        if isinstance(value, Decimal):
-            return float(value)
-        raise TypeError(f"not JSON: {type(value).__name__}")
-
-    result: dict[str, Any] = json.loads(json.dumps(record, default=default))
-    return result
+# The record as plain JSON (the SDK may have parsed date-times and fractions).
+jsonable_record = shared_contract.json_ready
 
 
 class FortnoxSink(RecordsAsSent, BatchSink):

@@ -27,8 +27,9 @@ from moment_client import (
 )
 from moment_client.expense_api import ExpenseApi
 from moment_client.native_expenses import CostRow, NativeExpenses
-from sync_common import DeadLetters, ProgressReporter, RunSummary, is_keyless_letter_key
+from sync_common import DeadLetters, ProgressReporter, RunSummary
 from sync_common.ledger import RunStoreLedger
+from sync_common.target_base import replayable_letters
 
 from target_moment.contract import (
     PROJECT_EXPENSES,
@@ -168,18 +169,7 @@ class ExpenseImport:
         if self._dead_letters_retried:
             return
         self._dead_letters_retried = True
-        letters = self.dead_letters.pending(PROJECT_EXPENSES)
-        if letters:
-            logger.info("Retrying %d dead-lettered expense(s) from earlier runs", len(letters))
-        for letter in letters:
-            if is_keyless_letter_key(letter.key):
-                # It came without its source key: retrying cannot succeed until someone sets it
-                # (in the file, then replays it). Kept, and counted failed again.
-                logger.error(
-                    "%s %s: still without its key: %s", letter.stream, letter.key, letter.error
-                )
-                self.summary.fail(letter.stream, letter.key, letter.error)
-                continue
+        for letter in replayable_letters(self.dead_letters, PROJECT_EXPENSES, self.summary, logger):
             self.import_expense(letter.record, letter.schema, letter.key_properties)
 
     def import_expense(
