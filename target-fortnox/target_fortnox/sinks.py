@@ -29,6 +29,7 @@ from moment_client import known_project_state
 from singer_sdk.sinks import BatchSink
 from sync_common import ProgressReporter, RecordsAsSent
 from sync_common import contract as shared_contract
+from sync_common.create_once import CreatesUnanswered, create_once
 
 from target_fortnox.account_rules import refusal_breach
 from target_fortnox.existing import ExistingRecords
@@ -251,25 +252,16 @@ class FortnoxSink(RecordsAsSent, BatchSink):
             # Planned as created: later records of the plan (an invoice's customer) may rely on it.
             self.existing.remember(item.key, body)
             return "created", None
-        created: dict[str, Any] | None = None
-        for attempt in range(1, MAX_AMBIGUOUS_CREATES + 1):
-            try:
-                created = target.client.create(self.resource, body)
-                break
-            except AmbiguousWriteError as exc:
-                self.logger.warning(
-                    "%s %s: the create may or may not have reached Fortnox (attempt %d of %d: "
-                    "%s); looking it up before any retry",
-                    self.stream_name,
-                    item.key,
-                    attempt,
-                    MAX_AMBIGUOUS_CREATES,
-                    exc,
-                )
-                found = self.existing.refresh(item.key)
-                if found is not None:
-                    return self.update_if_changed(item, found, fields, outcome_if_same="created")
-        if created is None:
+        try:
+            result = create_once(
+                f"{self.stream_name} {item.key}",
+                lambda: target.client.create(self.resource, body),
+                lambda: self.existing.refresh(item.key),
+                ambiguous=AmbiguousWriteError,
+                attempts=MAX_AMBIGUOUS_CREATES,
+                log=self.logger,
+            )
+        except CreatesUnanswered:
             # Every POST went unanswered and none left a record: this record fails alone (dead
             # letter, retried first next run) rather than the whole run.
             raise RecordRejected(
@@ -277,7 +269,10 @@ class FortnoxSink(RecordsAsSent, BatchSink):
                 "creates of this record and a look-up after each found it absent, so it was not "
                 "written. Nothing to fix in Moment: the next run retries it from the dead letters "
                 "(check status.fortnox.se if it keeps failing)."
-            )
+            ) from None
+        if result.found is not None:
+            return self.update_if_changed(item, result.found, fields, outcome_if_same="created")
+        created = result.created
         self.existing.remember(item.key, created)
         self.answer = self.saved_answer("created", created)
         target.ledger.put(self.stream_name, item.key, fingerprint(item.payload))
