@@ -65,7 +65,7 @@ class SyncTarget(RecordGuard):
 
     # Provided by singer_sdk.Target; declared for type checkers only.
     config: Mapping[str, Any]
-    config_jsonschema: dict[str, Any]
+    config_jsonschema: ClassVar[dict[str, Any]]
 
     # The stream a run-level error is counted on in the summary (``RunSummary.stop``).
     stop_stream: ClassVar[str] = "run"

@@ -36,6 +36,7 @@ from sync_common import (
 )
 from sync_common.target_base import SyncTarget, replayable_letters
 
+from target_fortnox.executor import DryRunPlanner, Executor, Writer
 from target_fortnox.existing import ExistingRecords, FingerprintLedger
 from target_fortnox.plan import Plan
 from target_fortnox.sinks import CustomerSink, InvoiceSink, ProjectSink, SkippedStreamSink
@@ -171,6 +172,11 @@ class TargetFortnox(SyncTarget, Target):
     def plan(self) -> Plan:
         return Plan(self.results_dir)
 
+    @cached_property
+    def executor(self) -> Executor:
+        """The run's executor: the writer, or in a dry run the planner (``executor``)."""
+        return DryRunPlanner(self) if self.dry_run else Writer(self)
+
     def existing(self, resource: str, key_field: str) -> ExistingRecords:
         """The run's one index of a Fortnox register (shared by sinks, kept across batches)."""
         index = self._indexes.get((resource, key_field))
@@ -235,12 +241,7 @@ class TargetFortnox(SyncTarget, Target):
         key: str,
         message: str,
     ) -> None:
-        if self.dry_run:
-            self.plan.add(stream, key, "failed", detail=message)
-            self.summary.skip(stream, "dry run: would fail", key)
-            return
-        self.summary.fail(stream, key, message)
-        self.dead_letters.add(stream, schema, key_properties, record, key, message)
+        self.executor.fail(stream, schema, key_properties, record, key, message)
 
     def count_record_without_schema(self, stream: str, key: str | None, message: str) -> None:
         self.summary.fail(stream, key, message)

@@ -28,6 +28,7 @@ from moment_client import (
 from moment_client.expense_api import ExpenseApi
 from moment_client.native_expenses import CostRow, NativeExpenses
 from sync_common import DeadLetters, ProgressReporter, RunSummary
+from sync_common.contract import json_ready
 from sync_common.create_once import CreatesUnanswered, create_once
 from sync_common.ledger import RunStoreLedger
 from sync_common.target_base import replayable_letters
@@ -37,7 +38,6 @@ from target_moment.contract import (
     PROJECTS,
     ContractError,
     check_record,
-    json_ready,
 )
 from target_moment.dry_run import PLUGIN, DryRunPlan
 from target_moment.expense_plan import (
