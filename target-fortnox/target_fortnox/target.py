@@ -73,7 +73,7 @@ class TargetFortnox(SyncTarget, Target):
                 th.BooleanType,
                 default=False,
                 description="Plan without writing: reads only, the plan goes to "
-                "results_dir/plan-<timestamp>.json, and no STATE is emitted.",
+                "results_dir/plans/<timestamp>-target-fortnox.json, and no STATE is emitted.",
             ),
             th.Property(
                 "push_invoices",
@@ -170,7 +170,7 @@ class TargetFortnox(SyncTarget, Target):
 
     @cached_property
     def plan(self) -> Plan:
-        return Plan(self.results_dir)
+        return Plan()
 
     @cached_property
     def executor(self) -> Executor:
@@ -258,8 +258,8 @@ class TargetFortnox(SyncTarget, Target):
                 )
 
     def write_plan(self) -> None:
-        path = self.plan.write()
-        print(self.plan.render(), file=sys.stderr)
+        path = self.plan.write(self.results_dir)
+        self.plan.print()
         print(f"plan written to {path}", file=sys.stderr)
 
     def save_run_files(self) -> None:
