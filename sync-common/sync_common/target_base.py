@@ -168,12 +168,7 @@ class SyncTarget(RecordGuard):
                 if tap_stop.alerted and issue is not None:
                     reported_elsewhere.append(issue)
             if client is not None:
-                stats = client.stats
-                summary.add_requests(
-                    requests=stats.requests,
-                    rate_limited=getattr(stats, "rate_limited", 0),
-                    retries=stats.retries,
-                )
+                summary.add_client_stats(client.stats)
             if self.dry_run:
                 self.write_plan()
             else:
