@@ -70,7 +70,8 @@ def test_a_create_that_landed_unanswered_is_found_not_posted_again() -> None:
 def test_a_create_that_left_nothing_is_posted_again_after_the_look_up() -> None:
     api = FakeApi("lost", "ok")
     result = run(api)
-    assert result.created == {"id": 7} and result.found is None
+    assert result.created == {"id": 7}
+    assert result.found is None
     assert (api.posts, api.look_ups) == (2, 1)
 
 
@@ -78,7 +79,8 @@ def test_creates_that_never_land_stop_after_the_attempts() -> None:
     api = FakeApi("lost", "lost", "lost", "ok")
     with pytest.raises(CreatesUnanswered) as caught:
         run(api)
-    assert caught.value.attempts == 3 and isinstance(caught.value.last_error, Unanswered)
+    assert caught.value.attempts == 3
+    assert isinstance(caught.value.last_error, Unanswered)
     assert (api.posts, api.look_ups) == (3, 3)
 
 
@@ -116,8 +118,7 @@ def test_the_plan_file_layout_and_the_printed_plan(tmp_path: Path) -> None:
         "plan": plan.entries,
     }
     assert plan.render().splitlines() == [
-        "Dry run: nothing was written to Test. target-test plan "
-        "(1 create, 1 update, 1 unchanged):",
+        "Dry run: nothing was written to Test. target-test plan (1 create, 1 update, 1 unchanged):",
         "  1 create",
         "  3 update",
         "  a: 1 create, 0 update, 1 unchanged",
