@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,6 +39,15 @@ from sync_common.singer_input import RecordGuard, is_keyless_letter_key
 from sync_common.tap_run import describe_error
 
 DEFAULT_RESULTS_DIR = "output/"
+
+
+class Action(StrEnum):
+    """What a target decides to do (or, in a dry run, would do) with one record."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    UNCHANGED = "unchanged"
+    CONFLICT = "conflict"
 
 
 def replayable_letters(

@@ -11,19 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
+from sync_common.target_base import Action
+
 from target_fortnox.mapping import changed_fields, invoice_differences, write_value
-
-
-class Action(StrEnum):
-    """What the target does (or, in a dry run, would do) with one record."""
-
-    CREATE = "create"
-    UPDATE = "update"
-    UNCHANGED = "unchanged"
-    CONFLICT = "conflict"
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,9 @@ from typing import Any, Protocol
 from fortnox_client import AmbiguousWriteError, FortnoxClient
 from sync_common import DeadLetters, RunSummary
 from sync_common.create_once import CreatesUnanswered, create_once
+from sync_common.target_base import Action
 
-from target_fortnox.decision import Action, Decision
+from target_fortnox.decision import Decision
 from target_fortnox.existing import ExistingRecords, FingerprintLedger
 from target_fortnox.mapping import MappedRecord, fingerprint, to_json_body
 from target_fortnox.plan import Plan

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import jsonschema
@@ -30,9 +30,10 @@ from moment_client import known_project_state
 from singer_sdk.sinks import BatchSink
 from sync_common import ProgressReporter, RecordsAsSent
 from sync_common import contract as shared_contract
+from sync_common.target_base import Action
 
 from target_fortnox.account_rules import refusal_breach
-from target_fortnox.decision import Action, decide_invoice, decide_register
+from target_fortnox.decision import decide_invoice, decide_register
 from target_fortnox.executor import Executor, RecordRejected
 from target_fortnox.existing import ExistingRecords
 from target_fortnox.mapping import (
@@ -240,24 +241,18 @@ class FortnoxSink(RecordsAsSent, BatchSink):
         When the list row cannot tell (only a field it lacks could differ), one GET of the full
         record decides.
         """
-        matches = self.executor.fingerprint_matches(self.stream_name, item.key, item.payload)
-        decision = decide_register(
+        decide = partial(
+            decide_register,
             item.payload,
-            existing,
-            fields,
-            fingerprint_matches=matches,
+            fields=fields,
+            fingerprint_matches=self.executor.fingerprint_matches(
+                self.stream_name, item.key, item.payload
+            ),
             send_unlisted=self.executor.sends_unlisted,
         )
-        if decision is None:
-            full = self.existing.full(item.key) or existing
-            decision = decide_register(
-                item.payload,
-                full,
-                fields,
-                fingerprint_matches=matches,
-                send_unlisted=self.executor.sends_unlisted,
-                complete=True,
-            )
+        decision = decide(existing) or decide(
+            self.existing.full(item.key) or existing, complete=True
+        )
         assert decision is not None
         return self.executor.carry_out(self, item, decision, same=same)
 
@@ -406,13 +401,17 @@ class InvoiceSink(FortnoxSink):
         self, item: MappedRecord, existing: dict[str, Any]
     ) -> tuple[str, str | None]:
         """An invoice already in Fortnox: unchanged, or a conflict reported (never a PUT)."""
-        matches = self.executor.fingerprint_matches(self.stream_name, item.key, item.payload)
-        decision = decide_invoice(item.key, item.payload, existing, fingerprint_matches=matches)
-        if decision is None:
-            full = self.existing.full(item.key) or existing
-            decision = decide_invoice(
-                item.key, item.payload, full, fingerprint_matches=matches, complete=True
-            )
+        decide = partial(
+            decide_invoice,
+            item.key,
+            item.payload,
+            fingerprint_matches=self.executor.fingerprint_matches(
+                self.stream_name, item.key, item.payload
+            ),
+        )
+        decision = decide(existing) or decide(
+            self.existing.full(item.key) or existing, complete=True
+        )
         assert decision is not None
         if decision.action is Action.CONFLICT:
             self.answer = self.saved_answer("Fortnox holds", existing)
