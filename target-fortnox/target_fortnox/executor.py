@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from fortnox_client import AmbiguousWriteError, FortnoxClient
-from sync_common import DeadLetters, RunSummary
+from sync_common import DeadLetter, DeadLetters, RunSummary
 from sync_common.create_once import CreatesUnanswered, create_once
 from sync_common.target_base import Action
 
@@ -106,17 +106,8 @@ class Executor(abc.ABC):
         """Count a record done with ``outcome``."""
 
     @abc.abstractmethod
-    def fail(
-        self,
-        stream: str,
-        schema: dict[str, Any],
-        key_properties: list[str],
-        record: dict[str, Any],
-        key: str,
-        message: str,
-        answer: str | None = None,
-    ) -> None:
-        """Count a record failed and keep it (the message is logged by the caller)."""
+    def fail(self, letter: DeadLetter, answer: str | None = None) -> None:
+        """Count a record failed and keep it (``letter.error`` is logged by the caller)."""
 
 
 class Writer(Executor):
@@ -179,19 +170,17 @@ class Writer(Executor):
         # A conflict is reported, not retried: re-sending cannot resolve it.
         self.run.dead_letters.resolve(sink.stream_name, key)
 
-    def fail(
-        self,
-        stream: str,
-        schema: dict[str, Any],
-        key_properties: list[str],
-        record: dict[str, Any],
-        key: str,
-        message: str,
-        answer: str | None = None,
-    ) -> None:
+    def fail(self, letter: DeadLetter, answer: str | None = None) -> None:
         """Count the record failed and keep it as a dead letter, retried first next run."""
-        self.run.summary.fail(stream, key, message, answer=answer)
-        self.run.dead_letters.add(stream, schema, key_properties, record, key, message)
+        self.run.summary.fail(letter.stream, letter.key, letter.error, answer=answer)
+        self.run.dead_letters.add(
+            letter.stream,
+            letter.schema,
+            letter.key_properties,
+            letter.record,
+            letter.key,
+            letter.error,
+        )
 
 
 class DryRunPlanner(Executor):
@@ -228,16 +217,7 @@ class DryRunPlanner(Executor):
         """Count the record as skipped: what it would have been."""
         self.run.summary.skip(sink.stream_name, f"dry run: would be {outcome}", key)
 
-    def fail(
-        self,
-        stream: str,
-        schema: dict[str, Any],
-        key_properties: list[str],
-        record: dict[str, Any],
-        key: str,
-        message: str,
-        answer: str | None = None,
-    ) -> None:
+    def fail(self, letter: DeadLetter, answer: str | None = None) -> None:
         """Plan the failure and count the record as skipped; no dead letter in a dry run."""
-        self.run.plan.add(stream, key, "failed", detail=message)
-        self.run.summary.skip(stream, "dry run: would fail", key)
+        self.run.plan.add(letter.stream, letter.key, "failed", detail=letter.error)
+        self.run.summary.skip(letter.stream, "dry run: would fail", letter.key)

@@ -28,7 +28,7 @@ from fortnox_client import (
 )
 from moment_client import known_project_state
 from singer_sdk.sinks import BatchSink
-from sync_common import ProgressReporter, RecordsAsSent
+from sync_common import DeadLetter, ProgressReporter, RecordsAsSent
 from sync_common import contract as shared_contract
 from sync_common.target_base import Action
 
@@ -211,15 +211,15 @@ class FortnoxSink(RecordsAsSent, BatchSink):
     ) -> None:
         self.logger.error(message)
         self.fortnox_target.failed_keys.setdefault(self.stream_name, set()).add(key)
-        self.executor.fail(
+        letter = DeadLetter(
             self.stream_name,
             self.schema,
             list(self.key_properties or [self.moment_key]),
             jsonable_record(record),
             key,
             message,
-            answer,
         )
+        self.executor.fail(letter, answer)
 
     # --- shared write steps --------------------------------------------------------------------
 

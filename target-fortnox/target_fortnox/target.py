@@ -241,7 +241,7 @@ class TargetFortnox(SyncTarget, Target):
         key: str,
         message: str,
     ) -> None:
-        self.executor.fail(stream, schema, key_properties, record, key, message)
+        self.executor.fail(DeadLetter(stream, schema, key_properties, record, key, message))
 
     def count_record_without_schema(self, stream: str, key: str | None, message: str) -> None:
         self.summary.fail(stream, key, message)
