@@ -2,14 +2,14 @@
 
 Owns: the settings (docs/ARCHITECTURE.md), which sink handles which stream, the per-run objects the
 sinks share (Fortnox client, existing-record indexes, fingerprint ledger, run summary, dead letters,
-dry-run plan), where the run store is (beside the token store unless set:
-``fortnox_client.run_store``; ``sync_common.run_store`` refuses one that would not outlive the run),
-replaying
-dead letters before new input, draining streams in dependency order, and the end of a run
-(summary, failure e-mail and digest, plan), and an input that ended early because the tap failed
-(``sync_common.tap_run``). Fatal errors (auth, transient errors after retries) propagate out
-of the drain, which is before the SDK writes STATE, so the bookmark never passes a record that was
-not written.
+dry-run plan, and the executor: the writer, or the dry-run planner), where the run store is (beside
+the token store unless set: ``fortnox_client.run_store``), which dead letters are replayed before
+new input, and draining streams in dependency order. The run's start and end (the run store opened
+and refused if it would not outlive the run, no STATE in a dry run, the summary, plan or files,
+failure e-mail and digest, an input that ended early because the tap failed) are both targets'
+(``sync_common.target_base.SyncTarget``). Fatal errors (auth, transient errors after retries)
+propagate out of the drain, which is before the SDK writes STATE, so the bookmark never passes a
+record that was not written.
 """
 
 from __future__ import annotations

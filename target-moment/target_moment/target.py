@@ -7,7 +7,8 @@ run summary is written, the dead letters saved, the failure e-mail sent (new fai
 conflicts at once, the rest in the daily digest: ``sync_common.alerts``), and in dry run the plan
 written and printed. An input that ended early because the tap failed is a stopped run
 (``sync_common.tap_run``). A run-level error (auth, retries exhausted) writes the summary and e-mail
-too, then fails the run before any state is emitted.
+too, then fails the run before any state is emitted. The start and end of a run are both targets'
+(``sync_common.target_base.SyncTarget``); this module says what is target-moment's own.
 """
 
 from __future__ import annotations
