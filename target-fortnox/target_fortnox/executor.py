@@ -84,6 +84,9 @@ class Executor(abc.ABC):
     def __init__(self, run: RunObjects) -> None:
         """Work with the run's objects (``run.client`` etc. are made on first use)."""
         self.run = run
+        # The keys that failed in this run, per stream: an invoice whose customer is among them
+        # fails with that reason rather than Fortnox's.
+        self.failed_keys: dict[str, set[str]] = {}
 
     def fingerprint_matches(self, stream: str, key: str, payload: dict[str, Any]) -> bool:
         """Tell whether ``payload`` is what the ledger says was last written for ``key``."""

@@ -210,7 +210,7 @@ class FortnoxSink(RecordsAsSent, BatchSink):
         self, record: dict[str, Any], key: str, message: str, answer: str | None = None
     ) -> None:
         self.logger.error(message)
-        self.fortnox_target.failed_keys.setdefault(self.stream_name, set()).add(key)
+        self.executor.failed_keys.setdefault(self.stream_name, set()).add(key)
         letter = DeadLetter(
             self.stream_name,
             self.schema,
@@ -370,7 +370,7 @@ class InvoiceSink(FortnoxSink):
         )
 
     def upsert(self, item: MappedRecord) -> tuple[str, str | None]:
-        failed_keys = self.fortnox_target.failed_keys
+        failed_keys = self.executor.failed_keys
         customer = item.customer_number or ""
         if customer in failed_keys.get("customers", set()):
             raise _customer_error(item, customer, "failed in this run (see its error)")

@@ -123,7 +123,6 @@ class TargetFortnox(SyncTarget, Target):
         super().__init__(*args, **kwargs)
         # One sink at a time, in STREAM_ORDER: an invoice batch must not race its customers.
         self.max_parallelism = 1
-        self.failed_keys: dict[str, set[str]] = {}
         self._indexes: dict[tuple[str, str], ExistingRecords] = {}
         self._letters_queued: set[str] = set()
 
