@@ -232,6 +232,14 @@ class RunSummary:
             self.requests.rate_limited += rate_limited
             self.requests.retries += retries
 
+    def add_client_stats(self, stats: Any) -> None:
+        """Add an API client's counters: ``requests``, ``retries``, ``rate_limited`` if counted."""
+        self.add_requests(
+            requests=stats.requests,
+            rate_limited=getattr(stats, "rate_limited", 0),
+            retries=stats.retries,
+        )
+
     def duration_seconds(self) -> float:
         end = self.ended_at or self._clock()
         return round((end - self.started_at).total_seconds(), 3)

@@ -115,11 +115,7 @@ def reported_tap_run(
     finally:
         stats = request_stats()
         if stats is not None:
-            summary.add_requests(
-                requests=stats.requests,
-                rate_limited=getattr(stats, "rate_limited", 0),
-                retries=stats.retries,
-            )
+            summary.add_client_stats(stats)
         summary.finish()
         result = alerts.after_run(summary)
         if ended is not None:

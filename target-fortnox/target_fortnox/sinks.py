@@ -1,10 +1,12 @@
 """Per-stream behaviour: how customers, projects and invoices are upserted into Fortnox.
 
 Owns: batching (BatchSink, 500 records: the size of one Fortnox list page, so that a batch can
-decide between one listing and single GETs), per-record validation against the input contract,
-the create / update-what-changed / unchanged / conflict decision, the never-blind-retry rule for
-creates, and per-record failure handling (dead letters, run summary). Talks to Fortnox only through
-``fortnox_client``; the mapping itself lives in ``mapping``.
+decide between one listing and single GETs), per-record validation against the input contract
+and reading what Fortnox holds. What to do with a record is decided in ``decision`` (pure: create,
+update what changed, unchanged, conflict) and carried out by the run's executor (``executor``:
+the writer, which never POSTs a record twice and keeps dead letters, or the dry-run planner), so
+a sink never asks whether the run is dry. Talks to Fortnox only through ``fortnox_client``; the
+mapping itself lives in ``mapping``.
 
 Why BatchSink rather than RecordSink: a RecordSink sees one record at a time and cannot know
 whether listing a register (N/500 pages) is cheaper than one GET per record; a batch can. Batches
@@ -15,24 +17,23 @@ the customer it needs; see ``FortnoxSink.process_batch``.
 from __future__ import annotations
 
 import abc
-import json
 from collections.abc import Sequence
-from datetime import date, datetime
-from decimal import Decimal
-from functools import cache, cached_property
-from importlib import resources
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import jsonschema
 from fortnox_client import (
-    AmbiguousWriteError,
     FortnoxDataError,
     FortnoxError,
 )
 from singer_sdk.sinks import BatchSink
-from sync_common import ProgressReporter, RecordsAsSent
+from sync_common import DeadLetter, ProgressReporter, RecordsAsSent
+from sync_common import contract as shared_contract
+from sync_common.target_base import Action
 
 from target_fortnox.account_rules import refusal_breach
+from target_fortnox.decision import decide_invoice, decide_register
+from target_fortnox.executor import Executor, RecordRejected
 from target_fortnox.existing import ExistingRecords
 from target_fortnox.mapping import (
     CREDIT_LINK,
@@ -40,50 +41,28 @@ from target_fortnox.mapping import (
     PROJECT_FIELDS,
     MappedRecord,
     MappingError,
-    changed_fields,
-    fingerprint,
-    invoice_differences,
     map_customer,
     map_invoice,
     map_project,
-    to_json_body,
-    write_value,
 )
 from target_fortnox.project_states import known_project_state
 
 if TYPE_CHECKING:
     from target_fortnox.target import TargetFortnox
 
+PACKAGE = "target_fortnox"
 RESERVED_CUSTOMER_NUMBER = 2000637
 BATCH_SIZE = 500
-# Rounds of POST → unanswered (5xx, timeout, reset) → look-up → absent, before the record fails
-# alone: each look-up proves the earlier POST left nothing, so another POST is safe.
-MAX_AMBIGUOUS_CREATES = 3
 
 
-class RecordRejected(Exception):
-    """The target itself refuses a record (e.g. its customer is missing); the message says why."""
-
-
-@cache
 def contract_schema(stream: str) -> dict[str, Any]:
     """The input contract (JSON Schema) the target validates ``stream``'s records against."""
-    text = resources.files("target_fortnox").joinpath("schemas", f"{stream}.json").read_text()
-    schema: dict[str, Any] = json.loads(text)
-    return schema
+    return shared_contract.contract_schema(PACKAGE, stream)
 
 
-@cache
 def contract_validator(stream: str) -> Any:
-    """A validator for ``stream``'s contract, built (and its schema checked) once per process.
-
-    ``jsonschema.validate`` re-checks the schema against the meta-schema on every call, which
-    cost ~4.5 ms per record (97 % of the target's CPU per record; see bench/README.md).
-    """
-    schema = contract_schema(stream)
-    validator_class = jsonschema.validators.validator_for(schema)
-    validator_class.check_schema(schema)
-    return validator_class(schema)
+    """A validator for ``stream``'s contract, built (and its schema checked) once per process."""
+    return shared_contract.contract_validator(PACKAGE, stream)
 
 
 def validate_contract(stream: str, record: dict[str, Any]) -> None:
@@ -93,18 +72,8 @@ def validate_contract(stream: str, record: dict[str, Any]) -> None:
         raise error
 
 
-def jsonable_record(record: dict[str, Any]) -> dict[str, Any]:
-    """The record as plain JSON (the SDK parsed date-times into datetime objects)."""
-
-    def default(value: Any) -> Any:
-        if isinstance(value, datetime | date):
-            return value.isoformat()
-        if isinstance(value, Decimal):
-            return float(value)
-        raise TypeError(f"not JSON: {type(value).__name__}")
-
-    result: dict[str, Any] = json.loads(json.dumps(record, default=default))
-    return result
+# The record as plain JSON (the SDK may have parsed date-times and fractions).
+jsonable_record = shared_contract.json_ready
 
 
 class FortnoxSink(RecordsAsSent, BatchSink):
@@ -135,6 +104,8 @@ class FortnoxSink(RecordsAsSent, BatchSink):
     ) -> None:
         super().__init__(target, stream_name, schema, key_properties)
         self.fortnox_target = target
+        # Writes, or plans in a dry run: the sink decides, the executor carries it out.
+        self.executor: Executor = target.executor
         self.progress = ProgressReporter(
             stream_name, interval_seconds=self.progress_interval_seconds, log=self.logger
         )
@@ -233,28 +204,14 @@ class FortnoxSink(RecordsAsSent, BatchSink):
     # --- outcomes ------------------------------------------------------------------------------
 
     def succeed(self, key: str, outcome: str, detail: str | None = None) -> None:
-        target = self.fortnox_target
-        if target.dry_run:
-            target.summary.skip(self.stream_name, f"dry run: would be {outcome}", key)
-            return
-        if outcome == "conflict":
-            self.logger.warning("%s %s: conflict: %s", self.stream_name, key, detail)
-        target.summary.record(self.stream_name, outcome, key, detail, answer=self.answer)
-        # A conflict is reported, not retried: re-sending cannot resolve it.
-        target.dead_letters.resolve(self.stream_name, key)
+        self.executor.succeed(self, key, outcome, detail)
 
     def fail(
         self, record: dict[str, Any], key: str, message: str, answer: str | None = None
     ) -> None:
-        target = self.fortnox_target
         self.logger.error(message)
-        target.failed_keys.setdefault(self.stream_name, set()).add(key)
-        if target.dry_run:
-            target.plan.add(self.stream_name, key, "failed", detail=message)
-            target.summary.skip(self.stream_name, "dry run: would fail", key)
-            return
-        target.summary.fail(self.stream_name, key, message, answer=answer)
-        target.dead_letters.add(
+        self.executor.failed_keys.setdefault(self.stream_name, set()).add(key)
+        letter = DeadLetter(
             self.stream_name,
             self.schema,
             list(self.key_properties or [self.moment_key]),
@@ -262,96 +219,42 @@ class FortnoxSink(RecordsAsSent, BatchSink):
             key,
             message,
         )
+        self.executor.fail(letter, answer)
 
     # --- shared write steps --------------------------------------------------------------------
 
     def create(self, item: MappedRecord, fields: Sequence[str]) -> tuple[str, str | None]:
-        """POST the record; after an ambiguous failure look it up, and POST again only if absent."""
-        target = self.fortnox_target
-        body = to_json_body(item.payload)
-        if target.dry_run:
-            target.plan.add(self.stream_name, item.key, "create", body)
-            # Planned as created: later records of the plan (an invoice's customer) may rely on it.
-            self.existing.remember(item.key, body)
-            return "created", None
-        created: dict[str, Any] | None = None
-        for attempt in range(1, MAX_AMBIGUOUS_CREATES + 1):
-            try:
-                created = target.client.create(self.resource, body)
-                break
-            except AmbiguousWriteError as exc:
-                self.logger.warning(
-                    "%s %s: the create may or may not have reached Fortnox (attempt %d of %d: "
-                    "%s); looking it up before any retry",
-                    self.stream_name,
-                    item.key,
-                    attempt,
-                    MAX_AMBIGUOUS_CREATES,
-                    exc,
-                )
-                found = self.existing.refresh(item.key)
-                if found is not None:
-                    return self.update_if_changed(item, found, fields, outcome_if_same="created")
-        if created is None:
-            # Every POST went unanswered and none left a record: this record fails alone (dead
-            # letter, retried first next run) rather than the whole run.
-            raise RecordRejected(
-                f"{self.stream_name} {item.key}: Fortnox did not answer {MAX_AMBIGUOUS_CREATES} "
-                "creates of this record and a look-up after each found it absent, so it was not "
-                "written. Nothing to fix in Moment: the next run retries it from the dead letters "
-                "(check status.fortnox.se if it keeps failing)."
-            )
-        self.existing.remember(item.key, created)
-        self.answer = self.saved_answer("created", created)
-        target.ledger.put(self.stream_name, item.key, fingerprint(item.payload))
-        return "created", None
+        """Create the record (the executor never POSTs it twice)."""
+        return self.executor.create(
+            self, item, fields, lambda item, found, same: self.settle(item, found, fields, same)
+        )
 
-    def update_if_changed(
+    def settle(
         self,
         item: MappedRecord,
         existing: dict[str, Any],
         fields: Sequence[str],
-        *,
-        outcome_if_same: str = "unchanged",
+        same: str = "unchanged",
     ) -> tuple[str, str | None]:
-        """PUT only the fields that differ; no request at all when nothing does.
+        """Decide against what Fortnox holds (``decision``) and carry it out.
 
-        Fields the list row lacks (a customer's CountryCode) are checked through the fingerprint
-        ledger: equal fingerprint, nothing to check; otherwise, when a listed field changed they
-        ride along in the PUT, and when none did one single GET decides.
+        When the list row cannot tell (only a field it lacks could differ), one GET of the full
+        record decides.
         """
-        target = self.fortnox_target
-        print_ = fingerprint(item.payload)
-        unlisted = [name for name in fields if name not in existing]
-        changes = changed_fields(item.payload, existing, [f for f in fields if f in existing])
-        if unlisted and not target.ledger.matches(self.stream_name, item.key, print_):
-            if changes and not target.dry_run:
-                # Written anyway: send the fields the list lacks too, rather than GET to diff them
-                # (one request per changed record: docs/ARCHITECTURE.md); an equal PUT is a no-op.
-                changes.update({name: write_value(item.payload.get(name)) for name in unlisted})
-            else:
-                # Only an unlisted field can differ (or this is a dry run, whose plan must name
-                # only the fields that really change): read the record before deciding.
-                existing = self.existing.full(item.key) or existing
-                changes = changed_fields(item.payload, existing, fields)
-        if not changes:
-            if not target.dry_run:
-                target.ledger.put(self.stream_name, item.key, print_)
-            else:
-                target.plan.add(self.stream_name, item.key, "unchanged")
-            return outcome_if_same, None
-        if target.dry_run:
-            target.plan.add(
-                self.stream_name, item.key, "update", to_json_body(changes, drop_empty=False)
-            )
-            return "updated", None
-        updated = target.client.update(
-            self.resource, item.key, to_json_body(changes, drop_empty=False)
+        decide = partial(
+            decide_register,
+            item.payload,
+            fields=fields,
+            fingerprint_matches=self.executor.fingerprint_matches(
+                self.stream_name, item.key, item.payload
+            ),
+            send_unlisted=self.executor.sends_unlisted,
         )
-        self.existing.remember(item.key, updated)
-        self.answer = self.saved_answer("updated", updated)
-        target.ledger.put(self.stream_name, item.key, print_)
-        return "updated", ", ".join(sorted(changes))
+        decision = decide(existing) or decide(
+            self.existing.full(item.key) or existing, complete=True
+        )
+        assert decision is not None
+        return self.executor.carry_out(self, item, decision, same=same)
 
     def saved_answer(self, what: str, record: dict[str, Any] | None) -> str:
         """Fortnox's answer in a line: ``created: DocumentNumber 7012, Total 1250, OCR ...``."""
@@ -373,7 +276,7 @@ class RegisterSink(FortnoxSink):
         existing = self.existing.find(item.key)
         if existing is None:
             return self.create(item, self.fields)
-        return self.update_if_changed(item, existing, self.fields)
+        return self.settle(item, existing, self.fields)
 
 
 class CustomerSink(RegisterSink):
@@ -467,12 +370,12 @@ class InvoiceSink(FortnoxSink):
         )
 
     def upsert(self, item: MappedRecord) -> tuple[str, str | None]:
-        target = self.fortnox_target
+        failed_keys = self.executor.failed_keys
         customer = item.customer_number or ""
-        if customer in target.failed_keys.get("customers", set()):
+        if customer in failed_keys.get("customers", set()):
             raise _customer_error(item, customer, "failed in this run (see its error)")
         project = item.payload.get("Project")
-        if project and project in target.failed_keys.get("projects", set()):
+        if project and project in failed_keys.get("projects", set()):
             raise RecordRejected(
                 f"invoices {item.key}: needs Fortnox project {project}, which failed in this run "
                 f"(see its error). Fix project {project} in Moment; the invoice is retried on the "
@@ -481,7 +384,7 @@ class InvoiceSink(FortnoxSink):
         existing = self.existing.find(item.key)
         if existing is not None:
             return self.compare_existing(item, existing)
-        customers = target.existing("customers", "CustomerNumber")
+        customers = self.fortnox_target.existing("customers", "CustomerNumber")
         # Only when already known (no extra request): else Fortnox's own refusal says it.
         if customers.is_known(customer) and customers.find(customer) is None:
             raise _customer_error(item, customer, "does not exist in Fortnox")
@@ -497,33 +400,22 @@ class InvoiceSink(FortnoxSink):
     def compare_existing(
         self, item: MappedRecord, existing: dict[str, Any]
     ) -> tuple[str, str | None]:
-        target = self.fortnox_target
-        print_ = fingerprint(item.payload)
-        differences = invoice_differences(item.payload, existing)
-        if not differences and "InvoiceRows" not in existing:
-            if target.ledger.matches(self.stream_name, item.key, print_):
-                return self._same(item, print_)
-            full = self.existing.full(item.key) or existing
-            differences = invoice_differences(item.payload, full)
-        if differences:
+        """An invoice already in Fortnox: unchanged, or a conflict reported (never a PUT)."""
+        decide = partial(
+            decide_invoice,
+            item.key,
+            item.payload,
+            fingerprint_matches=self.executor.fingerprint_matches(
+                self.stream_name, item.key, item.payload
+            ),
+        )
+        decision = decide(existing) or decide(
+            self.existing.full(item.key) or existing, complete=True
+        )
+        assert decision is not None
+        if decision.action is Action.CONFLICT:
             self.answer = self.saved_answer("Fortnox holds", existing)
-            detail = (
-                f"invoice {item.key} already exists in Fortnox with different content and is "
-                f"never overwritten: {'; '.join(differences)}. Correct it with a credit note in "
-                "Moment, or align the Fortnox invoice by hand"
-            )
-            if target.dry_run:
-                target.plan.add(self.stream_name, item.key, "conflict", detail=detail)
-            return "conflict", detail
-        return self._same(item, print_)
-
-    def _same(self, item: MappedRecord, print_: str) -> tuple[str, str | None]:
-        target = self.fortnox_target
-        if target.dry_run:
-            target.plan.add(self.stream_name, item.key, "unchanged")
-        else:
-            target.ledger.put(self.stream_name, item.key, print_)
-        return "unchanged", None
+        return self.executor.carry_out(self, item, decision)
 
 
 class SkippedStreamSink(RecordsAsSent, BatchSink):

@@ -2,49 +2,41 @@
 
 Owns: the settings (docs/ARCHITECTURE.md), which sink handles which stream, the per-run objects the
 sinks share (Fortnox client, existing-record indexes, fingerprint ledger, run summary, dead letters,
-dry-run plan), where the run store is (beside the token store unless set:
-``fortnox_client.run_store``; ``sync_common.run_store`` refuses one that would not outlive the run),
-replaying
-dead letters before new input, draining streams in dependency order, and the end of a run
-(summary, failure e-mail and digest, plan), and an input that ended early because the tap failed
-(``sync_common.tap_run``). Fatal errors (auth, transient errors after retries) propagate out
-of the drain, which is before the SDK writes STATE, so the bookmark never passes a record that was
-not written.
+dry-run plan, and the executor: the writer, or the dry-run planner), where the run store is (beside
+the token store unless set: ``fortnox_client.run_store``), which dead letters are replayed before
+new input, and draining streams in dependency order. The run's start and end (the run store opened
+and refused if it would not outlive the run, no STATE in a dry run, the summary, plan or files,
+failure e-mail and digest, an input that ended early because the tap failed) are both targets'
+(``sync_common.target_base.SyncTarget``). Fatal errors (auth, transient errors after retries)
+propagate out of the drain, which is before the SDK writes STATE, so the bookmark never passes a
+record that was not written.
 """
 
 from __future__ import annotations
 
 import sys
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
-import click
 from fortnox_client import FortnoxClient, FortnoxSettings, plugin_settings_schema
 from fortnox_client.run_store import run_store_settings
 from singer_sdk import typing as th
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 from sync_common import (
-    Alerts,
     DeadLetter,
     DeadLetters,
-    RecordGuard,
-    RecordIssue,
     RunStore,
-    RunStoreNotPersistent,
     RunSummary,
-    describe_error,
-    install_secret_redaction,
-    is_keyless_letter_key,
     keep_days_setting,
     notify_settings_schema,
     plugin_config_schema,
     run_settings_schema,
     run_store_settings_schema,
-    secret_setting_values,
 )
+from sync_common.target_base import SyncTarget, replayable_letters
 
+from target_fortnox.executor import DryRunPlanner, Executor, Writer
 from target_fortnox.existing import ExistingRecords, FingerprintLedger
 from target_fortnox.plan import Plan
 from target_fortnox.sinks import CustomerSink, InvoiceSink, ProjectSink, SkippedStreamSink
@@ -59,7 +51,7 @@ SINKS: dict[str, type[Sink]] = {
 }
 
 
-class TargetFortnox(RecordGuard, Target):
+class TargetFortnox(SyncTarget, Target):
     """Upserts Moment customers, projects and invoices into Fortnox; Moment is master."""
 
     name = PLUGIN
@@ -81,7 +73,7 @@ class TargetFortnox(RecordGuard, Target):
                 th.BooleanType,
                 default=False,
                 description="Plan without writing: reads only, the plan goes to "
-                "results_dir/plan-<timestamp>.json, and no STATE is emitted.",
+                "results_dir/plans/<timestamp>-target-fortnox.json, and no STATE is emitted.",
             ),
             th.Property(
                 "push_invoices",
@@ -131,30 +123,17 @@ class TargetFortnox(RecordGuard, Target):
         super().__init__(*args, **kwargs)
         # One sink at a time, in STREAM_ORDER: an invoice batch must not race its customers.
         self.max_parallelism = 1
-        self.failed_keys: dict[str, set[str]] = {}
         self._indexes: dict[tuple[str, str], ExistingRecords] = {}
         self._letters_queued: set[str] = set()
-        self._finished = False
-        install_secret_redaction(secret_setting_values(self.config_jsonschema, self.config))
-        try:
-            # Before any record: a run whose dead letters would not outlive it must not start.
-            self.run_store: RunStore = run_store_settings(self.config).open()
-        except RunStoreNotPersistent as exc:
-            raise click.ClickException(str(exc)) from None
+
+    def open_run_store(self) -> RunStore:
+        return run_store_settings(self.config).open()
 
     # --- settings ------------------------------------------------------------------------------
 
     @property
-    def dry_run(self) -> bool:
-        return bool(self.config.get("dry_run", False))
-
-    @property
     def push_invoices(self) -> bool:
         return bool(self.config.get("push_invoices", True))
-
-    @property
-    def results_dir(self) -> Path:
-        return Path(self.config.get("results_dir") or "output/")
 
     # --- per-run objects -----------------------------------------------------------------------
 
@@ -171,6 +150,13 @@ class TargetFortnox(RecordGuard, Target):
             summary.add_stream(stream)
         return summary
 
+    @property
+    def run_summary(self) -> RunSummary:
+        return self.summary
+
+    def run_client(self) -> FortnoxClient | None:
+        return self.__dict__.get("client")
+
     @cached_property
     def dead_letters(self) -> DeadLetters:
         letters = DeadLetters(self.results_dir, PLUGIN, store=self.run_store)
@@ -183,7 +169,12 @@ class TargetFortnox(RecordGuard, Target):
 
     @cached_property
     def plan(self) -> Plan:
-        return Plan(self.results_dir)
+        return Plan()
+
+    @cached_property
+    def executor(self) -> Executor:
+        """The run's executor: the writer, or in a dry run the planner (``executor``)."""
+        return DryRunPlanner(self) if self.dry_run else Writer(self)
 
     def existing(self, resource: str, key_field: str) -> ExistingRecords:
         """The run's one index of a Fortnox register (shared by sinks, kept across batches)."""
@@ -232,20 +223,7 @@ class TargetFortnox(RecordGuard, Target):
         if self.dry_run or stream_name in self._letters_queued:
             return []
         self._letters_queued.add(stream_name)
-        letters: list[DeadLetter] = []
-        for letter in self.dead_letters.pending(stream_name):
-            if is_keyless_letter_key(letter.key):
-                self.logger.error(
-                    "%s %s: still without its key: %s", stream_name, letter.key, letter.error
-                )
-                self.summary.fail(stream_name, letter.key, letter.error)
-            else:
-                letters.append(letter)
-        if letters:
-            self.logger.info(
-                "%s: retrying %d dead letter(s) before new records", stream_name, len(letters)
-            )
-        return letters
+        return replayable_letters(self.dead_letters, stream_name, self.summary, self.logger)
 
     # --- Singer protocol slips, per record (RecordGuard) --------------------------------------
 
@@ -262,76 +240,30 @@ class TargetFortnox(RecordGuard, Target):
         key: str,
         message: str,
     ) -> None:
-        if self.dry_run:
-            self.plan.add(stream, key, "failed", detail=message)
-            self.summary.skip(stream, "dry run: would fail", key)
-            return
-        self.summary.fail(stream, key, message)
-        self.dead_letters.add(stream, schema, key_properties, record, key, message)
+        self.executor.fail(DeadLetter(stream, schema, key_properties, record, key, message))
 
     def count_record_without_schema(self, stream: str, key: str | None, message: str) -> None:
         self.summary.fail(stream, key, message)
 
-    def process_endofpipe(self) -> None:
-        """Replay dead letters of streams absent from the input, drain, then finish the run."""
-        try:
-            if not self.dry_run:
-                for stream in STREAM_ORDER:
-                    letters = self.dead_letters.pending(stream)
-                    if letters and not self.sink_exists(stream):
-                        self.get_sink(
-                            stream,
-                            schema=letters[0].schema,
-                            key_properties=letters[0].key_properties,
-                        )
-            super().process_endofpipe()
-        except BaseException as exc:
-            self.finish_run(exc)
-            raise
-        self.finish_run(None)
-
-    def _write_state_message(self, state: dict[str, Any]) -> None:
-        # A dry run wrote nothing, so the bookmark must not move past its records.
+    def replay_at_end_of_input(self) -> None:
+        """Open the sinks of streams absent from the input whose dead letters wait (not dry)."""
         if self.dry_run:
-            self.logger.info("dry run: STATE not emitted")
             return
-        super()._write_state_message(state)
+        for stream in STREAM_ORDER:
+            letters = self.dead_letters.pending(stream)
+            if letters and not self.sink_exists(stream):
+                self.get_sink(
+                    stream, schema=letters[0].schema, key_properties=letters[0].key_properties
+                )
 
-    def finish_run(self, error: BaseException | None) -> None:
-        """Once per run: summary (with the client's request figures), plan or files, e-mail.
+    def write_plan(self) -> None:
+        path = self.plan.write(self.results_dir)
+        self.plan.print()
+        print(f"plan written to {path}", file=sys.stderr)
 
-        Called at the end of input, or by a sink when a fatal Fortnox error is about to stop
-        the run (then before STATE, which is never written for that run).
-        """
-        if self._finished:
-            return
-        self._finished = True
-        reported_elsewhere: list[RecordIssue] = []
-        if error is not None:
-            self.summary.stop(f"{describe_error(error)} (no state emitted)")
-        elif (tap_stop := self.tap_marks.stop()) is not None:
-            # The tap failed or was killed: this input ended early (sync_common.tap_run).
-            issue = self.summary.stop(tap_stop.message)
-            if tap_stop.alerted and issue is not None:
-                reported_elsewhere.append(issue)
-        if "client" in self.__dict__:
-            stats = self.client.stats
-            self.summary.add_requests(
-                requests=stats.requests, rate_limited=stats.rate_limited, retries=stats.retries
-            )
-        if self.dry_run:
-            path = self.plan.write()
-            print(self.plan.render(), file=sys.stderr)
-            print(f"plan written to {path}", file=sys.stderr)
-        else:
-            self.dead_letters.save()
-            self.ledger.save()
-        self.summary.finish()
-        secrets = secret_setting_values(self.config_jsonschema, self.config)
-        Alerts.from_config(self.config, self.run_store, secrets=secrets).after_run(
-            self.summary, reported_elsewhere=reported_elsewhere
-        )
-        self.run_store.close()
+    def save_run_files(self) -> None:
+        self.dead_letters.save()
+        self.ledger.save()
 
 
 if __name__ == "__main__":

@@ -54,7 +54,8 @@ def test_plan_of_an_update_names_only_the_changed_fields(replay: Callable[..., A
     run = replay(text=customer_lines(email="ekonomi@nordfjord.no"), dry_run=True)
     assert run.writes == 0
     actions = [
-        {"key": a.key, "action": a.action, "changes": a.changes} for a in run.target.plan.actions
+        {"key": a["key"], "action": a["action"], "changes": a["changes"]}
+        for a in run.target.plan.entries
     ]
     # CountryCode is not in the list row; it did not change, so the plan must not show it.
     assert actions == [

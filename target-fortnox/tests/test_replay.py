@@ -282,14 +282,14 @@ def test_dry_run_plans_with_reads_only(
     assert run.writes == 0
     assert fortnox_api.get("customers", "71901") is None
     assert run.states == [], "a dry run must not move the bookmark"
-    [plan_file] = Path(fortnox_config["results_dir"]).glob("plan-*.json")
+    [plan_file] = (Path(fortnox_config["results_dir"]) / "plans").glob("*-target-fortnox.json")
     plan = json.loads(plan_file.read_text())
-    actions = {(a["key"], a["action"]) for a in plan["actions"]}
+    actions = {(a["key"], a["action"]) for a in plan["plan"]}
     assert ("71901", "create") in actions
     assert ("71902", "update") in actions
-    update = next(a for a in plan["actions"] if a["key"] == "71902")
+    update = next(a for a in plan["plan"] if a["key"] == "71902")
     assert update["changes"]["Email"] == "ny@kund71902.se"
-    assert plan["counts"]["customers"]["create"] == 1
+    assert plan["counts_by_stream"]["customers"]["create"] == 1
     # The invoice's customer is planned in the same run, so the invoice is planned too.
     assert ("7190001", "create") in actions
     assert fortnox_api.get("invoices", "7190001") is None

@@ -10,14 +10,12 @@ The README's "Input contract" tables are rendered from these same files
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from decimal import Decimal
-from functools import cache
-from importlib import resources
 from typing import Any
 
-from jsonschema import Draft7Validator, FormatChecker
+from sync_common import contract as shared
+from sync_common.contract import json_ready
+
+PACKAGE = "target_moment"
 
 PROJECTS = "projects"
 PROJECT_EXPENSES = "project_expenses"
@@ -28,22 +26,19 @@ class ContractError(ValueError):
     """A record that does not satisfy the input contract; the message names the field."""
 
 
-@cache
 def contract_schema(stream: str) -> dict[str, Any]:
     """The contract JSON schema of ``stream`` (``projects`` or ``project_expenses``)."""
-    text = resources.files("target_moment").joinpath("schemas", f"{stream}.json").read_text("utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
-
-
-@cache
-def _validator(stream: str) -> Draft7Validator:
-    return Draft7Validator(contract_schema(stream), format_checker=FormatChecker())
+    return shared.contract_schema(PACKAGE, stream)
 
 
 def check_record(stream: str, record: dict[str, Any]) -> None:
     """Raise ``ContractError`` naming every offending field of ``record``, if any."""
-    errors = sorted(_validator(stream).iter_errors(json_ready(record)), key=lambda e: e.path)
+    errors = sorted(
+        shared.contract_validator(PACKAGE, stream, check_formats=True).iter_errors(
+            json_ready(record)
+        ),
+        key=lambda e: e.path,
+    )
     if not errors:
         return
     problems = []
@@ -58,49 +53,9 @@ def check_record(stream: str, record: dict[str, Any]) -> None:
     )
 
 
-def json_ready(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The record as its JSON text had it: singer-sdk's reader turns fractions into ``Decimal``
-    and a caller may hand in parsed dates, which neither the contract nor a dead-letter file
-    should see."""
-    ready: dict[str, Any] = {}
-    for name, value in record.items():
-        isoformat = getattr(value, "isoformat", None)
-        if callable(isoformat):
-            value = isoformat()
-        elif isinstance(value, Decimal):
-            value = float(value)  # integers arrive as int; only fractions become Decimal
-        ready[name] = value
-    return ready
-
-
-def markdown_table(stream: str) -> str:
-    """The contract of ``stream`` as a Markdown table (Field, Type, Required, Description)."""
-    schema = contract_schema(stream)
-    # Fields required of every record, and of every record but a removal (``else`` branch).
-    required = set(schema.get("required", [])) | set(schema.get("else", {}).get("required", []))
-    lines = ["| Field | Type | Required | Description |", "|---|---|---|---|"]
-    for name, spec in schema["properties"].items():
-        types = spec.get("type")
-        type_text = " or ".join(types) if isinstance(types, list) else str(types)
-        if spec.get("format"):
-            type_text += f" ({spec['format']})"
-        lines.append(
-            f"| `{name}` | {type_text} | {'yes' if name in required else 'no'} "
-            f"| {spec.get('description', '')} |"
-        )
-    return "\n".join(lines)
-
-
 def markdown() -> str:
     """Both streams' contract sections, as they appear in the README."""
-    sections = []
-    for stream in (PROJECTS, PROJECT_EXPENSES):
-        schema = contract_schema(stream)
-        sections.append(
-            f"### Stream `{stream}` (key `{KEY_PROPERTIES[stream]}`)\n\n"
-            f"{schema.get('description', '')}\n\n{markdown_table(stream)}\n"
-        )
-    return "\n".join(sections)
+    return shared.contract_markdown(PACKAGE, KEY_PROPERTIES)
 
 
 if __name__ == "__main__":

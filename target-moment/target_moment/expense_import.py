@@ -27,15 +27,17 @@ from moment_client import (
 )
 from moment_client.expense_api import ExpenseApi
 from moment_client.native_expenses import CostRow, NativeExpenses
-from sync_common import DeadLetters, ProgressReporter, RunSummary, is_keyless_letter_key
+from sync_common import DeadLetters, ProgressReporter, RunSummary
+from sync_common.contract import json_ready
+from sync_common.create_once import CreatesUnanswered, create_once
 from sync_common.ledger import RunStoreLedger
+from sync_common.target_base import replayable_letters
 
 from target_moment.contract import (
     PROJECT_EXPENSES,
     PROJECTS,
     ContractError,
     check_record,
-    json_ready,
 )
 from target_moment.dry_run import PLUGIN, DryRunPlan
 from target_moment.expense_plan import (
@@ -168,18 +170,7 @@ class ExpenseImport:
         if self._dead_letters_retried:
             return
         self._dead_letters_retried = True
-        letters = self.dead_letters.pending(PROJECT_EXPENSES)
-        if letters:
-            logger.info("Retrying %d dead-lettered expense(s) from earlier runs", len(letters))
-        for letter in letters:
-            if is_keyless_letter_key(letter.key):
-                # It came without its source key: retrying cannot succeed until someone sets it
-                # (in the file, then replays it). Kept, and counted failed again.
-                logger.error(
-                    "%s %s: still without its key: %s", letter.stream, letter.key, letter.error
-                )
-                self.summary.fail(letter.stream, letter.key, letter.error)
-                continue
+        for letter in replayable_letters(self.dead_letters, PROJECT_EXPENSES, self.summary, logger):
             self.import_expense(letter.record, letter.schema, letter.key_properties)
 
     def import_expense(
@@ -359,34 +350,35 @@ class ExpenseImport:
         look it up: found → compare and update if needed; not found after an ambiguous failure →
         the earlier POST left nothing, so trying again is safe.
         """
-        last_error: MomentError | None = None
-        for _ in range(MAX_CREATE_ATTEMPTS):
-            try:
-                self._known[key] = self.expenses.create(desired)
-                return ExpenseDecision(ExpenseAction.CREATE)
-            except MomentConflict as exc:
-                existing = self.expenses.find(key)
-                if existing is None:
-                    raise ExpenseFailure(
-                        f"Moment refused expense {key} as a duplicate (409) but has no expense "
-                        f"with externalReference {key}: {exc}"
-                    ) from exc
-                return self._reconcile(key, desired, existing)
-            except MomentAmbiguousWriteError as exc:
-                last_error = exc
-                existing = self.expenses.find(key)
-                if existing is not None:
-                    logger.info("Expense %s was created by the unanswered POST", key)
-                    decision = self._reconcile(key, desired, existing)
-                    if decision.action is ExpenseAction.UNCHANGED:
-                        return ExpenseDecision(ExpenseAction.CREATE)
-                    return decision
-                logger.warning("Expense %s: POST unanswered and not in Moment; trying again", key)
-        raise MomentTransientError(
-            f"Could not create expense {key} in Moment after {MAX_CREATE_ATTEMPTS} attempts "
-            f"(each unanswered, none landed): {last_error}. Re-run later.",
-            path=self.expenses.api.path,
-        )
+        try:
+            result = create_once(
+                f"Expense {key}",
+                lambda: self.expenses.create(desired),
+                lambda: self.expenses.find(key),
+                ambiguous=MomentAmbiguousWriteError,
+                exists=MomentConflict,
+                attempts=MAX_CREATE_ATTEMPTS,
+                log=logger,
+            )
+        except MomentConflict as exc:
+            raise ExpenseFailure(
+                f"Moment refused expense {key} as a duplicate (409) but has no expense "
+                f"with externalReference {key}: {exc}"
+            ) from exc
+        except CreatesUnanswered as exc:
+            raise MomentTransientError(
+                f"Could not create expense {key} in Moment after {MAX_CREATE_ATTEMPTS} attempts "
+                f"(each unanswered, none landed): {exc.last_error}. Re-run later.",
+                path=self.expenses.api.path,
+            ) from exc
+        if result.found is None:
+            assert result.created is not None
+            self._known[key] = result.created
+            return ExpenseDecision(ExpenseAction.CREATE)
+        decision = self._reconcile(key, desired, result.found)
+        if result.landed and decision.action is ExpenseAction.UNCHANGED:
+            return ExpenseDecision(ExpenseAction.CREATE)
+        return decision
 
     def _reconcile(
         self, key: str, desired: dict[str, Any], existing: dict[str, Any]

@@ -12,8 +12,9 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from enum import StrEnum
 from typing import Any
+
+from sync_common.target_base import Action
 
 # Fields compared between the desired and the existing Moment expense. ``billable`` is left out on
 # purpose: Moment treats it as a default set at import that users override per expense when they
@@ -34,13 +35,8 @@ MONEY_FIELDS = frozenset({"amount", "vatAmount"})
 REFERENCE_FIELD = "externalReference"
 
 
-class ExpenseAction(StrEnum):
-    """What the target does (or, in dry run, would do) with one expense."""
-
-    CREATE = "create"
-    UPDATE = "update"
-    UNCHANGED = "unchanged"
-    CONFLICT = "conflict"
+# What the target does (or, in a dry run, would do) with one expense: both targets' actions.
+ExpenseAction = Action
 
 
 @dataclass(frozen=True)

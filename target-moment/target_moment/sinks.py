@@ -68,7 +68,7 @@ class ProjectExpenseSink(_MomentSink):
             run.import_expense(record, self.schema, key_properties)
         except (MomentAuthError, MomentTransientError) as exc:
             # Run-level: write the summary and e-mail now, then fail before any state is emitted.
-            self.moment_target.end_run(fatal=exc)
+            self.moment_target.finish_run(exc)
             raise
 
 

@@ -7,7 +7,8 @@ run summary is written, the dead letters saved, the failure e-mail sent (new fai
 conflicts at once, the rest in the daily digest: ``sync_common.alerts``), and in dry run the plan
 written and printed. An input that ended early because the tap failed is a stopped run
 (``sync_common.tap_run``). A run-level error (auth, retries exhausted) writes the summary and e-mail
-too, then fails the run before any state is emitted.
+too, then fails the run before any state is emitted. The start and end of a run are both targets'
+(``sync_common.target_base.SyncTarget``); this module says what is target-moment's own.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from copy import deepcopy
 from functools import cached_property
 from typing import Any
 
-import click
 from moment_client import (
     MomentAuthError,
     MomentClient,
@@ -30,23 +30,17 @@ from singer_sdk import typing as th
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 from sync_common import (
-    Alerts,
     DeadLetters,
-    RecordGuard,
-    RecordIssue,
     RunStore,
-    RunStoreNotPersistent,
     RunStoreSettings,
     RunSummary,
-    describe_error,
-    install_secret_redaction,
     keep_days_setting,
     notify_settings_schema,
     plugin_config_schema,
     run_settings_schema,
     run_store_settings_schema,
-    secret_setting_values,
 )
+from sync_common.target_base import SyncTarget
 
 from target_moment.contract import KEY_PROPERTIES, PROJECT_EXPENSES, PROJECTS
 from target_moment.dry_run import PLUGIN
@@ -54,7 +48,7 @@ from target_moment.expense_import import ExpenseImport, ImportSettings
 from target_moment.sinks import FortnoxProjectsSink, IgnoredStreamSink, ProjectExpenseSink
 
 
-class TargetMoment(RecordGuard, Target):
+class TargetMoment(SyncTarget, Target):
     """Writes Fortnox project expenses into Moment, idempotently (upsert by Fortnox source key)."""
 
     name = PLUGIN
@@ -143,18 +137,16 @@ class TargetMoment(RecordGuard, Target):
     )
     config_jsonschema = deepcopy(own_settings)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Before any request or log line that could carry them.
-        install_secret_redaction(secret_setting_values(self.own_settings, self.config))
-        self._run_ended = False
-        try:
-            # Before any record: a run whose dead letters would not outlive it must not start.
-            self.run_store: RunStore = RunStoreSettings.from_config(
-                self.config, default_path=self.config.get("results_dir") or "output/"
-            ).open()
-        except RunStoreNotPersistent as exc:
-            raise click.ClickException(str(exc)) from None
+    # A run-level error is counted on the expenses; conflicts (an invoiced expense Fortnox
+    # changed) must be corrected in Moment by someone: mailed when new, then in the digest.
+    stop_stream = PROJECT_EXPENSES
+    mail_conflicts = True
+
+    def settings_schema(self) -> dict[str, Any]:
+        return self.own_settings
+
+    def open_run_store(self) -> RunStore:
+        return RunStoreSettings.from_config(self.config, default_path=str(self.results_dir)).open()
 
     def get_sink_class(self, stream_name: str) -> type[Sink]:
         if stream_name == PROJECTS:
@@ -166,7 +158,7 @@ class TargetMoment(RecordGuard, Target):
     @cached_property
     def expense_import(self) -> ExpenseImport:
         """The run's importer; created on first use so ``--about`` needs no results dir."""
-        results_dir = self.config.get("results_dir") or "output/"
+        results_dir = self.results_dir
         summary = RunSummary(
             plugin=PLUGIN, results_dir=results_dir, keep_days=keep_days_setting(self.config)
         )
@@ -178,7 +170,7 @@ class TargetMoment(RecordGuard, Target):
             dead_letters=dead_letters,
             settings=ImportSettings(
                 default_billable=bool(self.config.get("default_billable", True)),
-                dry_run=bool(self.config.get("dry_run", False)),
+                dry_run=self.dry_run,
                 expense_api=ExpenseApi.from_config(self.config),
             ),
         )
@@ -201,67 +193,29 @@ class TargetMoment(RecordGuard, Target):
             self.expense_import.reject(stream, record, schema, key_properties, key, message)
         except (MomentAuthError, MomentTransientError) as exc:
             # Retrying older dead letters first hit a run-level error: fail before any state.
-            self.end_run(fatal=exc)
+            self.finish_run(exc)
             raise
 
     def count_record_without_schema(self, stream: str, key: str | None, message: str) -> None:
         self.expense_import.summary.fail(stream, key, message)
 
-    def process_endofpipe(self) -> None:
-        try:
-            # Dead letters are retried even when no new expense came (e.g. an empty window).
-            self.expense_import.retry_dead_letters()
-            super().process_endofpipe()
-        except BaseException as exc:
-            self.end_run(fatal=exc)
-            raise
-        self.end_run()
+    def replay_at_end_of_input(self) -> None:
+        # Dead letters are retried even when no new expense came (e.g. an empty window).
+        self.expense_import.retry_dead_letters()
 
-    def _write_state_message(self, state: dict[str, Any]) -> None:
-        # A dry run wrote nothing, so the tap's bookmark must not move: tap-fortnox-expenses does
-        # not emit an unchanged invoice again, so the next real run would skip what was planned.
-        if self.config.get("dry_run"):
-            self.logger.info("dry run: STATE not emitted")
-            return
-        super()._write_state_message(state)
+    @property
+    def run_summary(self) -> RunSummary:
+        return self.expense_import.summary
 
-    def end_run(self, fatal: BaseException | None = None) -> None:
-        """Write the summary (and the plan in dry run), save dead letters, e-mail on failure.
+    def run_client(self) -> MomentClient:
+        return self.expense_import.client
 
-        Called once: at end of input, or by a sink when a run-level error stops the run.
-        """
-        if self._run_ended:
-            return
-        self._run_ended = True
-        run = self.expense_import
-        reported_elsewhere: list[RecordIssue] = []
-        try:
-            if fatal is not None:
-                run.summary.stop(
-                    f"{describe_error(fatal)} (no state emitted)", stream=PROJECT_EXPENSES
-                )
-            elif (tap_stop := self.tap_marks.stop()) is not None:
-                # The tap failed or was killed: this input ended early (sync_common.tap_run).
-                issue = run.summary.stop(tap_stop.message)
-                if tap_stop.alerted and issue is not None:
-                    reported_elsewhere.append(issue)
-            stats = run.client.stats
-            run.summary.add_requests(requests=stats.requests, retries=stats.retries)
-            if run.settings.dry_run:
-                path = run.plan.write(self.config.get("results_dir") or "output/")
-                run.plan.print()
-                self.logger.info("Dry-run plan written to %s", path)
-            else:
-                run.dead_letters.save()
-                run.adopted.save()
-            run.summary.finish()
-        finally:
-            # Conflicts too: an invoiced expense Fortnox changed must be corrected in Moment by
-            # someone; mailed when new, then in the daily digest while it persists.
-            Alerts.from_config(
-                self.config,
-                self.run_store,
-                secrets=secret_setting_values(self.own_settings, self.config),
-            ).after_run(run.summary, mail_conflicts=True, reported_elsewhere=reported_elsewhere)
-            run.client.close()
-            self.run_store.close()
+    def write_plan(self) -> None:
+        plan = self.expense_import.plan
+        path = plan.write(self.results_dir)
+        plan.print()
+        self.logger.info("Dry-run plan written to %s", path)
+
+    def save_run_files(self) -> None:
+        self.expense_import.dead_letters.save()
+        self.expense_import.adopted.save()

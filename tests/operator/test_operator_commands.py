@@ -26,7 +26,10 @@ def last_seq(pipelines: Any) -> int:
 
 
 def plans(pipelines: Any) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted(pipelines.results_dir.glob("plan-*.json"))]
+    return [
+        json.loads(p.read_text())
+        for p in sorted((pipelines.results_dir / "plans").glob("*-target-fortnox.json"))
+    ]
 
 
 def test_preflight_through_meltano_invoke(pipelines: Any) -> None:
@@ -57,8 +60,8 @@ def test_dry_run_plans_creates_and_writes_nothing(pipelines: Any) -> None:
     assert pipelines.fortnox_writes(since) == []
     assert "Dry run: nothing was written to Fortnox" in result.stderr
     [plan] = plans(pipelines)
-    assert plan["counts"]["customers"]["create"] == 30
-    assert plan["counts"]["projects"]["create"] == 20
+    assert plan["counts_by_stream"]["customers"]["create"] == 30
+    assert plan["counts_by_stream"]["projects"]["create"] == 20
     # Nothing was written, so the bookmark must not have moved.
     assert not pipelines.state(STATE_ID).get("singer_state", {}).get("bookmarks")
 
@@ -72,7 +75,7 @@ def test_dry_run_after_a_real_run_plans_the_one_change(pipelines: Any) -> None:
     pipelines.run("moment-to-fortnox", TARGET_FORTNOX_DRY_RUN="true")
     assert pipelines.fortnox_writes(since) == []
     plan = plans(pipelines)[-1]
-    changed = [a for a in plan["actions"] if a["action"] != "unchanged"]
+    changed = [a for a in plan["plan"] if a["action"] != "unchanged"]
     assert changed == [
         {
             "stream": "customers",
