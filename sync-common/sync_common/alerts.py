@@ -84,8 +84,10 @@ class DigestSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> DigestSettings:
-        """``notify_digest_time`` (HH:MM) and ``notify_digest_timezone``; ValueError names a
-        bad one."""
+        """Read ``notify_digest_time`` (HH:MM) and ``notify_digest_timezone``.
+
+        A ValueError names a bad one.
+        """
         text = str(config.get("notify_digest_time") or DEFAULT_DIGEST_TIME).strip()
         match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text)
         if match is None:
@@ -116,8 +118,10 @@ class DigestSettings:
 
 @dataclass(frozen=True)
 class AlertResult:
-    """What ``after_run`` did: ``mailed`` the run's new issues, sent the ``digest``; ``reported``
-    is true when every issue of the run has reached ``notify_email`` (now or before)."""
+    """What ``after_run`` did: ``mailed`` the run's new issues, sent the ``digest``.
+
+    ``reported`` is true when every issue of the run has reached ``notify_email`` (now or before).
+    """
 
     mailed: bool = False
     digest: bool = False
@@ -158,10 +162,13 @@ class Alerts:
         secrets: Iterable[str | None] = (),
         clock: Clock = _utc_now,
     ) -> Alerts:
-        """The plugin's alerts. Given ``RunStoreSettings`` (a tap, which needs its run store only
-        for this memory), the store is opened only when ``notify_email`` is set; opening applies
-        the refusal rule (``RunStoreNotPersistent``). A bad digest setting is logged and the
-        default used: it must not stop a sync."""
+        """The plugin's alerts.
+
+        Given ``RunStoreSettings`` (a tap, which needs its run store only for this memory), the
+        store is opened only when ``notify_email`` is set; opening applies the refusal rule
+        (``RunStoreNotPersistent``). A bad digest setting is logged and the default used: it must
+        not stop a sync.
+        """
         mailer = FailureMailer.from_config(config)
         try:
             digest = DigestSettings.from_config(config)
@@ -298,8 +305,11 @@ def _issues(summary: RunSummary, mail_conflicts: bool) -> list[tuple[str, str, R
 
 
 class _Memory:
-    """The document ``alerts/<plugin>.json``: issues e-mailed and still open, conflicts and
-    skipped records since the last digest, and when that was."""
+    """The document ``alerts/<plugin>.json``.
+
+    It holds the issues e-mailed and still open, the conflicts and skipped records since the last
+    digest, and when that was.
+    """
 
     def __init__(self, data: Mapping[str, Any]) -> None:
         self.open: dict[str, dict[str, Any]] = dict(data.get("open") or {})

@@ -123,8 +123,10 @@ class DeadLetters:
         key: str | int,
         error: str | BaseException,
     ) -> DeadLetter:
-        """Keep a failed record; a letter already held for ``stream``+``key`` is replaced and its
-        ``attempts`` incremented. Appended to the store at once."""
+        """Keep a failed record; it is appended to the store at once.
+
+        A letter already held for ``stream``+``key`` is replaced and its ``attempts`` incremented.
+        """
         key = str(key)
         previous = self._letters.get((stream, key))
         letter = DeadLetter(
@@ -152,9 +154,11 @@ class DeadLetters:
         return self._letters.pop(ident, None) is not None
 
     def save(self) -> None:
-        """Merge this run's changes into the stored letters and rewrite them atomically, under
-        the store's lock (another run of the plugin may have saved since this one loaded);
-        remove the document when no letters are left."""
+        """Merge this run's changes into the stored letters and rewrite them atomically.
+
+        This happens under the store's lock (another run of the plugin may have saved since this
+        one loaded); the document is removed when no letters are left.
+        """
         with self.store.rewrite(self.name) as document:
             letters, _, _ = _parse(document.text, self.location, warn=False)
             for ident in self._resolved:

@@ -112,9 +112,11 @@ class FailureMailer:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> FailureMailer:
-        """Read the notify/SMTP settings of a plugin config. Never raises: with a bad value the
-        mailer is off and the error, naming the setting, is logged (use
-        ``SmtpSettings.from_config`` in a pre-flight check to fail on it instead)."""
+        """Read the notify/SMTP settings of a plugin config.
+
+        Never raises: with a bad value the mailer is off and the error, naming the setting, is
+        logged (use ``SmtpSettings.from_config`` in a pre-flight check to fail on it instead).
+        """
         try:
             return cls(SmtpSettings.from_config(config))
         except ValueError as exc:
@@ -126,16 +128,20 @@ class FailureMailer:
         return bool(self.settings.recipients)
 
     def send_if_failed(self, summary: RunSummary, *, conflicts: bool = False) -> bool:
-        """Send one e-mail if the run had failures (or, with ``conflicts``, conflicts) and
-        ``notify_email`` is set; True if sent."""
+        """Send one e-mail if the run had failures and ``notify_email`` is set; True if sent.
+
+        With ``conflicts``, a run with conflicts is mailed too.
+        """
         has_conflicts = conflicts and summary.conflict_count > 0
         if not (summary.has_failures or has_conflicts) or not self.ready(summary):
             return False
         return self.send(self.compose(summary))
 
     def ready(self, summary: RunSummary) -> bool:
-        """Whether e-mail can go out: ``notify_email`` set and, if so, ``smtp_host`` too (its
-        absence is logged with what to set)."""
+        """Whether e-mail can go out: ``notify_email`` set and, if so, ``smtp_host`` too.
+
+        The absence of ``smtp_host`` is logged with what to set.
+        """
         if not self.enabled:
             return False
         if not self.settings.host:
@@ -151,8 +157,10 @@ class FailureMailer:
         return True
 
     def compose(self, summary: RunSummary, body: str | None = None) -> EmailMessage:
-        """The failure e-mail for ``summary`` (plain text; ``body``: instead of
-        ``failure_report(summary)``)."""
+        """The failure e-mail for ``summary``, in plain text.
+
+        ``body``, when given, is used instead of ``failure_report(summary)``.
+        """
         if summary.stopped:
             what = f"run {summary.run_id} stopped: {_first_line(summary.stopped)}"
         else:
@@ -299,8 +307,9 @@ def _first_line(text: str, limit: int = 100) -> str:
 
 
 def notify_settings_schema() -> dict[str, Any]:
-    """The notify/SMTP settings (``notify_email`` ... ``smtp_starttls``, the digest's time and
-    time zone) as a JSON-schema fragment.
+    """The notify/SMTP settings as a JSON-schema fragment.
+
+    They are ``notify_email`` ... ``smtp_starttls``, and the digest's time and time zone.
 
     Every plugin that e-mails failures merges it into its ``config_jsonschema`` with
     :func:`sync_common.plugin_config_schema`, so the settings :meth:`SmtpSettings.from_config`

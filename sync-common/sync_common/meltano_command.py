@@ -21,9 +21,12 @@ ENVIRONMENT_VARIABLE = "MELTANO_ENVIRONMENT"
 
 
 def meltano_command(arguments: str, environ: Mapping[str, str] | None = None) -> str:
-    """``meltano <arguments>`` with the environment this process runs in (``environ``, default
-    ``os.environ``): ``--environment <name>``, ``--no-environment`` when Meltano ran it with none,
-    nothing when it was not started by Meltano (there is no environment to repeat then)."""
+    """``meltano <arguments>`` with the environment this process runs in.
+
+    The environment is read from ``environ`` (default ``os.environ``): ``--environment <name>``,
+    ``--no-environment`` when Meltano ran it with none, nothing when it was not started by
+    Meltano (there is no environment to repeat then).
+    """
     name = (os.environ if environ is None else environ).get(ENVIRONMENT_VARIABLE)
     if name is None:
         return f"meltano {arguments}"

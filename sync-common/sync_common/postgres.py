@@ -75,10 +75,12 @@ def row_transaction(
     blank: Mapping[str, str],
     lock_timeout: float,
 ) -> Iterator[psycopg.Cursor[Any]]:
-    """A transaction (committed on success, else rolled back) in which the row ``key`` of
-    ``table`` exists (inserted with the SQL literals ``blank`` when missing), for the caller to
-    take with ``SELECT … FOR UPDATE``. Waiting for a lock ends after ``lock_timeout`` seconds with
-    ``psycopg.errors.LockNotAvailable``."""
+    """A transaction in which the row ``key`` of ``table`` exists.
+
+    The transaction is committed on success, else rolled back; the row is inserted with the SQL
+    literals ``blank`` when missing, for the caller to take with ``SELECT … FOR UPDATE``. Waiting
+    for a lock ends after ``lock_timeout`` seconds with ``psycopg.errors.LockNotAvailable``.
+    """
     columns = [*key, *blank]
     values = ["%s"] * len(key) + list(blank.values())
     with conn.transaction(), conn.cursor() as cursor:

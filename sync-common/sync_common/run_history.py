@@ -71,6 +71,7 @@ Run = dict[str, Any]
 
 
 def runs_dir(results_dir: str | os.PathLike[str]) -> Path:
+    """The folder of run files under ``results_dir``."""
     return Path(results_dir) / RUNS_DIRNAME
 
 
@@ -317,8 +318,11 @@ def iter_archive(archive: Path, *, log: logging.Logger = logger) -> Iterator[Run
 
 
 def archive_tail(archive: Path, limit: int, plugin: str | None = None) -> list[Run]:
-    """The newest ``limit`` runs (of ``plugin``) of an archive: its lines are in start order, so
-    only the last matching lines are parsed, however many runs the month holds."""
+    """The newest ``limit`` runs (of ``plugin``) of an archive.
+
+    Its lines are in start order, so only the last matching lines are parsed, however many runs
+    the month holds.
+    """
     prefix = '{"plugin":' + json.dumps(plugin, ensure_ascii=False) + ","
     tail: deque[str] = deque(maxlen=max(limit, 0))
     try:
@@ -462,8 +466,11 @@ def iter_all_runs(
 
 @dataclass
 class RecordHistory:
-    """What the runs say about one record: its events, oldest first, and where the list may be
-    incomplete (runs that listed only part of their records for that stream)."""
+    """What the runs say about one record: its events, oldest first.
+
+    ``partial_runs`` says where the list may be incomplete (runs that listed only part of their
+    records for that stream).
+    """
 
     stream: str
     key: str

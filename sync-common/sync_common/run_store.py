@@ -325,9 +325,12 @@ class RunStoreSettings:
         tenant: str | None = None,
         extra: str = "sync-common[postgres]",
     ) -> RunStoreSettings:
-        """``run_store_url`` wins, then the folder ``run_store_path`` (chosen on purpose, e.g. a
-        kept volume), then ``inherited_url`` (a Fortnox plugin's ``token_store_url``, whose rows
-        go to ``inherited_table``), then the folder ``default_path``."""
+        """Choose the run store: ``run_store_url`` wins, then the other settings in order.
+
+        After ``run_store_url`` come the folder ``run_store_path`` (chosen on purpose, e.g. a kept
+        volume), then ``inherited_url`` (a Fortnox plugin's ``token_store_url``, whose rows go to
+        ``inherited_table``), then the folder ``default_path``.
+        """
         url = _text(config.get("run_store_url"))
         own_path = _text(config.get("run_store_path"))
         setting, table = "run_store_url", None
@@ -365,8 +368,11 @@ class RunStoreSettings:
 
 
 def run_store_settings_schema() -> dict[str, Any]:
-    """``run_store_path``, ``run_store_url`` and ``run_store_path_persists`` as a JSON-schema
-    fragment (plugins give ``run_store_path`` and ``run_store_url`` their own default wording)."""
+    """The run-store settings as a JSON-schema fragment.
+
+    They are ``run_store_path``, ``run_store_url`` and ``run_store_path_persists``;
+    plugins give ``run_store_path`` and ``run_store_url`` their own default wording.
+    """
     return {
         "type": "object",
         "properties": {

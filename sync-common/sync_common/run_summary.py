@@ -57,8 +57,11 @@ class RecordIssue:
 
 @dataclass(frozen=True)
 class RecordEvent:
-    """What a run did to one record: outcome, detail (reason, changed fields, error) and what
-    the API answered (e.g. the fields Fortnox saved, or its error code and message)."""
+    """What a run did to one record: outcome, detail and what the API answered.
+
+    The detail is a reason, the changed fields or an error; the answer is e.g. the fields Fortnox
+    saved, or its error code and message.
+    """
 
     stream: str
     key: str
@@ -174,8 +177,11 @@ class RunSummary:
         *,
         answer: str | None = None,
     ) -> None:
-        """Count one outcome; ``detail``: the reason (skipped), message (failed, conflict) or
-        what changed (updated); ``answer``: what the API answered, for the record's history."""
+        """Count one outcome for a record.
+
+        ``detail``: the reason (skipped), message (failed, conflict) or what changed (updated);
+        ``answer``: what the API answered, for the record's history.
+        """
         if outcome not in OUTCOMES:
             raise ValueError(
                 f"unknown outcome {outcome!r} for stream {stream!r}: "
@@ -302,8 +308,11 @@ class RunSummary:
         return "\n".join(lines)
 
     def finish(self) -> Path:
-        """End the run: write the JSON atomically, log the summary line and the table, then
-        compact run files older than ``keep_days`` (``sync_common.run_history``)."""
+        """End the run: write the JSON atomically, log the summary and compact old run files.
+
+        The summary line and the table are logged; run files older than ``keep_days`` are
+        compacted (``sync_common.run_history``).
+        """
         self.ended_at = self._clock()
         if self.path is None:
             self.path = self.results_dir / RUNS_DIRNAME / f"{self.run_id}-{self.plugin}.json"
@@ -431,6 +440,7 @@ def render_runs_table(runs: Iterable[Mapping[str, Any]]) -> str:
 
 
 def format_started(value: Any) -> str:
+    """An ISO start time as ``YYYY-MM-DD HH:MM:SSZ`` in UTC; "?" when it is not a string."""
     if not isinstance(value, str):
         return "?"
     try:

@@ -124,8 +124,10 @@ class RecordGuard:
 
     @property
     def tap_marks(self) -> TapMarks:
-        """What the tap said of its run in its STATE messages (``sync_common.tap_run``): call
-        ``tap_marks.stop()`` at the end of input to learn whether the input ended early."""
+        """What the tap said of its run in its STATE messages (``sync_common.tap_run``).
+
+        Call ``tap_marks.stop()`` at the end of input to learn whether the input ended early.
+        """
         marks = self.__dict__.get("_tap_marks")
         if marks is None:
             marks = self.__dict__["_tap_marks"] = TapMarks()
@@ -148,8 +150,10 @@ class RecordGuard:
         raise NotImplementedError
 
     def count_record_without_schema(self, stream: str, key: str | None, message: str) -> None:
-        """Count a record that came before its schema as failed (the message is logged); ``key``
-        is its value of the first ``expected_key_properties`` field, if it has one."""
+        """Count a record that came before its schema as failed (the message is logged).
+
+        ``key`` is its value of the first ``expected_key_properties`` field, if it has one.
+        """
         raise NotImplementedError
 
 

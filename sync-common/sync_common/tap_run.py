@@ -75,10 +75,11 @@ def reported_tap_run(
     request_stats: Callable[[], Any] = lambda: None,
     explain: Callable[[BaseException], str] = describe_error,
 ) -> Iterator[None]:
-    """Around a singer-sdk tap's ``sync_all``: secret redaction, the marks, the run summary and
-    the e-mail (:class:`sync_common.Alerts`, its memory in ``run_store``, opened only when
+    """Around a singer-sdk tap's ``sync_all``: secret redaction, the marks, summary and e-mail.
+
+    The e-mail is sent by :class:`sync_common.Alerts`, its memory in ``run_store``, opened only when
     ``notify_email`` is set; a store that would not outlive the run ends the tap at once with
-    the refusal's message, before anything is read).
+    the refusal's message, before anything is read.
 
     An exception propagates (the tap exits non-zero without a final STATE past the failure)
     after the summary is written, the e-mail decided and the ``failed`` mark written.
@@ -141,8 +142,11 @@ def _remember_sent_state(tap: Any, start: dict[str, Any]) -> Callable[[], dict[s
 
 @dataclass(frozen=True)
 class TapStop:
-    """How the tap feeding a target ended early: the message for the target's summary, and
-    whether the tap's own e-mail already reached someone."""
+    """How the tap feeding a target ended early.
+
+    ``message`` is for the target's summary; ``alerted`` says whether the tap's own e-mail
+    already reached someone.
+    """
 
     message: str
     alerted: bool

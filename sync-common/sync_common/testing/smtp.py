@@ -104,6 +104,7 @@ class _StoringHandler:
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 free at the time of asking (the OS picks it)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
