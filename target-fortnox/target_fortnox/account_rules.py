@@ -91,8 +91,10 @@ def outside_period(day: str | None, start: str | None, end: str | None) -> bool:
 def refusal_breach(
     message: str, row_accounts: Iterable[Any], project: str | None
 ) -> RuleBreach | None:
-    """The rule a Fortnox refusal text names, if it is one of these; ``row_accounts`` and
-    ``project`` stand in for what the text leaves out."""
+    """The rule a Fortnox refusal text names, if it is one of these.
+
+    ``row_accounts`` and ``project`` stand in for what the text leaves out.
+    """
     accounts = sorted({str(a) for a in row_accounts if a not in (None, "")})
     fallback = accounts[0] if len(accounts) == 1 else None
     if match := _MANDATORY.search(message):

@@ -1,5 +1,7 @@
-"""The input contract as documentation: Markdown tables generated from the JSON Schemas the
-target validates records against (``schemas/*.json``), so the README cannot drift from the code.
+"""The input contract as documentation: Markdown tables generated from the JSON Schemas.
+
+The tables describe the schemas the target validates records against (``schemas/*.json``), so the
+README cannot drift from the code.
 
 Run ``python -m target_fortnox.contract`` to print the tables.
 """

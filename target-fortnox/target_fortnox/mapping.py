@@ -177,9 +177,12 @@ def map_customer(record: Mapping[str, Any]) -> MappedRecord:
 
 
 def _check_organisation_number(key: str, number: str | None, country: str | None) -> None:
-    """A Swedish customer's (country SE or none) organisation or personal number must be valid,
-    check digit included: Fortnox refuses it otherwise (docs/FORTNOX-CONTRACT.md, customer). A
-    foreign customer's number is sent as written (Fortnox publishes no rule for those)."""
+    """Check a Swedish customer's organisation or personal number, check digit included.
+
+    A Swedish customer (country SE or none) needs a valid number: Fortnox refuses it otherwise
+    (docs/FORTNOX-CONTRACT.md, customer). A foreign customer's number is sent as written (Fortnox
+    publishes no rule for those).
+    """
     if not number or country not in (None, "", "SE"):
         return
     if orgnr.is_valid(number) or personnummer.is_valid(number):
@@ -349,8 +352,10 @@ def changed_fields(
 
 
 def write_value(value: Any) -> Any:
-    """``value`` as an update sends it: an empty value becomes ``API_BLANK``, which empties the
-    field (an empty string or null would leave Fortnox's value as it is)."""
+    """``value`` as an update sends it: an empty value becomes ``API_BLANK``.
+
+    ``API_BLANK`` empties the field (an empty string or null would leave Fortnox's value as it is).
+    """
     return API_BLANK if normalise(value) is None else value
 
 

@@ -267,8 +267,10 @@ class FortnoxSink(RecordsAsSent, BatchSink):
 
 
 class RegisterSink(FortnoxSink):
-    """A register Moment masters (customers, projects): created when Fortnox lacks the number,
-    else only the ``fields`` that differ are PUT."""
+    """A register Moment masters (customers, projects).
+
+    A record is created when Fortnox lacks the number, else only the ``fields`` that differ are PUT.
+    """
 
     fields: ClassVar[Sequence[str]]
 
@@ -419,9 +421,11 @@ class InvoiceSink(FortnoxSink):
 
 
 class SkippedStreamSink(RecordsAsSent, BatchSink):
-    """Any stream the target does not push (unknown streams, or invoices with push_invoices off):
-    counted as skipped, never an error (whatever its values), so that the target composes with
-    other taps."""
+    """Any stream the target does not push: its records are counted as skipped.
+
+    Unknown streams, or invoices with push_invoices off, are never an error (whatever their
+    values), so that the target composes with other taps.
+    """
 
     MAX_SIZE_DEFAULT = BATCH_SIZE
 
