@@ -313,16 +313,21 @@ class ExpenseImport:
         return None
 
     def _adopted(self, key: str) -> dict[str, Any] | None:
-        """The expense an earlier run adopted for ``key`` but could not give our reference
-        (Moment had invoiced it): found by its Moment id, so a later change is compared against
-        it (a conflict, being invoiced) and never imported beside it."""
+        """The expense an earlier run adopted for ``key`` but could not give our reference.
+
+        That happens when Moment had invoiced it. It is found by its Moment id, so a later change
+        is compared against it (a conflict, being invoiced) and never imported beside it.
+        """
         expense_id = self.adopted.get(PROJECT_EXPENSES, key)
         return None if expense_id is None else self.expenses.get(expense_id)
 
     def _native(self, desired: Mapping[str, Any], key: str) -> dict[str, Any] | None:
-        """An expense Moment's own integration imported for this cost row (no reference; same
-        project, date, account, amount and text: ``moment_client.native_expenses``), adopted:
-        the decision then sets our reference on it (or, when it is invoiced, leaves it be)."""
+        """An expense Moment's own integration imported for this cost row, adopted.
+
+        Such an expense has no reference and the same project, date, account, amount and text
+        (``moment_client.native_expenses``). The decision then sets our reference on it (or, when
+        it is invoiced, leaves it be).
+        """
         found = self.natives.take(CostRow.of(desired))
         if found is None:
             return None

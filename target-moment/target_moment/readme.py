@@ -26,6 +26,7 @@ def render(readme_text: str) -> str:
 
 
 def main(path: str) -> None:
+    """Regenerate the README at ``path`` in place."""
     readme = Path(path)
     readme.write_text(render(readme.read_text(encoding="utf-8")), encoding="utf-8")
 
