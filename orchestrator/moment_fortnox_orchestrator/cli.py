@@ -1,5 +1,7 @@
-"""``moment-fortnox-orchestrator``: the tenants, the Dagster instance files, webhook push requests,
-and the local three-tenant stack.
+"""``moment-fortnox-orchestrator``: tenants, Dagster instance files, push requests, local stack.
+
+It lists the tenants, writes the Dagster instance files, queues webhook push requests and starts
+or stops the local three-tenant stack.
 
     moment-fortnox-orchestrator tenants                  # the tenants and their schedules
     moment-fortnox-orchestrator init --max-concurrent-runs 4   # dagster.yaml + workspace.yaml
@@ -44,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command of ``moment-fortnox-orchestrator``; the exit code (2 for a bad setting)."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "local":

@@ -44,6 +44,7 @@ WAITING = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStat
 
 
 def run_tags(tenant: str, settings: OrchestratorSettings) -> dict[str, str]:
+    """The tags of a run of ``tenant``: its tenant (one run per tenant), one retry, a time limit."""
     return {
         TENANT_TAG: tenant,
         "dagster/max_retries": "1",
@@ -53,6 +54,7 @@ def run_tags(tenant: str, settings: OrchestratorSettings) -> dict[str, str]:
 
 
 def build_definitions(settings: OrchestratorSettings | None = None) -> dg.Definitions:
+    """The code location's jobs, schedules and webhook sensor for the tenants of the project."""
     settings = settings or OrchestratorSettings.from_env()
     tenants = {tenant.name: tenant for tenant in load_tenants(settings.project_dir)}
     partitions = dg.StaticPartitionsDefinition(list(tenants))
@@ -192,4 +194,5 @@ def _push_waiting(instance: dg.DagsterInstance, tenant: str) -> bool:
 # when the code location loads, so the tenants are those of meltano.yml at that moment.
 @dg.definitions
 def defs() -> dg.Definitions:
+    """The code location, built from the environment's settings (``build_definitions``)."""
     return build_definitions()

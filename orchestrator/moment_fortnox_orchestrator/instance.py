@@ -24,6 +24,7 @@ POSTGRES_URL_ENV = "DAGSTER_POSTGRES_URL"
 
 
 def instance_config(max_concurrent_runs: int, dequeue_interval_seconds: int = 2) -> dict[str, Any]:
+    """The content of ``dagster.yaml``: PostgreSQL storage, the run queue, retries, monitoring."""
     if max_concurrent_runs < 1:
         raise ValueError(f"max_concurrent_runs must be 1 or more, got {max_concurrent_runs}")
     return {

@@ -1,7 +1,8 @@
-"""Three tenants on one machine: PostgreSQL, the sandboxes, a Meltano project, Dagster's daemon and
-one webhook receiver per tenant, all started from the repo (``make tenants-up``) and stopped
-cleanly (``make tenants-down``). The end-to-end test (``tests/test_orchestrator_tenants.py``)
-starts the same stack in its own folder.
+"""Three tenants on one machine, started from the repo and stopped cleanly.
+
+PostgreSQL, the sandboxes, a Meltano project, Dagster's daemon and one webhook receiver per tenant
+are started by ``make tenants-up`` and stopped by ``make tenants-down``. The end-to-end test
+(``tests/test_orchestrator_tenants.py``) starts the same stack in its own folder.
 
 - PostgreSQL: a private cluster (``sandbox.postgres``) with three databases: ``meltano``
   (Meltano's system database: state), ``fortnox`` (tokens, rate-limit windows, run stores and
@@ -133,9 +134,11 @@ def up(
     webserver: bool = True,
     orchestrator: bool = True,
 ) -> Stack:
-    """Start the stack under ``root`` (which must not hold a running one); without
-    ``orchestrator``, only PostgreSQL, the sandboxes and the project (the bench runs the worker
-    itself)."""
+    """Start the stack under ``root``, which must not hold a running one.
+
+    Without ``orchestrator``, only PostgreSQL, the sandboxes and the project are started (the bench
+    runs the worker itself).
+    """
     if (root / STATE_FILE).exists():
         raise RuntimeError(f"a stack is already up in {root} (stop it: make tenants-down)")
     if not (REPO / ".meltano" / "extractors").is_dir():
@@ -164,8 +167,11 @@ def up(
 def start_orchestrator(
     stack: Stack, tenants: tuple[TenantSpec, ...] = DEFAULT_TENANTS, *, webserver: bool = True
 ) -> None:
-    """Start ``dagster-daemon`` (and the web UI) and the tenants' webhook receivers on a stack
-    that ``up(..., orchestrator=False)`` started; ``down`` stops them with the rest."""
+    """Start ``dagster-daemon`` (and the web UI) and the tenants' webhook receivers.
+
+    They join a stack that ``up(..., orchestrator=False)`` started; ``down`` stops them with the
+    rest.
+    """
     root = Path(stack.root)
     env = stack.env()
     # The instance's tables first: the daemon and a client creating them at once race
@@ -265,8 +271,11 @@ def tenant_environment(stack: Stack, tenant: TenantSpec) -> dict[str, Any]:
 
 
 def tenant_secrets(stack: Stack, tenant: TenantSpec) -> str:
-    """The tenant's secrets file: Moment API key, Fortnox client secret, and a refresh token of
-    its Fortnox company to start the token chain (the sandbox's stand-in for the consent)."""
+    """The tenant's secrets file: Moment API key, Fortnox client secret and a refresh token.
+
+    The refresh token is one of its Fortnox company, to start the token chain (the sandbox's
+    stand-in for the consent).
+    """
     minted = admin(stack.fortnox_url, "POST", f"refresh-tokens?tenant={tenant.fortnox_tenant_id}")
     values = {
         "TAP_MOMENT_API_KEY": tenant.api_key,
@@ -300,7 +309,8 @@ def write_project(project_dir: Path, repo: Path = REPO) -> Path:
     fingerprints an installed plugin by its expanded ``pip_url``; here ``${MELTANO_PROJECT_ROOT}``
     would expand to this folder, not the repo, so any Meltano command without ``--no-install``
     would find the shared plugins stale and rebuild their venvs under the running plugins (an
-    empty venv when the install fails). Pinned, the project names the plugins as installed."""
+    empty venv when the install fails). Pinned, the project names the plugins as installed.
+    """
     document = yaml.safe_load((repo / "meltano.yml").read_text())
     for plugins in (document.get("plugins") or {}).values():
         for plugin in plugins:

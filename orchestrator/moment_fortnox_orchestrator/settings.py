@@ -1,6 +1,7 @@
-"""The orchestrator's own settings: environment variables of the Dagster daemon (and so of every
-run it launches), shared by all tenants. A tenant's own settings are its Meltano environment and
-its secrets file (``tenants.py``).
+"""The orchestrator's own settings, shared by all tenants.
+
+They are environment variables of the Dagster daemon (and so of every run it launches). A
+tenant's own settings are its Meltano environment and its secrets file (``tenants.py``).
 
 The variables are listed in orchestrator/README.md ("Settings").
 """
@@ -22,6 +23,8 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class OrchestratorSettings:
+    """The orchestrator's settings, read from the environment by ``from_env``."""
+
     project_dir: Path
     meltano_database_uri: str = field(repr=False)
     store_url: str = field(repr=False)
@@ -61,8 +64,11 @@ class OrchestratorSettings:
         )
 
     def tenant_store_url(self, tenant: str) -> str:
-        """The tenant's rows in the shared store (fortnox-client README, "Token store in
-        PostgreSQL"): its own token chain, rate-limit window and run stores."""
+        """The URL of the tenant's rows in the shared store.
+
+        They hold its own token chain, rate-limit window and run stores (fortnox-client README,
+        "Token store in PostgreSQL").
+        """
         return f"{self.store_url}?tenant={tenant}"
 
 

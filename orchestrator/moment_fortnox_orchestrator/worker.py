@@ -84,8 +84,11 @@ def tenant_secrets(settings: OrchestratorSettings, tenant: Tenant) -> dict[str, 
 def run_environment(
     settings: OrchestratorSettings, tenant: Tenant, work_dir: Path, run_id: str
 ) -> dict[str, str]:
-    """The environment of the tenant's ``meltano run``: the shared PostgreSQL stores under the
-    tenant's name, this run's private folders, then the tenant's secrets (which win)."""
+    """The environment of the tenant's ``meltano run``.
+
+    It names the shared PostgreSQL stores under the tenant's name, this run's private folders,
+    then the tenant's secrets (which win).
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(_NOT_INHERITED)}
     store = settings.tenant_store_url(tenant.name)
     results = str(work_dir / "results")
@@ -112,8 +115,10 @@ def run_environment(
 
 
 def private_sys_dir(plugins_dir: Path, work_dir: Path) -> Path:
-    """This run's Meltano system directory: its own ``run/`` and logs, the installed plugins
-    linked. Two runs in one system directory race on ``run/<plugin>/`` (docs/SCALING.md)."""
+    """Make this run's Meltano system directory: its own ``run/`` and logs, the plugins linked.
+
+    Two runs in one system directory race on ``run/<plugin>/`` (docs/SCALING.md).
+    """
     if not (plugins_dir / "extractors").is_dir():
         raise WorkerError(
             f"no installed plugins under {plugins_dir}: run `meltano install` in the project "
@@ -136,8 +141,10 @@ def run_job(
     *,
     echo: bool = True,
 ) -> RunResult:
-    """``meltano --environment tenant-<name> run <job>`` in a private working directory; its
-    output goes to stdout (``echo``), its last lines into the result."""
+    """``meltano --environment tenant-<name> run <job>`` in a private working directory.
+
+    Its output goes to stdout (``echo``), its last lines into the result.
+    """
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix=f"{tenant.name}-{job}-", dir=settings.work_dir))
     try:
