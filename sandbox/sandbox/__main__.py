@@ -1,3 +1,5 @@
+"""``python -m sandbox``: the ``sandbox`` command line (``sandbox.cli``)."""
+
 from sandbox.cli import main
 
 raise SystemExit(main())

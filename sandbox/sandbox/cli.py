@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Serve the sandbox named on the command line (fortnox or moment) until stopped."""
     args = _parser().parse_args(argv)
     app: WSGIApplication
     if args.kind == "fortnox":

@@ -38,6 +38,8 @@ class ConnectionDropped(Exception):
 
 @dataclass
 class Fault:
+    """One armed fault (module doc): what it does, what it matches and how often it has hit."""
+
     kind: str
     status: int = 503
     count: int | None = None

@@ -33,6 +33,7 @@ from sandbox.store import Store
 def fortnox_admin_blueprint(
     store: Store, settings: SandboxSettings, tokens: TokenService, limiter: SlidingWindowLimiter
 ) -> Blueprint:
+    """The Fortnox sandbox's admin API under ``/_sandbox``: settings, limiter, tokens, test data."""
     admin = Blueprint("fortnox_sandbox_admin", __name__, url_prefix="/_sandbox")
     ledger = B.Books(store, settings)
 

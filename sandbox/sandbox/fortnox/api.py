@@ -46,6 +46,7 @@ RESOURCE_SCOPES = {
 def api_blueprint(
     store: Store, settings: SandboxSettings, tokens: TokenService, limiter: SlidingWindowLimiter
 ) -> Blueprint:
+    """Fortnox's /3/ API: each request authenticated and rate-limited, then handled on the books."""
     api = Blueprint("fortnox_api", __name__, url_prefix="/3")
     ledger = books.Books(store, settings)
 

@@ -1,6 +1,7 @@
-"""The Fortnox sandbox application: ``create_app(db_path, *, seed, max_requests_per_5s,
-token_lifetime)`` wires the OAuth server, the /3/ API, the admin API and the common fault
-injection and request log onto one Flask app over one SQLite file.
+"""The Fortnox sandbox application: one Flask app over one SQLite file.
+
+``create_app(db_path, *, seed, max_requests_per_5s, token_lifetime)`` wires the OAuth server, the
+/3/ API, the admin API and the common fault injection and request log onto it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from sandbox.store import Store
 
 
 def _identity() -> str | None:
-    """ "client_id:tenant" of the caller, for the request log (read from the bearer token)."""
+    """The caller's "client_id:tenant", for the request log (read from the bearer token)."""
     caller = g.get("caller")
     if caller is not None:
         return str(caller.identity)

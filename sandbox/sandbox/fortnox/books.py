@@ -1,5 +1,7 @@
-"""The company's books in the sandbox: registers (customers, projects, suppliers), customer and
-supplier invoices, accounts, financial years and company information, with Fortnox's rules.
+"""The company's books in the sandbox, with Fortnox's rules.
+
+They are the registers (customers, projects, suppliers), customer and supplier invoices, accounts,
+financial years and company information.
 
 Every write stamps the store's ``modified`` column with Stockholm local time: that is the internal
 LastModified the ``lastmodified`` list filter uses.
@@ -52,6 +54,7 @@ NO_REFERENCE = "0"
 
 
 def not_found(what: str, key: str) -> FortnoxError:
+    """Fortnox's 404 error for a ``what`` (e.g. a customer) with the number ``key``."""
     return FortnoxError(NOT_FOUND, f"Kan inte hitta {what} {key!r} (not found)", 404)
 
 
@@ -91,9 +94,12 @@ def _required_text(doc: dict[str, Any], field: str, resource: str) -> None:
 
 
 class MasterDataRegister(Register):
-    """Customers, projects and suppliers: created with the number the body gives (checked, never
-    taken twice) or the next free one in the register's series, and written only through the
-    fields Fortnox lets a client set. Subclasses say which resource and series they are."""
+    """Customers, projects and suppliers: the registers that number their records.
+
+    A record is created with the number the body gives (checked, never taken twice) or the next
+    free one in the register's series, and written only through the fields Fortnox lets a client
+    set. Subclasses say which resource and series they are.
+    """
 
     resource: str  # the envelope name ("Customer"), also in error messages
     schema: dict[str, F.Check | str]
@@ -141,6 +147,8 @@ class MasterDataRegister(Register):
 
 
 class Customers(MasterDataRegister):
+    """The customer register (``/3/customers``)."""
+
     resource, number_field, number_label = "Customer", "CustomerNumber", "Kundnummer"
     schema, read_only, defaults = F.CUSTOMER_SCHEMA, F.CUSTOMER_READ_ONLY, F.CUSTOMER_DEFAULTS
     number_max_length, series, series_start = 1024, "customer", CUSTOMER_SERIES_START
@@ -209,6 +217,8 @@ class Customers(MasterDataRegister):
 
 
 class Projects(MasterDataRegister):
+    """The project register (``/3/projects``)."""
+
     resource, number_field, number_label = "Project", "ProjectNumber", "Projektnummer"
     schema, read_only, defaults = F.PROJECT_SCHEMA, F.PROJECT_READ_ONLY, F.PROJECT_DEFAULTS
     number_max_length, series, series_start = 20, "project", PROJECT_SERIES_START
@@ -248,6 +258,8 @@ class Projects(MasterDataRegister):
 
 
 class Suppliers(MasterDataRegister):
+    """The supplier register (``/3/suppliers``)."""
+
     resource, number_field, number_label = "Supplier", "SupplierNumber", "Leverantörsnummer"
     schema, read_only, defaults = F.SUPPLIER_SCHEMA, F.SUPPLIER_READ_ONLY, F.SUPPLIER_DEFAULTS
     number_max_length, series, series_start = 1024, "supplier", 1
@@ -354,6 +366,8 @@ def _payment_dates(doc: dict[str, Any]) -> None:
 
 
 class Invoices(Register):
+    """Customer invoices (``/3/invoices``): rows, booking, cancelling and Fortnox's checks."""
+
     ROW_FIELDS = (
         "RowId",
         "AccountNumber",
@@ -470,8 +484,10 @@ class Invoices(Register):
             doc["Balance"] = doc["Total"]
 
     def _posting_rules(self, doc: dict[str, Any], *, booking: bool) -> None:
-        """Each row's account rules and its project's period, for the row's project or else the
-        invoice's (inferred: a row without a project is posted on the invoice's project).
+        """Check each row's account rules and its project's period.
+
+        The project is the row's, or else the invoice's (inferred: a row without a project is
+        posted on the invoice's project).
 
         Booking applies both; a save applies what the settings say (docs/FORTNOX_PROJECTS.md).
         """
@@ -638,6 +654,8 @@ class Invoices(Register):
 
 
 class SupplierInvoices(Register):
+    """Supplier invoices (``/3/supplierinvoices``), the source of the project expenses."""
+
     def __init__(self, store: Store, settings: SandboxSettings | None = None) -> None:
         date_filter_on = (
             None if settings is None else lambda: bool(settings["supplier_invoice_date_filter"])
@@ -690,8 +708,11 @@ class SupplierInvoices(Register):
 
     @classmethod
     def _list_item(cls, doc: dict[str, Any]) -> dict[str, Any]:
-        """A list item's derived fields (SupplierInvoiceListItem): the string amounts, the
-        cancelled flag named ``Cancel`` and the list-only ``AuthorizerName``."""
+        """A list item's derived fields (SupplierInvoiceListItem).
+
+        They are the string amounts, the cancelled flag named ``Cancel`` and the list-only
+        ``AuthorizerName``.
+        """
         return cls._amounts_as_strings(doc) | {
             "Cancel": bool(doc.get("Cancelled")),
             "AuthorizerName": doc.get(F.AUTHORIZER, ""),
@@ -861,9 +882,12 @@ class SupplierInvoices(Register):
             return self._change(number, doc, body, check_projects=True)
 
     def correct(self, number: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Change an invoice as a user does in Fortnox's UI, booked or not (a booked one is
-        corrected with a correction voucher there): header fields and, when given, all rows.
-        Booking and approval stay; the balance check holds; LastModified moves to now."""
+        """Change an invoice as a user does in Fortnox's UI, booked or not.
+
+        A booked one is corrected with a correction voucher there. The change is to header fields
+        and, when given, all rows.
+        Booking and approval stay; the balance check holds; LastModified moves to now.
+        """
         with self.store.transaction():
             return self._change(number, self.load(number), body, check_projects=False)
 

@@ -48,6 +48,7 @@ class FortnoxError(Exception):
 
 
 def error_information(code: int, message: str, status: int) -> Response:
+    """Fortnox's error answer: an ``ErrorInformation`` body with ``code`` and ``message``."""
     response = jsonify({"ErrorInformation": {"error": 1, "message": message, "code": code}})
     response.status_code = status
     return response

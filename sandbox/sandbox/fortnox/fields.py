@@ -27,14 +27,17 @@ API_BLANK = "API_BLANK"
 
 
 def text(max_length: int) -> Check:
+    """The check of a text field of at most ``max_length`` characters."""
     return lambda field, value: check_text(field, value, max_length)
 
 
 def choice(*choices: str) -> Check:
+    """The check of a field that takes one of ``choices``."""
     return lambda field, value: check_choice(field, value, choices)
 
 
 def date_field(field: str, value: Any) -> str:
+    """The check of an optional ``YYYY-MM-DD`` date field."""
     return check_date(field, value)
 
 

@@ -1,7 +1,7 @@
-"""Fortnox's field formats: valid characters, dates, time stamps, numbers, countries, OCR.
+r"""Fortnox's field formats: valid characters, dates, time stamps, numbers, countries, OCR.
 
 Fortnox's "Formats & Encoding" page publishes the characters a text field may hold (any letter
-of any language, ``\\p{L}``, plus the listed marks, digits and punctuation); dates are
+of any language, ``\p{L}``, plus the listed marks, digits and punctuation); dates are
 ``YYYY-MM-DD`` and time stamps ``YYYY-MM-DD HH:MM[:SS]`` with no zone, which the sandbox treats as
 Swedish local time (Europe/Stockholm; inferred).
 """
@@ -45,6 +45,7 @@ def now_local() -> str:
 
 
 def today_local() -> date:
+    """Today's date in Swedish local time (Europe/Stockholm)."""
     return datetime.now(STOCKHOLM).date()
 
 
@@ -70,6 +71,7 @@ def check_text(field: str, value: Any, max_length: int | None = None) -> str:
 
 
 def check_email(field: str, value: Any) -> str:
+    """An e-mail address ("" when empty), or an error naming the field."""
     text = check_text(field, value, 1024)
     if text and not _EMAIL.fullmatch(text):
         raise FortnoxError(WRONG_DATA, f"Ogiltig e-postadress i fältet {field}: {text!r}")
@@ -107,6 +109,7 @@ def check_number(field: str, value: Any) -> float:
 
 
 def check_integer(field: str, value: Any) -> int:
+    """A whole number, or an error naming the field."""
     number = check_number(field, value)
     if number != int(number):
         raise FortnoxError(NOT_NUMERIC, f"Fältet {field} måste vara ett heltal ({value!r})")
@@ -114,6 +117,7 @@ def check_integer(field: str, value: Any) -> int:
 
 
 def check_boolean(field: str, value: Any) -> bool:
+    """A JSON boolean or the text true/false, or an error naming the field."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.lower() in ("true", "false"):
@@ -122,6 +126,7 @@ def check_boolean(field: str, value: Any) -> bool:
 
 
 def check_choice(field: str, value: Any, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (upper-cased), or an error naming the field."""
     text = str(value).upper()
     if text not in choices:
         raise FortnoxError(
@@ -160,6 +165,7 @@ def parse_lastmodified(value: str) -> str:
 
 
 def parse_date_parameter(name: str, value: str) -> str:
+    """A ``YYYY-MM-DD`` query parameter, or an invalid-parameter error naming it."""
     try:
         return check_date(name, value, required=True)
     except FortnoxError:
@@ -169,6 +175,7 @@ def parse_date_parameter(name: str, value: str) -> str:
 
 
 def luhn_check_digit(digits: str) -> str:
+    """The Luhn check digit that follows ``digits``."""
     total = 0
     for position, char in enumerate(reversed(digits)):
         digit = int(char)
@@ -180,6 +187,7 @@ def luhn_check_digit(digits: str) -> str:
 
 
 def luhn_valid(digits: str) -> bool:
+    """Whether ``digits`` end in their Luhn check digit."""
     return digits.isdigit() and luhn_check_digit(digits[:-1]) == digits[-1]
 
 
@@ -187,10 +195,13 @@ _SWEDISH_ID = re.compile(r"(?:16|18|19|20)?(\d{6})[-+]?(\d{4})")
 
 
 def check_organisation_number(field: str, value: str, country_code: str) -> str:
-    """A Swedish organisation or personal number (``NNNNNN-NNNN``, also with the century or
-    without the dash) must end in its Luhn check digit; the C# SDK's Customer says "it needs to
-    be a valid organisation number". A foreign customer's number (CountryCode not SE) is taken
-    as written up to the list item's 30 characters (**inferred**: Fortnox publishes no rule)."""
+    """Check an organisation or personal number: a Swedish one must end in its check digit.
+
+    A Swedish number (``NNNNNN-NNNN``, also with the century or without the dash) must end in its
+    Luhn check digit; the C# SDK's Customer says "it needs to be a valid organisation number". A
+    foreign customer's number (CountryCode not SE) is taken
+    as written up to the list item's 30 characters (**inferred**: Fortnox publishes no rule).
+    """
     text = value.strip()
     if not text or country_code not in ("", "SE"):
         return value
@@ -211,4 +222,5 @@ def ocr_for(document_number: str) -> str:
 
 
 def money(value: float) -> float:
+    """An amount rounded to two decimals (öre)."""
     return round(value + 0.0, 2)

@@ -27,6 +27,7 @@ def sort_key(number: str) -> str:
 
 
 def url_for_record(path: str, key: str) -> str:
+    """The record's ``/3/<path>/<key>`` URL on this host (a list item's ``@url``)."""
     return f"{request.host_url}3/{path}/{key}"
 
 

@@ -64,8 +64,10 @@ def tenant_id_of(store: Store) -> int:
 
 
 def holds_token(store: Store, kind: str, token: str) -> bool:
-    """Whether this database issued ``token`` (a refresh token or an authorisation code; a
-    consent id for CONSENTS), so a sandbox of several tenants can tell whose it is."""
+    """Whether this database issued ``token``, so a sandbox of several tenants can tell whose.
+
+    ``token`` is a refresh token or an authorisation code, or a consent id for CONSENTS.
+    """
     key = token if kind == CONSENTS else _digest(token)
     return bool(token) and store.get(kind, key) is not None
 

@@ -22,9 +22,11 @@ class SlidingWindowLimiter:
         self._windows: dict[str, deque[float]] = {}
 
     def admit(self, key: str, limit: int) -> tuple[bool, float]:
-        """``(admitted, arrival)``: the arrival is the wall-clock time (epoch s) of the instant
-        the window was checked, for the request log (so a log reader counts windows as the
-        limiter did)."""
+        """Admit a request of ``key`` or not: ``(admitted, arrival)``.
+
+        The arrival is the wall-clock time (epoch s) of the instant the window was checked, for
+        the request log (so a log reader counts windows as the limiter did).
+        """
         if limit <= 0:
             return True, time.time()
         with self._lock:

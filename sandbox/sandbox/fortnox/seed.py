@@ -233,8 +233,10 @@ def _projects(store: Store) -> None:
 
 
 def _swedish_company(rnd: random.Random, fake: Faker, name: str, email: str) -> dict[str, Any]:
-    """The fields customers and suppliers share: name, organisation number, e-mail, a Swedish
-    address and phone. Draws from ``rnd`` and ``fake`` in a fixed order (a seed's data is stable).
+    """The fields customers and suppliers share.
+
+    They are name, organisation number, e-mail, a Swedish address and phone. Draws from ``rnd`` and
+    ``fake`` in a fixed order (a seed's data is stable).
     """
     return {
         "Name": _clean(name),

@@ -1,11 +1,12 @@
-"""The tenant's sandbox settings: limiter, token lifetime, project module, OCR on invoices, account
-rules, the credit flag of negative invoices, and whether supplier-invoice lists apply
-``fromdate``/``todate``.
+"""The tenant's sandbox settings: how its Fortnox company behaves.
+
+They are the limiter, token lifetime, project module, OCR on invoices, account rules, the credit
+flag of negative invoices, and whether supplier-invoice lists apply ``fromdate``/``todate``.
 
 Kept in memory for speed and written through to SQLite so that a restart keeps what the admin API
 changed. ``max_requests_per_5s``, ``token_lifetime`` and ``supplier_invoice_date_filter`` are also
-command-line options: the values
-given at start-up apply from then on (the operator's explicit choice wins over a stored one).
+command-line options: the values given at start-up apply from then on (the operator's explicit
+choice wins over a stored one).
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from sandbox.store import Document
 
 
 def moment_admin_blueprint(data: MomentData, behaviour: MomentBehaviour) -> Blueprint:
+    """The Moment sandbox's admin API under ``/_sandbox``: settings, companies and test data."""
     admin = Blueprint("moment_data_admin", __name__, url_prefix="/_sandbox")
 
     @admin.get("/settings")

@@ -59,6 +59,7 @@ _INTEGER_FILTERS = {"invoiceNumber", "projectId"}
 
 
 def entity_type(name: str) -> EntityType:
+    """The entity type of a URL's ``name``; an unknown one is Moment's 404."""
     try:
         return ENTITY_TYPES[name]
     except KeyError:
@@ -102,6 +103,7 @@ def _sort_param(entity: EntityType, sort: str) -> tuple[str, bool]:
 
 
 def page_document(docs: list[Any], total: int, query: ListQuery) -> dict[str, Any]:
+    """A list answer: the page's documents and the ``page`` block (size, number, totals)."""
     return {
         "content": docs,
         "page": {

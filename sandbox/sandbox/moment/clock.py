@@ -25,6 +25,7 @@ def timestamp(moment: datetime) -> str:
 
 
 def now_timestamp() -> str:
+    """The current instant as a Moment timestamp."""
     return timestamp(now())
 
 
@@ -34,6 +35,7 @@ def sortable(moment: datetime) -> str:
 
 
 def sortable_from_timestamp(text: str) -> str:
+    """A Moment timestamp (or ISO date-time) as the store's UTC sort key."""
     return sortable(parse_instant(text))
 
 
