@@ -130,9 +130,12 @@ class AtOnce:
 
 
 def arrival(request: dict[str, Any]) -> float:
-    """When a request reached the server: the instant the Fortnox sandbox's limiter counted it
-    (``arrived``), so windows are counted here as the limiter counted them; else the answer's
-    stamp less the handling time (a request refused before the limiter, e.g. a 401)."""
+    """When a request reached the server, as the Fortnox sandbox's limiter counted it.
+
+    That is the instant the limiter counted it (``arrived``), so windows are counted here as the
+    limiter counted them; else the answer's stamp less the handling time (a request refused
+    before the limiter, e.g. a 401).
+    """
     if request.get("arrived") is not None:
         return float(request["arrived"])
     return float(request["time"]) - float(request.get("ms") or 0) / 1000
@@ -197,9 +200,11 @@ def busiest_window(requests: Iterable[dict[str, Any]], window: float = WINDOW_SE
 def windows_at_the_limit(
     requests: Iterable[dict[str, Any]], limit: int, window: float = WINDOW_SECONDS
 ) -> tuple[int, int]:
-    """``(windows holding ≥ 95 % of limit accepted arrivals, whole windows)``, in back-to-back
-    ``window``-second windows from the first arrival. Few full windows with no 429 mean the
-    machine, not the limiter, set the pace (a CPU-starved run)."""
+    """``(windows holding ≥ 95 % of limit accepted arrivals, whole windows)``.
+
+    The windows are back-to-back ``window``-second windows from the first arrival. Few full
+    windows with no 429 mean the machine, not the limiter, set the pace (a CPU-starved run).
+    """
     times = arrivals(requests)
     if not times:
         return 0, 0
@@ -488,5 +493,6 @@ def last_state(singer_output: str) -> dict[str, Any]:
 
 
 def latest_summary(results_dir: Path, plugin: str) -> dict[str, Any]:
+    """The newest run summary of ``plugin`` in ``results_dir``, {} when there is none."""
     files = sorted((results_dir / "runs").glob(f"*-{plugin}.json"))
     return json.loads(files[-1].read_text()) if files else {}

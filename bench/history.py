@@ -157,10 +157,12 @@ def naive_runs(results_dir: Path) -> list[dict[str, Any]]:
 
 
 def naive_report(results_dir: Path) -> str:
+    """The baseline's report: the last runs' table from every run file parsed."""
     return render_runs_table(naive_runs(results_dir)[-LIMIT:]) + "\n"
 
 
 def naive_record(results_dir: Path) -> list[dict[str, Any]]:
+    """The baseline's history of the bench's record: its events from every run file parsed."""
     stream, key = RECORD
     return [
         {"plugin": run["plugin"], "run_id": run["run_id"], **event}
@@ -171,10 +173,12 @@ def naive_record(results_dir: Path) -> list[dict[str, Any]]:
 
 
 def our_report(results_dir: Path) -> str:
+    """Our report: ``sync-report`` on the last runs, as it prints it."""
     return _captured(["--results-dir", str(results_dir), "--limit", str(LIMIT)])
 
 
 def our_record(results_dir: Path) -> list[dict[str, Any]]:
+    """Our history of the bench's record: ``sync-report --record ... --json``."""
     text = _captured(["--results-dir", str(results_dir), "--record", *RECORD, "--json"])
     events: list[dict[str, Any]] = json.loads(text)
     return events

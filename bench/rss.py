@@ -15,6 +15,7 @@ import sys
 
 
 def measure(command: list[str]) -> dict[str, int]:
+    """Run ``command``: its peak RSS in bytes, the RECORD lines it wrote and its exit code."""
     records = 0
     with subprocess.Popen(command, stdout=subprocess.PIPE) as child:
         assert child.stdout is not None
@@ -28,6 +29,7 @@ def measure(command: list[str]) -> dict[str, int]:
 
 
 def main() -> int:
+    """Measure the command given as arguments, print the JSON line; the command's exit code."""
     if len(sys.argv) < 2:
         print("usage: python -m bench.rss COMMAND [ARGS...]", file=sys.stderr)
         return 2

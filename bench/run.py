@@ -106,6 +106,7 @@ def _verdict(passed: bool | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the chosen scenarios, print and save the table; 1 when a goal is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="requests per 5 s")
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma list of scenarios")

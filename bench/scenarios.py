@@ -1,5 +1,7 @@
-"""The bench's scenarios (docs/ARCHITECTURE.md, issue 7): each one sets the sandboxes up, runs the
-real plugins for our settings and for the baseline, and returns table rows.
+"""The bench's scenarios (docs/ARCHITECTURE.md, issue 7): ours against the baseline.
+
+Each one sets the sandboxes up, runs the real plugins for our settings and for the baseline, and
+returns table rows.
 
 Owns the work each goal is measured on (sizes, which records change, which invoices are new) and
 the arithmetic from request logs and run summaries to figures. A :class:`Row` holds one figure: its
@@ -69,6 +71,8 @@ PUSH_PROJECTS = range(5001, 5051)  # 50 projects get a new name
 
 @dataclass
 class LoadRuns:
+    """One contender's runs of the first-load scenario: load, push, again, rerun."""
+
     load: RunResult
     push: RunResult
     again: RunResult
@@ -111,6 +115,7 @@ def baseline_failures(*runs: RunResult) -> str:
 
 
 def first_load_and_push(bench: Bench) -> list[Row]:
+    """The first load and push rows: request rate, 429s, wall time, requests per record."""
     runs = {c.name: _load_push_again(bench, c) for c in (OURS, BASELINE)}
     ours, base = runs["ours"], runs["baseline"]
     ceiling = bench.limit / 5.0
@@ -226,6 +231,7 @@ NO_CHANGE_CUSTOMERS = 10_000
 
 
 def no_change_10k(bench: Bench) -> list[Row]:
+    """The no-change rows: what a run costs when none of 10,000 customers changed."""
     bench.seed_moment(customers=NO_CHANGE_CUSTOMERS)
     bench.seed_fortnox()
     bench.server_limit(on=False)
@@ -288,6 +294,7 @@ def _new_supplier_invoice(bench: Bench, index: int) -> None:
 
 
 def daily_expenses(bench: Bench) -> list[Row]:
+    """The expenses rows: the first run without state, then a day's new supplier invoices."""
     bench.seed_fortnox(supplierinvoices=SUPPLIER_INVOICES, moment_projects=50)
     bench.server_limit(on=False)
     results = bench.workdir / "expenses"
@@ -383,6 +390,7 @@ def _push_and_expenses(bench: Bench, contender: Contender, state: dict[str, Any]
 
 
 def at_once(bench: Bench) -> list[Row]:
+    """The at-once rows: a push and the expenses job started together, sharing the limit."""
     bench.seed_fortnox(supplierinvoices=AT_ONCE_SUPPLIER_INVOICES, moment_projects=50)
     bench.seed_moment(customers=AT_ONCE_CUSTOMERS)
     bench.server_limit(on=False)
@@ -429,8 +437,11 @@ class AtOnceFigures:
         )
 
     def proves(self, limit: int) -> bool:
-        """Whether the runs could have met 429s: side by side for at least one window, needing
-        at least 1.5 windows' budget between them, every request of the period attributed."""
+        """Whether the runs could have met 429s.
+
+        They must run side by side for at least one window, need at least 1.5 windows' budget
+        between them, and every request of the period must be attributed.
+        """
         return (
             self.total >= 1.5 * limit
             and self.overlap >= WINDOW_SECONDS
@@ -453,8 +464,11 @@ class AtOnceFigures:
 
 
 def at_once_rows(ours: AtOnce, base: AtOnce, limit: int) -> list[Row]:
-    """429s while both ran (ours: none and both runs ok), with the evidence the figure means
-    something: the overlap, the requests of each and the busiest window against the limit."""
+    """429s while both ran (ours: none and both runs ok), with the evidence.
+
+    The evidence that the figure means something: the overlap, the requests of each and the
+    busiest window against the limit.
+    """
     mine, theirs = AtOnceFigures.of(ours), AtOnceFigures.of(base)
     caveat = (
         ""
@@ -497,6 +511,7 @@ def at_once_rows(ours: AtOnce, base: AtOnce, limit: int) -> list[Row]:
 
 
 def tap_memory(bench: Bench) -> tuple[list[Row], list[dict[str, Any]]]:
+    """The tap-moment memory rows: peak RSS streaming 10,000 and 100,000 customers."""
     peaks: dict[int, tuple[int, float, int]] = {}
     for size in (10_000, 100_000):
         bench.seed_moment(customers=size)
@@ -593,5 +608,6 @@ def mapping_cpu(customers: list[dict[str, Any]]) -> list[Row]:
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` as indented JSON to ``path``, creating its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False))

@@ -1,5 +1,7 @@
-"""The ``tenants`` rows: what one tenant's no-change ``moment-to-fortnox`` run costs, and so how
-many tenants one machine sustains at */5 (docs/SCALING.md).
+"""The ``tenants`` rows: what one tenant's no-change run costs, and how many tenants fit.
+
+That is the cost of a no-change ``moment-to-fortnox`` run, and so how many tenants one machine
+sustains at */5 (docs/SCALING.md).
 
 The local three-tenant stack (``moment_fortnox_orchestrator.local``: PostgreSQL, one Fortnox host
 with three companies at the real limit, one Moment with three companies) without its daemon. Per
@@ -119,6 +121,7 @@ def code_location_load() -> float:
 
 
 def tenant_run_cost(workdir: Path) -> list[Row]:
+    """Measure a no-change run per tenant on the local stack under ``workdir``: the rows."""
     specs = tuple(
         local.TenantSpec(
             t.name,
@@ -165,6 +168,7 @@ def tenant_run_cost(workdir: Path) -> list[Row]:
 def rows(
     ours: list[tuple[float, float]], alone: list[tuple[float, float]], dagster_cpu: float
 ) -> list[Row]:
+    """The rows from the measured (wall, CPU) pairs: medians and the tenants a machine sustains."""
     wall, cpu = (statistics.median(x[i] for x in ours) for i in (0, 1))
     wall_alone, cpu_alone = (statistics.median(x[i] for x in alone) for i in (0, 1))
     meltano_own = cpu - cpu_alone
