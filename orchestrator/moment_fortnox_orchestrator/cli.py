@@ -25,7 +25,11 @@ EXIT_SETTINGS = 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="moment-fortnox-orchestrator", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="moment-fortnox-orchestrator",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keep the usage examples as lines
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("tenants", help="list the tenants (tenant-* environments) and schedules")
     init = commands.add_parser("init", help="write dagster.yaml and workspace.yaml")
