@@ -53,6 +53,23 @@ def test_meltano_kinds_follow_the_json_schema_types() -> None:
     assert numbers == 6  # timeout everywhere, max_retry_seconds in both Fortnox plugins
 
 
+def test_both_fortnox_plugins_describe_the_shared_settings_alike() -> None:
+    # The Fortnox connection is worded once (fortnox_client.plugin_settings_schema), and the
+    # run store's default once (fortnox_client.run_store.run_store_setting_overrides); a plugin
+    # words only what is its own: what its run store holds.
+    from fortnox_client import plugin_settings_schema
+
+    tap = meltano_settings("tap-fortnox-expenses")
+    target = meltano_settings("target-fortnox")
+    for name, spec in plugin_settings_schema()["properties"].items():
+        assert tap[name]["description"] == target[name]["description"] == spec["description"]
+    assert tap["run_store_url"]["description"] == target["run_store_url"]["description"]
+    tap_path, target_path = tap["run_store_path"], target["run_store_path"]
+    assert tap_path["description"] != target_path["description"]
+    assert tap_path["description"].endswith("(default: run-store/ beside token_store_path)")
+    assert target_path["description"].endswith("(default: run-store/ beside token_store_path)")
+
+
 def test_a_number_setting_from_the_environment_reaches_the_plugin(tmp_path: Path) -> None:
     """With `kind: decimal` Meltano 4.4 fails here: Decimal is not JSON serializable."""
     shutil.copy(plugin_settings.MELTANO_YML, tmp_path / "meltano.yml")

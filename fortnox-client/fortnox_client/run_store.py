@@ -44,3 +44,22 @@ def run_store_settings(config: Mapping[str, Any]) -> RunStoreSettings:
         tenant=str(config.get("tenant_id") or "").strip() or None,
         extra="fortnox-client[postgres]",
     )
+
+
+def run_store_setting_overrides(holds: str) -> dict[str, dict[str, Any]]:
+    """The Fortnox plugins' wording of ``run_store_path`` and ``run_store_url``.
+
+    For ``sync_common.plugin_config_schema(overrides=...)``: both say where the run store is by
+    default (:func:`run_store_settings`); ``holds`` is the plugin's own part, what its store
+    keeps.
+    """
+    return {
+        "run_store_path": {
+            "description": f"Folder of the run store: {holds} (default: {RUN_STORE_DIRNAME}/ "
+            "beside token_store_path)"
+        },
+        "run_store_url": {
+            "description": "PostgreSQL URL of the run store (default: token_store_url, table "
+            "<token table>_run_store); wins over run_store_path"
+        },
+    }

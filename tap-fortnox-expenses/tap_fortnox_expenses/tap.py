@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from fortnox_client import FortnoxClient, FortnoxSettings, plugin_settings_schema
-from fortnox_client.run_store import run_store_settings
+from fortnox_client.run_store import run_store_setting_overrides, run_store_settings
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from sync_common import (
@@ -84,14 +84,9 @@ class TapFortnoxExpenses(Tap):
             "smtp_password": {"description": "SMTP password"},
             "smtp_from": {"description": "Sender address of the failure e-mail"},
             "smtp_starttls": {"description": "Use STARTTLS"},
-            "run_store_path": {
-                "description": "Folder of the run store: the memory of e-mailed failures, used "
-                "when notify_email is set (default: run-store/ beside token_store_path)"
-            },
-            "run_store_url": {
-                "description": "PostgreSQL URL of the run store (default: token_store_url, "
-                "table <token table>_run_store); wins over run_store_path"
-            },
+            **run_store_setting_overrides(
+                "the memory of e-mailed failures, used when notify_email is set"
+            ),
         },
     )
 

@@ -19,7 +19,7 @@ from functools import cached_property
 from typing import Any
 
 from fortnox_client import FortnoxClient, FortnoxSettings, plugin_settings_schema
-from fortnox_client.run_store import run_store_settings
+from fortnox_client.run_store import run_store_setting_overrides, run_store_settings
 from singer_sdk import typing as th
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
@@ -57,7 +57,7 @@ class TargetFortnox(SyncTarget, Target):
     name = PLUGIN
     default_sink_class = SkippedStreamSink
 
-    # The shared Fortnox and e-mail settings first (docs/ARCHITECTURE.md), in this target's words.
+    # The shared Fortnox and e-mail settings first (docs/ARCHITECTURE.md), in their shared words.
     config_jsonschema = plugin_config_schema(
         plugin_settings_schema(),
         notify_settings_schema(),
@@ -86,35 +86,9 @@ class TargetFortnox(SyncTarget, Target):
         run_settings_schema(),
         run_store_settings_schema(),
         overrides={
-            "run_store_path": {
-                "description": "Folder of the run store: dead letters and the fingerprint "
-                "ledger, which must outlive the worker (default: run-store/ beside "
-                "token_store_path)."
-            },
-            "run_store_url": {
-                "description": "PostgreSQL URL of the run store (default: token_store_url, "
-                "table <token table>_run_store); wins over run_store_path."
-            },
-            "api_url": {"description": "Fortnox REST API base URL."},
-            "token_url": {"description": "Fortnox OAuth2 token endpoint."},
-            "client_id": {"description": "Fortnox app client id."},
-            "client_secret": {"description": "Fortnox app client secret."},
-            "refresh_token": {
-                "description": "Initial refresh token (seed only; rotated ones live in the token "
-                "store)."
-            },
-            "tenant_id": {
-                "description": "Fortnox DatabaseNumber for a client-credentials service account "
-                "(no refresh token needed)."
-            },
-            "token_store_path": {
-                "description": "File holding the rotating token pair, shared with "
-                "tap-fortnox-expenses."
-            },
-            "max_requests_per_5s": {
-                "description": "Client-side rate limit per client and tenant (Fortnox allows 25 "
-                "per 5 s)."
-            },
+            **run_store_setting_overrides(
+                "dead letters and the fingerprint ledger, which must outlive the worker"
+            ),
             "smtp_starttls": {"default": True},
         },
     )
