@@ -70,6 +70,16 @@ def test_both_fortnox_plugins_describe_the_shared_settings_alike() -> None:
     assert target_path["description"].endswith("(default: run-store/ beside token_store_path)")
 
 
+def test_both_targets_describe_results_dir_and_dry_run_alike() -> None:
+    # Both are read by sync_common.target_base.SyncTarget and declared beside it, once.
+    fortnox, moment = meltano_settings("target-fortnox"), meltano_settings("target-moment")
+    assert fortnox["results_dir"] == moment["results_dir"]
+    for plugin, declared in (("target-fortnox", fortnox), ("target-moment", moment)):
+        assert f"results_dir/plans/<time>-{plugin}.json" in declared["dry_run"]["description"]
+    as_moment = fortnox["dry_run"]["description"].replace("fortnox", "moment")
+    assert as_moment == moment["dry_run"]["description"]
+
+
 def test_a_number_setting_from_the_environment_reaches_the_plugin(tmp_path: Path) -> None:
     """With `kind: decimal` Meltano 4.4 fails here: Decimal is not JSON serializable."""
     shutil.copy(plugin_settings.MELTANO_YML, tmp_path / "meltano.yml")

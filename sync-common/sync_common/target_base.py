@@ -41,6 +41,31 @@ from sync_common.tap_run import describe_error
 DEFAULT_RESULTS_DIR = "output/"
 
 
+def target_settings_schema(plugin: str) -> dict[str, Any]:
+    """``results_dir`` and ``dry_run``, which :class:`SyncTarget` reads, as a JSON-schema fragment.
+
+    For ``sync_common.plugin_config_schema``; ``plugin`` names the target in the plan's file name.
+    """
+    return {
+        "type": "object",
+        "properties": {
+            "results_dir": {
+                "type": ["string", "null"],
+                "default": DEFAULT_RESULTS_DIR,
+                "description": "Where run summaries and dry-run plans are written (need not "
+                "outlive the worker)",
+            },
+            "dry_run": {
+                "type": ["boolean", "null"],
+                "default": False,
+                "description": "Plan without writing: reads only, prints what would be created, "
+                "updated, left unchanged or in conflict, saves it as "
+                f"results_dir/plans/<time>-{plugin}.json, and emits no STATE",
+            },
+        },
+    }
+
+
 class Action(StrEnum):
     """What a target decides to do (or, in a dry run, would do) with one record."""
 

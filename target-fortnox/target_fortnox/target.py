@@ -34,7 +34,7 @@ from sync_common import (
     run_settings_schema,
     run_store_settings_schema,
 )
-from sync_common.target_base import SyncTarget, replayable_letters
+from sync_common.target_base import SyncTarget, replayable_letters, target_settings_schema
 
 from target_fortnox.executor import DryRunPlanner, Executor, Writer
 from target_fortnox.existing import ExistingRecords, FingerprintLedger
@@ -61,20 +61,8 @@ class TargetFortnox(SyncTarget, Target):
     config_jsonschema = plugin_config_schema(
         plugin_settings_schema(),
         notify_settings_schema(),
+        target_settings_schema(PLUGIN),
         th.PropertiesList(
-            th.Property(
-                "results_dir",
-                th.StringType,
-                default="output/",
-                description="Run summaries and dry-run plans (need not outlive the worker).",
-            ),
-            th.Property(
-                "dry_run",
-                th.BooleanType,
-                default=False,
-                description="Plan without writing: reads only, the plan goes to "
-                "results_dir/plans/<timestamp>-target-fortnox.json, and no STATE is emitted.",
-            ),
             th.Property(
                 "push_invoices",
                 th.BooleanType,

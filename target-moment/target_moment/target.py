@@ -40,7 +40,7 @@ from sync_common import (
     run_settings_schema,
     run_store_settings_schema,
 )
-from sync_common.target_base import SyncTarget
+from sync_common.target_base import SyncTarget, target_settings_schema
 
 from target_moment.contract import KEY_PROPERTIES, PROJECT_EXPENSES, PROJECTS
 from target_moment.dry_run import PLUGIN
@@ -90,23 +90,8 @@ class TargetMoment(SyncTarget, Target):
                     + ". Inferred names; see docs/MOMENT-API.md."
                 ),
             ),
-            th.Property(
-                "results_dir",
-                th.StringType,
-                default="output/",
-                description="Where run summaries and dry-run plans are written (need not outlive "
-                "the worker).",
-            ),
-            th.Property(
-                "dry_run",
-                th.BooleanType,
-                default=False,
-                description=(
-                    "Plan only: write and print what would be created/updated/unchanged/in "
-                    "conflict, and write nothing to Moment."
-                ),
-            ),
         ).to_dict(),
+        target_settings_schema(PLUGIN),
         run_settings_schema(),
         notify_settings_schema(),
         run_store_settings_schema(),
